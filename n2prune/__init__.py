@@ -1,0 +1,7 @@
+"""n2prune: N2D2's pruning quantizer and INI networks in PyTorch."""
+
+__version__ = "0.1.0"
+
+from n2prune.errors import ConfigError  # noqa: E402
+
+__all__ = ["ConfigError", "__version__"]

@@ -1,0 +1,57 @@
+"""Registry: the one extension mechanism, a name -> member table keyed by INI spelling."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Dict, Generic, Iterator, List, TypeVar
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, valid: List[str], what: str) -> str:
+    """The standard 'unknown X' message: nearest valid spelling and the full list."""
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(valid))})"
+
+
+class Registry(Generic[T]):
+    """A named family of pluggable members (fillers, cell types, solvers, ...).
+
+    >>> FILLERS = Registry("pruning filler")
+    >>> @FILLERS.register("Random")
+    ... def random_filler(): ...
+    >>> FILLERS.get("Random") is random_filler
+    True
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        self._members: Dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(member: T) -> T:
+            if name in self._members:
+                raise ValueError(f"{self.what} {name!r} is registered twice")
+            self._members[name] = member
+            return member
+        return decorator
+
+    def get(self, name: str) -> T:
+        """The member called ``name``; KeyError-free: raises ValueError with suggestions."""
+        try:
+            return self._members[name]
+        except (KeyError, TypeError):
+            raise ValueError(did_you_mean(str(name), self.names(), self.what)) from None
+
+    def names(self) -> List[str]:
+        return list(self._members)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
