@@ -127,6 +127,21 @@ def inv_t_decay(it: int, stimuli: int, p: LRParams) -> float:
     return p.learning_rate * _cxx(lambda: np.float64(1.0) / (1.0 + p.learning_rate_decay * step))
 
 
+@LR_POLICIES.register("PolyDecay")
+def poly_decay(it: int, stimuli: int, p: LRParams) -> float:
+    """lr = LR * (1 - it / MaxIterations) ** Power, ``it`` counting updates."""
+    if p.max_iterations <= 0:
+        raise ValueError(f"max_iterations={p.max_iterations!r}: must be > 0 for the "
+                         f"PolyDecay policy")
+    return p.learning_rate * _cxx(lambda: np.power(1.0 - it / float(p.max_iterations), p.power))
+
+
+@LR_POLICIES.register("InvDecay")
+def inv_decay(it: int, stimuli: int, p: LRParams) -> float:
+    """lr = LR * (1 + LearningRateDecay * it) ** -Power, ``it`` counting updates."""
+    return p.learning_rate * _cxx(lambda: np.power(1.0 + p.learning_rate_decay * it, -p.power))
+
+
 @LR_POLICIES.register("CosineDecay")
 def cosine_decay(it: int, stimuli: int, p: LRParams) -> float:
     """Linear warm-up from WarmUpLRFrac, then a cosine from LR down to LR * MinDecay.
@@ -142,18 +157,3 @@ def cosine_decay(it: int, stimuli: int, p: LRParams) -> float:
     angle = math.pi * (step - p.warm_up_duration) / span if span else math.nan
     cosine = 0.5 * (1.0 + math.cos(angle))
     return p.learning_rate * _cxx_max0((1.0 - p.min_decay) * cosine + p.min_decay)
-
-
-@LR_POLICIES.register("PolyDecay")
-def poly_decay(it: int, stimuli: int, p: LRParams) -> float:
-    """lr = LR * (1 - it / MaxIterations) ** Power, ``it`` counting updates."""
-    if p.max_iterations <= 0:
-        raise ValueError(f"max_iterations={p.max_iterations!r}: must be > 0 for the "
-                         f"PolyDecay policy")
-    return p.learning_rate * _cxx(lambda: np.power(1.0 - it / float(p.max_iterations), p.power))
-
-
-@LR_POLICIES.register("InvDecay")
-def inv_decay(it: int, stimuli: int, p: LRParams) -> float:
-    """lr = LR * (1 + LearningRateDecay * it) ** -Power, ``it`` counting updates."""
-    return p.learning_rate * _cxx(lambda: np.power(1.0 + p.learning_rate_decay * it, -p.power))
