@@ -1,0 +1,35 @@
+"""What every cell type shares: the CELLS registry and the build context handed to builders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Tuple
+
+from n2prune.registry import Registry
+
+Shape = Tuple[int, int, int]  # (channels, height, width) of one input, batch excluded
+
+# INI `Type=` -> builder(ctx: BuildContext) -> (module, output_shape)
+CELLS: Registry = Registry("cell type")
+
+
+@dataclass
+class BuildContext:
+    """Everything a builder may read to make one cell from its INI section.
+
+    ``section`` holds the generator keys (Type, Input, NbOutputs, KernelDims, Mapping...,
+    ActivationFunction...); ``config`` is the merged ConfigSection view holding the cell's own
+    parameters (NoBias, Dropout, Epsilon, ...), already stripped of solver and quantizer
+    prefixes. Both have the ini Section API (``in``, ``get(key, reader, default)``,
+    ``error(key, msg)``, ``warn(key, msg)``).
+    """
+
+    name: str
+    section: Any
+    config: Any
+    input_names: List[str]
+    input_shapes: List[Shape]
+    extras: dict = field(default_factory=dict)
+
+    def error(self, key: str, message: str):
+        return self.section.error(key, message)

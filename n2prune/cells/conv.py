@@ -1,0 +1,106 @@
+"""Conv: N2D2's convolution cell (spec §2.7), X-first dims, PyTorch weight layout."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from n2prune.cells.weighted import WeightCell
+
+
+def _pair(name: str, value, default: int, allow_negative: bool = False) -> tuple:
+    """An N2D2 dims list [X, Y] (or one int for both) -> validated (x, y)."""
+    if value is None:
+        value = [default, default]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    value = list(value)
+    if len(value) == 1:
+        value = value * 2
+    low = None if allow_negative else (0 if name == "padding_dims" else 1)
+    if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in value) \
+            or (low is not None and any(v < low for v in value)):
+        bound = "integers" if low is None else f"integers >= {low}"
+        raise ValueError(f"{name}={value!r}: expected [X, Y] (width first), {bound}")
+    return value[0], value[1]
+
+
+class Conv(WeightCell):
+    """2-D convolution, N2D2 style.
+
+    Dims are N2D2 lists, width first: ``kernel_dims=[5, 3]`` is 5 wide, 3 high, so the weight
+    is ``(nb_outputs, nb_inputs // groups, 3, 5)`` in PyTorch's layout. ``sub_sample_dims``
+    multiplies the stride (N2D2's subsampling keeps every n-th output); negative padding crops.
+    ``connection`` (bool, ``(nb_outputs, nb_inputs)``) is N2D2's fixed channel map: unconnected
+    kernels stay zero. ``input_channels`` splits ``nb_inputs`` among several inputs, which are
+    concatenated (N2D2 gives each its own weight tensor; PruneCell prunes each block on its own).
+    Weights and biases start as N(0, 0.05), N2D2's default fillers.
+    """
+
+    def __init__(self, nb_inputs: int, nb_outputs: int, kernel_dims: Sequence[int] = (1, 1),
+                 stride_dims: Sequence[int] = (1, 1), padding_dims: Sequence[int] = (0, 0),
+                 dilation_dims: Sequence[int] = (1, 1), sub_sample_dims: Sequence[int] = (1, 1),
+                 no_bias: bool = False, activation: Optional[nn.Module] = None,
+                 groups: int = 1, connection: Optional[torch.Tensor] = None,
+                 input_channels: Optional[Sequence[int]] = None):
+        super().__init__()
+        for name, value in (("nb_inputs", nb_inputs), ("nb_outputs", nb_outputs),
+                            ("groups", groups)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Conv: {name} must be a positive integer, got {value!r}")
+        if nb_inputs % groups or nb_outputs % groups:
+            raise ValueError(f"Conv: groups={groups} must divide nb_inputs={nb_inputs} and "
+                             f"nb_outputs={nb_outputs}")
+        self.nb_inputs, self.nb_outputs, self.groups = nb_inputs, nb_outputs, groups
+        kx, ky = _pair("kernel_dims", kernel_dims, 1)
+        sx, sy = _pair("stride_dims", stride_dims, 1)
+        ssx, ssy = _pair("sub_sample_dims", sub_sample_dims, 1)
+        self.kernel_dims = [kx, ky]
+        self.stride_dims, self.sub_sample_dims = [sx, sy], [ssx, ssy]
+        self.padding_dims = list(_pair("padding_dims", padding_dims, 0, allow_negative=True))
+        self.dilation_dims = list(_pair("dilation_dims", dilation_dims, 1))
+        self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs // groups, ky, kx))
+        self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
+        self.activation = activation
+        self._set_inputs(input_channels, nb_inputs, "input_channels")
+        if connection is not None:
+            connection = torch.as_tensor(connection, dtype=torch.bool)
+            if groups != 1 or tuple(connection.shape) != (nb_outputs, nb_inputs):
+                raise ValueError(f"Conv: connection must be a ({nb_outputs}, {nb_inputs}) "
+                                 f"boolean map with groups=1, got {tuple(connection.shape)}")
+            connection = connection.to(torch.float32)[:, :, None, None]
+        self.register_buffer("connection", connection)
+        self.reset_parameters()
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+        px, py = self.padding_dims
+        padding = (py, px)
+        if px < 0 or py < 0:
+            x = F.pad(x, (px, px, py, py))
+            padding = (0, 0)
+        stride = (self.stride_dims[1] * self.sub_sample_dims[1],
+                  self.stride_dims[0] * self.sub_sample_dims[0])
+        dilation = (self.dilation_dims[1], self.dilation_dims[0])
+        y = F.conv2d(x, self.effective_weight(), self.bias, stride, padding, dilation,
+                     self.groups)
+        return self.activation(y) if self.activation is not None else y
+
+    def output_size(self, height: int, width: int) -> tuple:
+        """N2D2's output size formula: ceil(floor((in + 2p - d(k-1) - 1 + s)/s)/subsample)."""
+        sizes = []
+        for axis, size in ((1, height), (0, width)):
+            k, s = self.kernel_dims[axis], self.stride_dims[axis]
+            p, d = self.padding_dims[axis], self.dilation_dims[axis]
+            ss = self.sub_sample_dims[axis]
+            out = (size + 2 * p - (d * (k - 1) + 1) + s) // s
+            sizes.append(-(-out // ss))
+        return tuple(sizes)
+
+    def extra_repr(self) -> str:
+        return (f"{self.nb_inputs}, {self.nb_outputs}, kernel_dims={self.kernel_dims}, "
+                f"stride_dims={self.stride_dims}, padding_dims={self.padding_dims}, "
+                f"groups={self.groups}, bias={self.bias is not None}")

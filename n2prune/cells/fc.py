@@ -1,0 +1,46 @@
+"""Fc: N2D2's fully connected cell (spec §2.7): flattens each input, x fastest, then y, c."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from n2prune.cells.weighted import WeightCell
+
+
+class Fc(WeightCell):
+    """Fully connected layer; ``nb_inputs`` is the flattened input size C·H·W.
+
+    The weight is ``(nb_outputs, nb_inputs)``, PyTorch's layout, whose column order is N2D2's
+    (x fastest, then y, then channel). ``input_sizes`` splits the columns among several inputs,
+    each flattened and concatenated (N2D2 sums one weight tensor per input: the same thing).
+    """
+
+    def __init__(self, nb_inputs: int, nb_outputs: int, no_bias: bool = False,
+                 activation: Optional[nn.Module] = None,
+                 input_sizes: Optional[Sequence[int]] = None):
+        super().__init__()
+        for name, value in (("nb_inputs", nb_inputs), ("nb_outputs", nb_outputs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Fc: {name} must be a positive integer, got {value!r}")
+        self.nb_inputs, self.nb_outputs = nb_inputs, nb_outputs
+        self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs))
+        self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
+        self.activation = activation
+        self._set_inputs(input_sizes, nb_inputs, "input_sizes")
+        self.reset_parameters()
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        flat = [x.reshape(x.shape[0], -1) for x in inputs]
+        x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
+        if x.shape[1] != self.nb_inputs:
+            raise ValueError(f"Fc: input has {x.shape[1]} features after flattening, the cell "
+                             f"expects nb_inputs={self.nb_inputs}")
+        y = F.linear(x, self.effective_weight(), self.bias)
+        return self.activation(y) if self.activation is not None else y
+
+    def extra_repr(self) -> str:
+        return f"{self.nb_inputs}, {self.nb_outputs}, bias={self.bias is not None}"

@@ -1,0 +1,75 @@
+"""WeightCell: what Conv and Fc share: N2D2's default fillers, the quantizer slot, inputs."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+
+class WeightCell(nn.Module):
+    """A cell with a ``weight`` (and optional ``bias``) that a PruneCell can be attached to.
+
+    ``cell.quantizer = PruneCell(...)`` attaches (the masks are computed then);
+    ``cell.quantizer = None`` detaches. With several inputs (N2D2's ``Input=a,b``) the weight
+    holds one block of columns per input (``input_slices``), pruned independently as N2D2's
+    separate weight tensors are.
+    """
+
+    quantizer: Optional[nn.Module]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quantizer = None
+        self.input_slices: List[slice] = [slice(None)]
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "quantizer" and value is not None:
+            if not hasattr(value, "attach"):
+                raise TypeError(f"quantizer must be a PruneCell or None, not "
+                                f"{type(value).__name__}")
+            super().__setattr__(name, value)
+            value.attach(self)
+            return
+        super().__setattr__(name, value)
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        if self.__dict__.get("_modules", {}).get("quantizer") is not None:
+            self._modules["quantizer"]._rebind(self)
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses: masked when a quantizer is attached."""
+        weight = self.weight
+        connection = getattr(self, "connection", None)
+        if connection is not None:
+            weight = weight * connection
+        if self.quantizer is not None:
+            self.quantizer._rebind(self)
+            weight = self.quantizer.quantize(weight)
+        return weight
+
+    def _set_inputs(self, sizes: Optional[Sequence[int]], total: int, what: str) -> None:
+        if sizes is None:
+            return
+        sizes = [int(size) for size in sizes]
+        if sum(sizes) != total or any(size <= 0 for size in sizes):
+            raise ValueError(f"{type(self).__name__}: {what} {sizes} must be positive and sum "
+                             f"to nb_inputs={total}")
+        bounds = [0]
+        for size in sizes:
+            bounds.append(bounds[-1] + size)
+        self.input_slices = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+    def reset_parameters(self, std: float = 0.05, generator: Optional[torch.Generator] = None):
+        """N2D2's built-in default fillers: weights and biases N(0, 0.05)."""
+        with torch.no_grad():
+            self.weight.normal_(0.0, std, generator=generator)
+            if self.bias is not None:
+                self.bias.normal_(0.0, std, generator=generator)
+            connection = getattr(self, "connection", None)
+            if connection is not None:
+                self.weight.mul_(connection)
+        if self.quantizer is not None:
+            self.quantizer.recompute()

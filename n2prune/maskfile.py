@@ -1,0 +1,57 @@
+"""N2D2's ``<cell>_masks.syntxt`` text format (spec §4.7), written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, List, Union
+
+import numpy as np
+import torch
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def format_masks(masks: Iterable[torch.Tensor]) -> str:
+    """One line per output for each mask in turn; each 0/1 value followed by a space."""
+    lines: List[str] = []
+    for mask in masks:
+        rows = mask.detach().reshape(mask.shape[0], -1).ne(0).to(torch.uint8).cpu().numpy()
+        table = np.where(rows == 0, "0 ", "1 ")
+        lines.extend("".join(row) for row in table)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def write_masks(path: PathLike, masks: Iterable[torch.Tensor]) -> None:
+    atomic_write_text(path, format_masks(masks))
+
+
+def read_masks(path: PathLike) -> np.ndarray:
+    """Every whitespace-separated value of a masks file, checked to be 0 or 1, in file order."""
+    path = Path(path)
+    try:
+        words = path.read_text().split()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read masks file: {exc.strerror}") from None
+    bad = next((i for i, w in enumerate(words) if w not in ("0", "1")), None)
+    if bad is not None:
+        raise ValueError(f"{path}: value {bad + 1} is {words[bad]!r}; a masks file holds only "
+                         f"0 and 1 separated by whitespace")
+    return np.array([w == "1" for w in words], dtype=np.float32)
