@@ -1,0 +1,53 @@
+"""A stand-in for an ini Section in unit tests: a dict of strings with the Section API."""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from typing import Dict, List
+
+from n2prune.errors import ConfigError, ConfigWarning
+from n2prune.params import REQUIRED
+from n2prune.values import read_text
+
+
+class FakeSection:
+    """``key in s``, ``s.get(key, reader, default)``, ``keys()``, ``prefixed()``, errors."""
+
+    def __init__(self, values: Dict[str, str] = None, name: str = "cell", path: str = "t.ini"):
+        self.values = dict(values or {})
+        self.name, self.path = name, path
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def keys(self) -> List[str]:
+        return list(self.values)
+
+    def prefixed(self, prefix: str) -> List[str]:
+        return [key for key in self.values if key.startswith(prefix)]
+
+    def matching(self, pattern: str) -> List[str]:
+        return [key for key in self.values if fnmatch.fnmatchcase(key, pattern)]
+
+    def get(self, key: str, reader=read_text, default=REQUIRED):
+        if key not in self.values:
+            if default is REQUIRED:
+                raise self.error(key, "missing required key")
+            return default
+        try:
+            return reader(self.values[key], lambda message: self.warn(key, message))
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=self.path, line=self.line(key),
+                              section=self.name, key=key, value=self.values[key]) from None
+
+    def line(self, key: str) -> int:
+        return list(self.values).index(key) + 1 if key in self.values else None
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, path=self.path, line=self.line(key), section=self.name,
+                           key=key)
+
+    def warn(self, key: str, message: str) -> None:
+        warnings.warn(ConfigWarning(message, path=self.path, line=self.line(key),
+                                    section=self.name, key=key), stacklevel=2)
