@@ -20,6 +20,11 @@ weights and biases in two groups when their N2D2 solvers differ (``WeightsSolver
 ``BiasSolver.*``). A parameter whose ``grad`` is None is treated as having a zero gradient:
 N2D2 updates every tensor every batch, so decay and momentum still move it. Masked (pruned)
 weights are not special: their gradient is zero, but decay still shrinks them (spec §4.4).
+
+Deliberate differences: arguments are validated at construction (N2D2 accepts a negative
+momentum, reads ``Clamping`` sides with ``atof`` and fails on a zero step size only at the
+first update); the scalars (rate, r) are doubles rounded once by torch, where N2D2's CPU
+solver rounds them to float first; the ``-find-lr`` global rate override is not provided.
 """
 
 from __future__ import annotations
@@ -102,13 +107,14 @@ SOLVERS: Registry[type] = Registry("solver")
 
 
 def _real(minimum: Optional[float] = None, below: Optional[float] = None):
+    bounds = [f">= {minimum}"] * (minimum is not None) + [f"< {below}"] * (below is not None)
+    allowed = " ".join(["expected a finite number", " and ".join(bounds)]).rstrip()
+
     def check(value: Any) -> float:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
-        ok = ok and (minimum is None or value >= minimum) and (below is None or value < below)
-        if not ok:
-            bounds = [f">= {minimum}"] * (minimum is not None) + [f"< {below}"] * (below is not None)
-            raise ValueError(f"expected a finite number {' and '.join(bounds)}".rstrip())
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value) or (minimum is not None and value < minimum) \
+                or (below is not None and value >= below):
+            raise ValueError(allowed)
         return float(value)
     return check
 
@@ -159,14 +165,6 @@ def _checked(owner: str, group: Dict[str, Any], names: Iterable[str]) -> None:
             raise ValueError(f"{owner}: {name}={value!r} is not allowed; {error}") from None
 
 
-def _complete(group: Dict[str, Any], defaults: Dict[str, Any], **counters: Any) -> None:
-    """Fill a new group's missing hyper-parameters and counters (torch would do the former)."""
-    if not isinstance(group, dict):
-        raise TypeError(f"param_group={group!r}: expected a dict with a 'params' entry")
-    for name, value in {**defaults, **counters}.items():
-        group.setdefault(name, value)
-
-
 def _check_policy_needs(owner: str, group: Dict[str, Any]) -> None:
     """The combinations N2D2 rejects at its first update, rejected at construction."""
     policy = group["lr_policy"]
@@ -184,12 +182,56 @@ def _clamp_(weight: torch.Tensor, clamping: str) -> None:
         weight.clamp_(min=low, max=high)
 
 
+def _defaults(keys: Tuple[Key, ...], arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """A group's hyper-parameters from the constructor's arguments: B and the table's."""
+    return {"batch_size": arguments["batch_size"], **{k.arg: arguments[k.arg] for k in keys}}
+
+
 def _lr_params(group: Dict[str, Any]) -> LRParams:
     return LRParams(**{name: group[name] for name in LRParams.__dataclass_fields__})
 
 
+class _Solver(Optimizer):
+    """What both solvers share: validated groups with counters, ``step()`` over groups."""
+
+    KEYS: Tuple[Key, ...] = ()
+    COUNTERS: Dict[str, Any] = {}
+
+    def add_param_group(self, param_group: Dict[str, Any]) -> None:
+        """Add a group (its own hyper-parameters override the defaults), validated."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group={param_group!r}: expected a dict with 'params'")
+        for name, value in {**self.defaults, **self.COUNTERS}.items():
+            param_group.setdefault(name, value)
+        _checked(type(self).__name__, param_group, self.defaults)
+        self._check_combination(param_group)
+        super().add_param_group(param_group)
+
+    def _check_combination(self, group: Dict[str, Any]) -> None:
+        pass
+
+    @property
+    def current_lr(self) -> float:
+        """The rate used by the last ``step()`` of the first group (0 when SGD skipped)."""
+        return self.param_groups[0]["current_lr"]
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """One N2D2 ``update()`` call for every group."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._update_group(group)
+        return loss
+
+    def _update_group(self, group: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
 @SOLVERS.register("SGD")
-class N2D2SGD(Optimizer):
+class N2D2SGD(_Solver):
     """N2D2's ``SGDSolver``: Caffe-style momentum, decay not divided by B, LR policies.
 
     Per update (spec §3.4), with ``rate`` from the policy and ``r = rate / (B*IterationSize)``:
@@ -200,6 +242,8 @@ class N2D2SGD(Optimizer):
     """
 
     KEYS = SGD_KEYS
+    COUNTERS = {"it": 0, "pass": 0, "current_lr": 0.0}
+    _log: Optional[Callable[[str], None]] = None  # not pickled by torch: absent after a copy
 
     def __init__(self, params, batch_size: int, learning_rate: float = 0.01,
                  lr_policy: str = "None", momentum: float = 0.0, decay: float = 0.0,
@@ -208,45 +252,20 @@ class N2D2SGD(Optimizer):
                  learning_rate_step_size: int = 1, learning_rate_decay: float = 0.1,
                  clamping: str = "", polyak_momentum: bool = True, min_decay: float = 0.0,
                  *, log: Optional[Callable[[str], None]] = None):
-        defaults = dict(batch_size=batch_size, learning_rate=learning_rate,
-                        lr_policy=lr_policy, momentum=momentum, decay=decay, power=power,
-                        iteration_size=iteration_size, max_iterations=max_iterations,
-                        warm_up_duration=warm_up_duration, warm_up_lr_frac=warm_up_lr_frac,
-                        learning_rate_step_size=learning_rate_step_size,
-                        learning_rate_decay=learning_rate_decay, clamping=clamping,
-                        polyak_momentum=polyak_momentum, min_decay=min_decay)
+        arguments = dict(locals())
         self._log = log
-        super().__init__(params, defaults)
+        super().__init__(params, _defaults(SGD_KEYS, arguments))
 
-    def add_param_group(self, param_group: Dict[str, Any]) -> None:
-        """Add a group (its own hyper-parameters override the defaults), validated."""
-        _complete(param_group, self.defaults, it=0, current_lr=0.0, **{"pass": 0})
-        _checked(type(self).__name__, param_group, self.defaults)
-        _check_policy_needs(type(self).__name__, param_group)
-        super().add_param_group(param_group)
-
-    @property
-    def current_lr(self) -> float:
-        """The rate used by the last ``step()`` of the first group (0 when skipped)."""
-        return self.param_groups[0]["current_lr"]
+    def _check_combination(self, group: Dict[str, Any]) -> None:
+        _check_policy_needs(type(self).__name__, group)
 
     @property
     def it(self) -> int:
         """Completed updates of the first group (stops at MaxIterations)."""
         return self.param_groups[0]["it"]
 
-    @torch.no_grad()
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
-        """One N2D2 ``update()`` call per group: skip, or update with the policy's rate."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            self._update_group(group)
-        return loss
-
     def _update_group(self, group: Dict[str, Any]) -> None:
+        """Skip (a pass of IterationSize, or LearningRate 0), or update with the policy's rate."""
         if group["learning_rate"] == 0.0:  # N2D2 returns before counting passes
             group["current_lr"] = 0.0
             return
@@ -310,7 +329,7 @@ def _sgd_update(weight: torch.Tensor, grad: Optional[torch.Tensor], rate: float,
 
 
 @SOLVERS.register("Adam")
-class N2D2Adam(Optimizer):
+class N2D2Adam(_Solver):
     """N2D2's ``Adam`` solver (spec §3.5), on ``D = -B * grad`` (D is not divided by B).
 
     At step t: ``alpha = lr*sqrt(1-beta2^t)/(1-beta1^t)``, ``eps' = eps*sqrt(1-beta2^t)``,
@@ -320,43 +339,23 @@ class N2D2Adam(Optimizer):
     """
 
     KEYS = ADAM_KEYS
+    COUNTERS = {"steps": 0, "current_lr": 0.0}
 
     def __init__(self, params, batch_size: int, learning_rate: float = 0.001,
                  beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
                  clamping: str = ""):
-        defaults = dict(batch_size=batch_size, learning_rate=learning_rate, beta1=beta1,
-                        beta2=beta2, epsilon=epsilon, clamping=clamping)
-        super().__init__(params, defaults)
-
-    def add_param_group(self, param_group: Dict[str, Any]) -> None:
-        """Add a group (its own hyper-parameters override the defaults), validated."""
-        _complete(param_group, self.defaults, steps=0, current_lr=0.0)
-        _checked(type(self).__name__, param_group, self.defaults)
-        super().add_param_group(param_group)
-
-    @property
-    def current_lr(self) -> float:
-        """The learning rate of the last ``step()`` of the first group."""
-        return self.param_groups[0]["current_lr"]
+        super().__init__(params, _defaults(ADAM_KEYS, dict(locals())))
 
     @property
     def steps(self) -> int:
         """Steps done by the first group (Adam's t)."""
         return self.param_groups[0]["steps"]
 
-    @torch.no_grad()
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
-        """One Adam update of every parameter."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            group["steps"] += 1
-            group["current_lr"] = group["learning_rate"]
-            for weight in group["params"]:
-                _adam_update(weight, group, self.state[weight])
-        return loss
+    def _update_group(self, group: Dict[str, Any]) -> None:
+        group["steps"] += 1
+        group["current_lr"] = group["learning_rate"]
+        for weight in group["params"]:
+            _adam_update(weight, group, self.state[weight])
 
 
 def _adam_update(weight: torch.Tensor, group: Dict[str, Any], state: Dict[str, Any]) -> None:
