@@ -83,36 +83,42 @@ def fill_iter_nonstruct(weights: torch.Tensor, mask: torch.Tensor, target: float
     smallest count whose float32 fraction reaches the target, so we select that |w| and solve
     for the multiple directly: O(N) whatever δ is. The mask is recomputed from scratch.
     """
-    absw = _abs_float32(weights)
-    cutoff = iter_nonstruct_cutoff(absw, target, delta)
-    keep = torch.from_numpy(absw.reshape(-1) > cutoff) if absw.size else torch.ones(0, dtype=bool)
-    return keep.reshape(mask.shape).to(mask.dtype)
-
-
-def _abs_float32(weights: torch.Tensor) -> np.ndarray:
     array = weights.detach().to("cpu", torch.float32).contiguous().numpy()
-    if not np.isfinite(array).all():
-        raise ValueError("IterNonStruct filler: the weights contain NaN or Inf; "
-                         "N2D2's loop would never end (check the learning rate)")
-    return np.abs(array)
+    absw = np.abs(array)
+    cutoff = iter_nonstruct_cutoff(absw, target, delta)
+    keep = np.greater(absw, cutoff).astype(np.float32)  # numpy: no thread start-up cost
+    return torch.from_numpy(keep).reshape(mask.shape).to(mask.dtype)
+
+
+def _non_finite_error() -> ValueError:
+    return ValueError("IterNonStruct filler: the weights contain NaN or Inf; N2D2's loop "
+                      "would never end (check the learning rate and the weight files)")
 
 
 def iter_nonstruct_cutoff(absw: np.ndarray, target: float, delta: float) -> np.float32:
-    """The float32 cutoff δ·it at which N2D2's IterNonStruct loop stops (0 when t <= 0)."""
+    """The float32 cutoff δ·it at which N2D2's loop stops, for |w| = ``absw`` (0 when t <= 0).
+
+    Raises ValueError for NaN/Inf weights, an unreachable target or a δ that cannot reach it
+    (the cases where N2D2 hangs).
+    """
     size = absw.size
     t32, n32 = np.float32(target), np.float32(size)
     if math.isnan(target):
         raise ValueError("IterNonStruct filler: the target fraction is NaN")
     if size == 0 or not np.float32(0) / n32 < t32:
+        if size and not np.isfinite(absw.max()):
+            raise _non_finite_error()
         return np.float32(0.0)  # the loop does not run: it = 0, cutoff = 0
     need = _smallest_reaching_count(t32, n32, size)
     if need is None:
         raise ValueError(f"IterNonStruct filler: target fraction {target} cannot be reached "
                          f"with {size} weights (it must be at most 1)")
-    flat = absw.reshape(-1).copy()
-    flat.partition(need - 1)
-    kth = np.float32(flat[need - 1])
-    return _smallest_multiple_at_least(kth, delta, target)
+    work = absw.reshape(-1).copy()
+    work.partition(need - 1)
+    # partition sorts NaN last, so every non-finite value sits at or after position need-1
+    if not np.isfinite(work[need - 1:].max()):
+        raise _non_finite_error()
+    return _smallest_multiple_at_least(np.float32(work[need - 1]), delta, target)
 
 
 def _smallest_reaching_count(t32: np.float32, n32: np.float32, size: int) -> Optional[int]:
