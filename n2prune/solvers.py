@@ -74,7 +74,7 @@ def _parse_clamping(text: Any) -> Clamp:
 def read_clamping(text: str, warn=None) -> str:
     """INI reader for ``Clamping``: one word, checked to be ``min:max``."""
     word = read_word(text, warn)
-    parse_clamping(word)
+    _parse_clamping(word)  # the reason only: the caller names key and value
     return word
 
 

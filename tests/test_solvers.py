@@ -462,3 +462,25 @@ def test_describe_is_one_line_with_non_default_settings_and_counters():
     assert describe(N2D2Adam([weight], 8)) == "Adam(B=8) steps=0 lr=0"
     with pytest.raises(TypeError, match="expected an N2D2SGD or N2D2Adam, got SGD"):
         describe(torch.optim.SGD([weight], lr=0.1))
+
+
+def test_lenet_solver_keys_build_an_optimizer_through_the_table():
+    from n2prune.params import kwargs_from
+    from fakesection import FakeSection
+
+    section = FakeSection({"WeightsSolver.LearningRate": "0.05",
+                           "WeightsSolver.Momentum": "0.9", "WeightsSolver.Decay": "0.0005",
+                           "Solvers.LearningRatePolicy": "StepDecay",
+                           "Solvers.LearningRateStepSize": "60000",
+                           "Solvers.LearningRateDecay": "0.993",
+                           "Solvers.Clamping": "-1.0:1.0"})
+    kwargs = {**kwargs_from(section, SGD_KEYS, "Solvers."),
+              **kwargs_from(section, SGD_KEYS, "WeightsSolver.")}
+    optimizer = N2D2SGD([torch.nn.Parameter(torch.zeros(1))], 32, **kwargs)
+    assert describe(optimizer) == ("SGD(B=32) LearningRate=0.05 LearningRatePolicy=StepDecay "
+                                   "Momentum=0.9 Decay=0.0005 LearningRateStepSize=60000 "
+                                   "LearningRateDecay=0.993 Clamping=-1.0:1.0 it=0 lr=0")
+    bad = FakeSection({"Solvers.Clamping": "-1.0,1.0"}, name="conv1")
+    with pytest.raises(ValueError, match=r"\[conv1\] Solvers.Clamping=-1.0,1.0: expected the "
+                                         r"form 'min:max'"):
+        kwargs_from(bad, SGD_KEYS, "Solvers.")
