@@ -1,0 +1,21 @@
+"""Databases, transformations and the stimuli provider: N2D2's data pipeline (spec §5)."""
+
+from n2prune.data.databases import DATABASES, Database, StimuliSet, n2d2_data
+from n2prune.data.partition import SET_NAMES, N2D2Random, Partition, split_counts
+from n2prune.data.mnist import DigitsDatabase, FashionMNISTDatabase, MNISTDatabase
+from n2prune.data.cifar import CIFAR10Database, CIFAR100Database
+from n2prune.data.folder import DIRDatabase
+from n2prune.data.transforms import (APPLY_TO, TRANSFORMATIONS, ParameterError,
+                                     Transformation, applies_to)
+from n2prune.data.geometry import Flip, PadCrop, Rescale, SliceExtraction
+from n2prune.data.colour import ChannelExtraction, ColorSpace, RangeAffine
+from n2prune.data.provider import StimuliProvider
+
+__all__ = [
+    "APPLY_TO", "CIFAR100Database", "CIFAR10Database", "ChannelExtraction", "ColorSpace",
+    "DATABASES", "DIRDatabase", "Database", "DigitsDatabase", "FashionMNISTDatabase",
+    "Flip", "MNISTDatabase", "N2D2Random", "PadCrop", "ParameterError", "Partition",
+    "RangeAffine", "Rescale", "SET_NAMES", "SliceExtraction", "StimuliProvider",
+    "StimuliSet", "TRANSFORMATIONS", "Transformation", "applies_to", "n2d2_data",
+    "split_counts",
+]
