@@ -405,7 +405,8 @@ class Section:
         try:
             text = self._ini._evaluate(data, key, entry, self._context)
         except _EvalError as error:
-            raise self._ini._located(error, (data, key, entry)) from None
+            note = f" (read for [{self.name}])" if self._is_view else ""
+            raise self._ini._located(error, (data, key, entry), note) from None
         if key in PATH_KEYS:
             text = _expand_env(text, self._ini.environ)[0]
         return text
