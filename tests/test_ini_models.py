@@ -121,7 +121,9 @@ def test_vgg16_misspelled_variable_stays_literal(n2d2_models):
 
 def test_test_data_resnet_templates_resolve_next_to_the_file(n2d2_models):
     ini = load_model(n2d2_models, "tests_data/ResNet-18.ini")
-    assert ini["conv4.1_1x1_proj"]["KernelDims"] == "1 1"
+    # tests_data's own template (its 3x3_2 block has KernelDims=1 1), not the models/ one
+    assert ini["conv4.1_3x3_2"]["KernelDims"] == "1 1"
+    assert ini["conv4.1_3x3_2"].path == str(n2d2_models / "tests_data") + "/./ResNet-block.ini.tpl"
     assert len(ini.section_names()) == 45
 
 
