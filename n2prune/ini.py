@@ -105,9 +105,11 @@ class IniFile:
         self._data: Dict[str, _Data] = {}
         self._order: List[_Data] = []
         self._wrappers: Dict[str, Section] = {}
+        self._longest_name = 0
         self._add_data(_Data("", path, None, 0))
 
     def _add_data(self, data: _Data) -> None:
+        self._longest_name = max(self._longest_name, len(data.name))
         data.index = len(self._order)
         self._data[data.name] = data
         self._order.append(data)
@@ -204,7 +206,10 @@ class IniFile:
             close = text.find("]", start + 1)
             if close < 0:
                 return text  # N2D2 loops forever here; we keep the text literally
-            target = self._data.get(text[start + 1:close])
+            # A name longer than any section's cannot match: skipping it keeps long values
+            # full of '[' linear.
+            target = (self._data.get(text[start + 1:close])
+                      if close - start - 1 <= self._longest_name else None)
             if target is None:
                 position = start + 1
                 continue
@@ -365,11 +370,11 @@ class Section:
         self.path = path or context.path
         self.header_line = context.header_line
         self.bases = [] if self._is_view else list(context.bases)
-        self.section_names = [data.name for data in layers]
+        self.sources = [data.name for data in layers]  # the merged sections
 
     def __repr__(self) -> str:
         if self._is_view:
-            return f"<view of {self.section_names} for [{self.name}]>"
+            return f"<view of {self.sources} for [{self.name}]>"
         return f"<Section [{self.name}] {self.path}:{self.header_line} ({len(self.keys())} keys)>"
 
     def _find(self, key: str) -> Optional[Tuple[_Data, Optional[_Entry]]]:
@@ -484,7 +489,7 @@ class Section:
             reason = message + (f" (in template output of {self._context.via})"
                                 if self._context.via else "")
             if self._is_view:
-                reason += f" (reading {', '.join(self.section_names)} for [{self.name}])"
+                reason += f" (reading {', '.join(self.sources)} for [{self.name}])"
             return ConfigError(reason, path=self.path, line=self.header_line, section=self.name)
         data, entry = found
         if self._is_view and data is not self._context:

@@ -1,5 +1,6 @@
 """INI value evaluation (spec §1.5) and the Section / view API."""
 
+import time
 import warnings
 
 import pytest
@@ -42,6 +43,13 @@ def test_bracket_without_closing_bracket_is_text():
     # N2D2 loops forever on this value.
     ini = ini_of("[a]\nA=a[b\nB=[a]A [x\n")
     assert (ini["a"]["A"], ini["a"]["B"]) == ("a[b", "a[b [x")
+
+
+def test_long_values_full_of_brackets_stay_linear():
+    ini = ini_of("[a]\nK=" + "[" * 100_000 + "q]x " + "${" * 50_000 + "}\n")
+    start = time.perf_counter()
+    assert len(ini["a"]["K"]) == 200_005
+    assert time.perf_counter() - start < 5  # quadratic scanning would take minutes
 
 
 def test_missing_referenced_key_is_an_error():
@@ -99,8 +107,8 @@ def test_process_environment_is_not_used_for_ordinary_keys():
 
 
 def test_path_keys_expand_the_environment():
-    ini = ini_of("[database]\nDataPath=${N2D2_DATA}/mnist\nLabelPath=${UNSET}/l\nOther=${N2D2_DATA}\n",
-                 environ={"N2D2_DATA": "/data"})
+    ini = ini_of("[database]\nDataPath=${N2D2_DATA}/mnist\nLabelPath=${UNSET}/l\n"
+                 "Other=${N2D2_DATA}\n", environ={"N2D2_DATA": "/data"})
     db = ini["database"]
     assert (db["DataPath"], db["LabelPath"], db["Other"]) == ("/data/mnist", "/l", "${N2D2_DATA}")
 
