@@ -51,3 +51,17 @@ class FakeSection:
     def warn(self, key: str, message: str) -> None:
         warnings.warn(ConfigWarning(message, path=self.path, line=self.line(key),
                                     section=self.name, key=key), stacklevel=2)
+
+
+def make_ctx(values, shapes, names=None, config=None, extras=None, name="cell"):
+    """A BuildContext for a cell section ``values`` fed by inputs of (C, H, W) ``shapes``."""
+    from n2prune.cells.base import BuildContext
+    names = names or [f"in{i}" for i in range(len(shapes))]
+    return BuildContext(name, FakeSection(values, name), FakeSection(config or {}, "config"),
+                        list(names), list(shapes), dict(extras or {}))
+
+
+def build_cell(cell_type, values, shapes, names=None, config=None, extras=None):
+    """Run the registered builder of ``cell_type``: (module, (C, H, W))."""
+    from n2prune.cells.base import CELLS
+    return CELLS.get(cell_type)(make_ctx(values, shapes, names, config, extras))
