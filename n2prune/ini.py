@@ -351,6 +351,8 @@ def _expand_env(text: str, environ: Mapping[str, str]) -> Tuple[str, List[str]]:
 def format_computed(value: Any) -> str:
     """A computed property as N2D2 writes it: integers plainly, floats with showpoint and
     6 significant digits (``120.708``, ``3.00000``)."""
+    if hasattr(value, "item") and not isinstance(value, (str, numbers.Number)):
+        value = value.item()  # a 0-d tensor or array
     if isinstance(value, numbers.Integral):  # bool included: C++ prints 1 / 0
         return str(int(value))
     if isinstance(value, numbers.Real):
@@ -626,8 +628,9 @@ class _Loader:
         if parent is not None:
             data.entries["$PARENT_SECTION_NAME"] = _Entry(parent.name, path, line, name, via)
             data.read.add("$PARENT_SECTION_NAME")
-        if existing is None:
-            self.ini._add_data(data)
+        if existing is not None:
+            return data, None  # keys go to a throwaway section; no template, no cascade
+        self.ini._add_data(data)
         return data, ((template, path, line, data) if template else None)
 
     def inherit(self, data: _Data, base: str, path: str, line: int) -> None:

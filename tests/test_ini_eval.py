@@ -3,6 +3,7 @@
 import time
 import warnings
 
+import numpy as np
 import pytest
 
 from n2prune.errors import ConfigError, ConfigWarning
@@ -166,6 +167,11 @@ def test_computed_values_are_visible_only_after_being_set():
 def test_computed_float_formatting_is_cpp_showpoint():
     assert [format_computed(v) for v in (120.7081, 3.0, 0.5, 1e-7, 7, True)] == \
         ["120.708", "3.00000", "0.500000", "1.00000e-07", "7", "1"]
+
+
+def test_computed_numpy_scalars_are_formatted_as_numbers():
+    assert [format_computed(v) for v in (np.float32(0.25), np.int64(12), np.array(3.5))] == \
+        ["0.250000", "12", "3.50000"]
 
 
 def test_computed_value_overrides_a_written_one():

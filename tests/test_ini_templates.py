@@ -182,3 +182,11 @@ def test_same_template_twice(tmp_path):
     ini = quiet_load(path)
     assert ini.section_names() == ["", "a", "a_x", "b", "b_x"]
     assert (ini["a_x"]["P"], ini["b_x"]["P"]) == ("", "a_x")
+
+
+def test_duplicate_template_section_is_not_expanded(tmp_path):
+    write(tmp_path, "t.tpl", "[{{SECTION_NAME}}_x]\n")
+    path = write(tmp_path, "net.ini", "[a@t.tpl]\n[a@t.tpl]\n")
+    message = load_error(path)
+    assert message == (f"{path}:2: section [a] already exists (defined at {path}:1); "
+                       "a section cannot be reopened")
