@@ -1,11 +1,17 @@
 """StimuliProvider: pipeline order, implicit normalisation, batching and shuffling."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 from n2prune.data import (Database, Flip, MNISTDatabase, PadCrop, RangeAffine, Rescale,
                           StimuliProvider, StimuliSet)
+from n2prune.data.build import build_database, build_provider, sub_section_kind
+from n2prune.errors import ConfigError
+from n2prune.ini import loads
+from test_databases import write_mnist
 
 
 def fake_database(n_learn=10, n_test=3, size=4, channels=1):
@@ -120,3 +126,161 @@ def test_real_mnist_through_the_provider(mnist_dir):
     x, y = next(provider.batches("Test"))
     assert x.shape == (128, 1, 32, 32) and 0.0 <= float(x.min()) < float(x.max()) <= 1.0
     assert int(y.max()) <= 9
+
+
+# --- INI glue ----------------------------------------------------------------------
+
+LENET = """
+[database]
+Type=MNIST_IDX_Database
+DataPath={path}
+Validation=0.2
+{database}
+[sp]
+SizeX=32
+SizeY=32
+BatchSize=4
+{sp}
+[sp.Transformation_1]
+Type=RescaleTransformation
+Width=[sp]SizeX
+Height=[sp]SizeY
+{more}
+[after]
+Epochs=$([sp]_EpochSize * 2)
+"""
+
+
+def lenet(tmp_path, database="", sp="", more=""):
+    folder = write_mnist(tmp_path / "mnist", n_train=10, n_test=4)
+    text = LENET.format(path=folder, database=database, sp=sp, more=more)
+    return loads(text, str(tmp_path / "net.ini"))
+
+
+def test_build_provider_from_ini_sets_epoch_size(tmp_path):
+    ini = lenet(tmp_path)
+    provider = build_provider(ini, seed=1)
+    assert (provider.size("Learn"), provider.size("Validation")) == (8, 2)
+    assert provider.shape == (1, 32, 32) and provider.batch_size == 4
+    assert ini["after"]["Epochs"] == "16"
+    x, _ = next(provider.batches("Test"))
+    assert x.shape == (4, 1, 32, 32) and float(x.max()) <= 1.0
+
+
+def test_sub_sections_in_file_order_cacheable_before_on_the_fly(tmp_path):
+    more = ("[sp.OnTheFlyTransformation-5]\nType=FlipTransformation\nApplyTo=LearnOnly\n"
+            "RandomHorizontalFlip=1\n[sp.config]\nAnything=1\n"
+            "[sp.Transformation-6]\nType=PadCropTransformation\nWidth=32\nHeight=32\n")
+    provider = build_provider(lenet(tmp_path, more=more), seed=1)
+    kinds = [(type(t).__name__, fly, apply_to) for t, fly, apply_to in
+             provider.transformations]
+    assert kinds == [("Rescale", False, "All"), ("Flip", True, "LearnOnly"),
+                     ("PadCrop", False, "All")]
+    assert [type(t).__name__ for t in provider.steps("Learn", False)] == ["Rescale",
+                                                                         "PadCrop"]
+
+
+@pytest.mark.parametrize("where, text, message", [
+    ("database", "Validaton=0.1",
+     r"net.ini:6: \[database\] Validaton=0.1: .*did you mean 'Validation'"),
+    ("sp", "BatchSise=8", "BatchSise.*did you mean 'BatchSize'"),
+    ("more", "[sp.Transformation_2]\nType=FlipTransformation\nRandomHorizontalFlip=1\n"
+             "HorizontalFlipp=1", "HorizontalFlipp.*did you mean 'HorizontalFlip'"),
+    ("more", "[sp.Transformation_2]\nType=FlipTransformaton",
+     "unknown transformation 'FlipTransformaton'; did you mean 'FlipTransformation'"),
+    ("more", "[sp.MyTransformation]\nType=FlipTransformation", "must start with"),
+    ("more", "[sp.ChannelTransformation]\nType=FlipTransformation", "not supported"),
+    ("sp", "CompositeStimuli=1", "CompositeStimuli is not supported"),
+    ("more", "[sp.Transformation_2]\nType=ColorSpaceTransformation\nColorSpace=HSV",
+     r"net.ini:\d+: \[sp.Transformation_2\] ColorSpace=HSV: .*not supported"),
+])
+def test_ini_errors_are_located(tmp_path, where, text, message):
+    ini = lenet(tmp_path, **{where: text})
+    with pytest.raises(ConfigError, match=message):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_provider(ini, seed=1)
+
+
+def test_missing_data_is_a_config_error_naming_data_path(tmp_path):
+    ini = loads("[database]\nType=MNIST_IDX_Database\nDataPath=/nowhere\n"
+                "[sp]\nSizeX=28\nSizeY=28\n", str(tmp_path / "net.ini"))
+    with pytest.raises(ConfigError, match=r"net.ini:3: \[database\] DataPath.*not found"):
+        build_provider(ini)
+
+
+def test_shape_mismatch_is_located_at_sp(tmp_path):
+    ini = lenet(tmp_path, sp="NbChannels=3")
+    with pytest.raises(ConfigError, match=r"\[sp\].*NbChannels=3"):
+        build_provider(ini)
+
+
+def test_a_transformation_failing_on_the_data_names_its_section(tmp_path):
+    more = ("[sp.Transformation_2]\nType=SliceExtractionTransformation\nWidth=40\n"
+            "Height=40\n")
+    with pytest.raises(ConfigError, match=r"\[sp.Transformation_2\].*AllowPadding"):
+        build_provider(lenet(tmp_path, more=more))
+
+
+def test_random_transformation_in_a_cacheable_section_warns(tmp_path):
+    more = "[sp.Transformation_2]\nType=FlipTransformation\nRandomVerticalFlip=1\n"
+    with pytest.warns(UserWarning, match="drawn once and cached"):
+        build_provider(lenet(tmp_path, more=more))
+
+
+def test_stimuli_data_statistics_feed_later_values(tmp_path):
+    more = ("[sp.StimuliData-normalize]\nApplyTo=LearnOnly\n"
+            "[sp.Transformation-normalize]\nType=RangeAffineTransformation\n"
+            "FirstOperator=Minus\nFirstValue=[sp.StimuliData-normalize]_GlobalValue.mean\n"
+            "SecondOperator=Divides\n"
+            "SecondValue=[sp.StimuliData-normalize]_GlobalValue.stdDev\n")
+    ini = lenet(tmp_path, more=more)
+    provider = build_provider(ini, seed=1)
+    learn = torch.from_numpy(provider.database["Learn"].images).permute(0, 3, 1, 2)
+    values = Rescale(32, 32)(learn).double()
+    stats = ini["sp.StimuliData-normalize"]
+    assert stats["_GlobalValue.maxVal"] == "%#.6g" % float(values.max())
+    assert stats["_GlobalValue.mean"] == "%#.6g" % float(values.mean())
+    assert stats["_GlobalValue.stdDev"] == "%#.6g" % float(values.std(unbiased=False))
+    x = torch.cat([b for b, _ in provider.batches("Learn")])
+    assert float(x.mean()) == pytest.approx(0.0, abs=1e-4)
+    assert float(x.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_data_signed_mapping_from_the_sp_config_section(tmp_path):
+    ini = lenet(tmp_path, sp="ConfigSection=sp.config",
+                more="[sp.config]\nDataSignedMapping=1\n")
+    x, _ = next(build_provider(ini).batches("Test"))
+    assert float(x.min()) == -1.0
+
+
+def test_sub_section_kinds():
+    assert sub_section_kind("sp.Transformation") == "cacheable"
+    assert sub_section_kind("sp.OnTheFlyTransformation_3") == "on-the-fly"
+    assert sub_section_kind("sp.config") is None and sub_section_kind("conv1") is None
+    assert sub_section_kind("sp.BadTransformation") == "invalid"
+
+
+def test_embedded_digits_database_from_ini():
+    pytest.importorskip("sklearn")
+    ini = loads("[database]\nType=Digits_Database\n[sp]\nSizeX=8\nSizeY=8\nBatchSize=32\n")
+    provider = build_provider(ini, seed=1)
+    assert provider.epoch_size == 1258 and ini["sp"]["_EpochSize"] == "1258"
+
+
+def test_build_database_alone(tmp_path):
+    folder = write_mnist(tmp_path / "m")
+    ini = loads(f"[database]\nType=MNIST_IDX_Database\nDataPath={folder}\n")
+    assert build_database(ini["database"], seed=3).size("Learn") == 10
+
+
+def test_real_lenet_ini_with_the_mnist_subset(n2d2_models, mnist_dir, tmp_path):
+    (tmp_path / "mnist").symlink_to(mnist_dir)
+    path = n2d2_models / "models" / "LeNet.ini"
+    ini = loads(path.read_text(), str(path), environ={"N2D2_DATA": str(tmp_path)})
+    provider = build_provider(ini, seed=1)
+    assert (provider.epoch_size, provider.size("Validation")) == (6400, 1600)
+    assert ini["sp"]["_EpochSize"] == "6400"
+    x, y = next(provider.batches("Learn", shuffle=True,
+                                 generator=torch.Generator().manual_seed(0)))
+    assert x.shape == (128, 1, 32, 32) and y.dtype == torch.int64

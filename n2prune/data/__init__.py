@@ -5,17 +5,18 @@ from n2prune.data.partition import SET_NAMES, N2D2Random, Partition, split_count
 from n2prune.data.mnist import DigitsDatabase, FashionMNISTDatabase, MNISTDatabase
 from n2prune.data.cifar import CIFAR10Database, CIFAR100Database
 from n2prune.data.folder import DIRDatabase
-from n2prune.data.transforms import (APPLY_TO, TRANSFORMATIONS, ParameterError,
-                                     Transformation, applies_to)
+from n2prune.data.errors import ParameterError, TransformationError
+from n2prune.data.transforms import APPLY_TO, TRANSFORMATIONS, Transformation, applies_to
 from n2prune.data.geometry import Flip, PadCrop, Rescale, SliceExtraction
 from n2prune.data.colour import ChannelExtraction, ColorSpace, RangeAffine
 from n2prune.data.provider import StimuliProvider
+from n2prune.data.build import build_database, build_provider
 
 __all__ = [
     "APPLY_TO", "CIFAR100Database", "CIFAR10Database", "ChannelExtraction", "ColorSpace",
     "DATABASES", "DIRDatabase", "Database", "DigitsDatabase", "FashionMNISTDatabase",
     "Flip", "MNISTDatabase", "N2D2Random", "PadCrop", "ParameterError", "Partition",
     "RangeAffine", "Rescale", "SET_NAMES", "SliceExtraction", "StimuliProvider",
-    "StimuliSet", "TRANSFORMATIONS", "Transformation", "applies_to", "n2d2_data",
-    "split_counts",
+    "StimuliSet", "TRANSFORMATIONS", "Transformation", "TransformationError",
+    "applies_to", "build_database", "build_provider", "n2d2_data", "split_counts",
 ]

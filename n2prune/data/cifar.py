@@ -24,10 +24,10 @@ class _CIFARDatabase(Database):
     """Shared loading: one label-names file, records of label byte(s) + RGB planes."""
 
     def __init__(self, data_path: Optional[str], label_path: Optional[str],
-                 validation: float, random_partitioning: bool, seed: Seed, default_dir: str):
+                 validation: float, random_partitioning: bool, seed: Seed):
         super().__init__(random_partitioning, seed)
         check_fraction("Validation", validation)
-        self.data_path = data_path or n2d2_data(default_dir)
+        self.data_path = data_path or n2d2_data(self.DEFAULT_DIR)
         self.label_path = label_path or self.data_path
 
     def _load(self, file_name: str, names_file: str, label_bytes: int = 1,
@@ -48,6 +48,8 @@ class _CIFARDatabase(Database):
 class CIFAR10Database(_CIFARDatabase):
     """data_batch_1..5.bin split into Learn/Validation, test_batch.bin as Test."""
 
+    DEFAULT_DIR = "cifar-10-batches-bin"
+
     KEYS = (path_key("DataPath", "data_path", None,
                      "folder of the .bin batches (default ${N2D2_DATA}/cifar-10-batches-bin)"),
             path_key("LabelPath", "label_path", None, "folder of batches.meta.txt"),
@@ -56,8 +58,7 @@ class CIFAR10Database(_CIFARDatabase):
     def __init__(self, data_path: Optional[str] = None, label_path: Optional[str] = None,
                  validation: float = 0.0, use_test_for_validation: bool = False,
                  random_partitioning: bool = True, seed: Seed = 0):
-        super().__init__(data_path, label_path, validation, random_partitioning, seed,
-                         "cifar-10-batches-bin")
+        super().__init__(data_path, label_path, validation, random_partitioning, seed)
         for batch in range(1, 6):
             self._load(f"data_batch_{batch}.bin", "batches.meta.txt")
         # As N2D2: the learning batches are split even when the test batch validates.
@@ -74,6 +75,8 @@ class CIFAR10Database(_CIFARDatabase):
 class CIFAR100Database(_CIFARDatabase):
     """train.bin split into Learn/Validation, test.bin as Test; fine labels unless UseCoarse."""
 
+    DEFAULT_DIR = "cifar-100-binary"
+
     KEYS = (path_key("DataPath", "data_path", None,
                      "folder of train.bin/test.bin (default ${N2D2_DATA}/cifar-100-binary)"),
             path_key("LabelPath", "label_path", None, "folder of the label-name files"),
@@ -85,8 +88,7 @@ class CIFAR100Database(_CIFARDatabase):
                  validation: float = 0.0, use_coarse: bool = False,
                  use_test_for_validation: bool = False, random_partitioning: bool = True,
                  seed: Seed = 0):
-        super().__init__(data_path, label_path, validation, random_partitioning, seed,
-                         "cifar-100-binary")
+        super().__init__(data_path, label_path, validation, random_partitioning, seed)
         names = "coarse_label_names.txt" if use_coarse else "fine_label_names.txt"
         column = 0 if use_coarse else 1
         self._load("train.bin", names, 2, column)

@@ -10,7 +10,8 @@ from typing import Sequence
 
 import torch
 
-from n2prune.data.transforms import (TRANSFORMATIONS, ParameterError, Transformation,
+from n2prune.data.errors import ParameterError
+from n2prune.data.transforms import (TRANSFORMATIONS, Transformation,
                                      check_batch, range_affine)
 from n2prune.params import REQUIRED, Key
 from n2prune.values import read_bool, read_enum, read_float, read_list

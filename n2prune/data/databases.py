@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from n2prune.data.errors import ParameterError
 from n2prune.data.partition import SET_NAMES, N2D2Random, Partition
 from n2prune.params import Key
 from n2prune.registry import Registry
@@ -27,21 +28,20 @@ RANDOM_PARTITIONING = Key("RandomPartitioning", "random_partitioning", read_bool
                           "draw the sets at random (N2D2's MT19937 stream) or in file order")
 
 
-def n2d2_data(sub: str) -> str:
+def n2d2_data(sub: str, environ: Optional[Mapping[str, str]] = None) -> str:
     """N2D2's default data folder ``N2D2_DATA(sub)``: $N2D2_DATA/sub, else /local/$USER/..."""
-    root = os.environ.get("N2D2_DATA")
+    environ = os.environ if environ is None else environ
+    root = environ.get("N2D2_DATA")
     if not root:
-        user = os.environ.get("USER")
+        user = environ.get("USER")
         root = f"/local/{user}/n2d2_data" if user else "/local/n2d2_data"
     return os.path.join(root, sub)
 
 
 def where_hint(what: str) -> str:
     """How to point a database elsewhere, for 'file not found' messages."""
-    env = os.environ.get("N2D2_DATA")
-    state = f"now {env!r}" if env else "now unset"
-    return (f"set DataPath= in [database], or the N2D2_DATA environment variable ({state}), "
-            f"to the folder that holds the {what} files")
+    return (f"set DataPath= in [database], or the N2D2_DATA environment variable, to the "
+            f"folder that holds the {what} files")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Database:
     """
 
     KEYS: tuple = ()
+    DEFAULT_DIR: Optional[str] = None   # the default DataPath is N2D2_DATA(DEFAULT_DIR)
 
     def __init__(self, random_partitioning: bool = True, seed: Seed = 0):
         rng = seed if isinstance(seed, N2D2Random) else N2D2Random(seed)
@@ -143,7 +144,7 @@ def _stack_if_same(images: List[np.ndarray]) -> Images:
 def check_fraction(name: str, value: float) -> None:
     """A set fraction must be within [0, 1]."""
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a fraction within [0, 1], got {value!r}")
+        raise ParameterError(name, f"{name} must be a fraction within [0, 1], got {value!r}")
 
 
 def path_key(ini: str, arg: str, default: Optional[str], doc: str) -> Key:

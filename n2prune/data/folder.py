@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from n2prune.data.databases import (DATABASES, RANDOM_PARTITIONING, Database, Seed,
                                     check_fraction, path_key)
+from n2prune.data.errors import ParameterError
 from n2prune.data.formats import IMAGE_EXTENSIONS, read_image
 from n2prune.params import REQUIRED, Key
 from n2prune.values import read_bool, read_float, read_int, read_list, read_word
@@ -93,8 +94,8 @@ class DIRDatabase(Database):
     def _split_per_label(self, learn: float, validation: float, test: Optional[float],
                          equiv: bool) -> None:
         if learn + validation > 1.0:
-            raise ValueError(f"DIR_Database: Learn ({learn}) + Validation ({validation}) "
-                             f"cannot be > 1.0")
+            raise ParameterError("Validation", f"DIR_Database: Learn ({learn}) + "
+                                               f"Validation ({validation}) cannot be > 1.0")
         test = 1.0 - learn - validation if test is None else test
         for name, value in (("Learn", learn), ("Validation", validation), ("Test", test)):
             check_fraction(name, value)
@@ -107,6 +108,7 @@ class DIRDatabase(Database):
         test = total - learn - validation if test is None else test
         for name, value in (("Learn", learn), ("Validation", validation), ("Test", test)):
             if value < 0 or value != int(value):
-                raise ValueError(f"DIR_Database: with PerLabelPartitioning=0, {name} is a "
-                                 f"number of stimuli, got {value!r} ({total} found)")
+                raise ParameterError(name, f"DIR_Database: with PerLabelPartitioning=0, "
+                                           f"{name} is a number of stimuli, got {value!r} "
+                                           f"({total} found)")
             self.partition.take(int(value), name)

@@ -8,8 +8,9 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from n2prune.data.errors import ParameterError
 from n2prune.data.transforms import (BORDER_TYPE_KEY, BORDER_TYPES, BORDER_VALUE_KEY,
-                                     TRANSFORMATIONS, ParameterError, Transformation,
+                                     TRANSFORMATIONS, Transformation,
                                      border_index, check_batch, extract, fill_values,
                                      to_dtype_of)
 from n2prune.params import REQUIRED, Key

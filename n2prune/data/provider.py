@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from n2prune.data.databases import Database
+from n2prune.data.errors import TransformationError
 from n2prune.data.partition import SET_NAMES
 from n2prune.data.transforms import Transformation, applies_to, range_affine
 
@@ -62,7 +63,12 @@ def run(steps: Sequence[Transformation], x: Stimuli,
             return torch.cat(out)
         return out
     for step in steps:
-        x = step(x, generator)
+        try:
+            x = step(x, generator)
+        except TransformationError:
+            raise
+        except ValueError as error:
+            raise TransformationError(step, str(error)) from None
     return x
 
 
@@ -235,3 +241,33 @@ def _shape_text(shape: Tuple[int, ...]) -> str:
     if len(shape) != 3:
         return str(shape)
     return f"NbChannels={shape[0]}, SizeY={shape[1]}, SizeX={shape[2]}"
+
+
+def value_stats(database: Database, transformations: Sequence[Step],
+                set_names: Sequence[str],
+                generator: Optional[torch.Generator] = None) -> Dict[str, float]:
+    """N2D2's StimuliData global values over ``set_names``, through ``transformations``.
+
+    The stimuli go through the cacheable then the on-the-fly transformations that apply
+    to each set, without the implicit normalisation (it is appended later in N2D2).
+    Returns minVal, maxVal, mean and stdDev (population) over every value.
+    """
+    total, squares, count = 0.0, 0.0, 0
+    low, high = float("inf"), float("-inf")
+    for set_name in set_names:
+        steps = [t for fly in (False, True) for t, f, apply_to in transformations
+                 if f == fly and applies_to(apply_to, set_name)]
+        images = database[set_name].images
+        for start in range(0, len(images), _CHUNK):
+            x = run(steps, as_tensor(images[start:start + _CHUNK]), generator)
+            for part in (x if isinstance(x, list) else [x]):
+                values = part.to(torch.float64)
+                total += float(values.sum())
+                squares += float((values * values).sum())
+                count += values.numel()
+                low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if count == 0:
+        raise ValueError(f"no stimulus in {', '.join(set_names)} to compute statistics on")
+    mean = total / count
+    return {"minVal": low, "maxVal": high, "mean": mean,
+            "stdDev": max(squares / count - mean * mean, 0.0) ** 0.5}

@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from n2prune.data.errors import ParameterError
 from n2prune.data.partition import SET_NAMES
 from n2prune.params import Key
 from n2prune.registry import Registry
@@ -33,14 +34,6 @@ BORDER_TYPE_KEY = Key("BorderType", "border_type", read_enum(list(BORDER_TYPES))
                       "MinusOneReflectBorder", "how padded pixels are filled")
 BORDER_VALUE_KEY = Key("BorderValue", "border_value", read_list(read_float), (),
                        "per-channel fill value for ConstantBorder (missing channels: 0)")
-
-
-class ParameterError(ValueError):
-    """A bad transformation or database parameter; ``key`` is its INI name."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(message)
 
 
 def applies_to(apply_to: str, set_name: str) -> bool:
