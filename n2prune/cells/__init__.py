@@ -5,5 +5,8 @@ from n2prune.cells.conv import Conv
 from n2prune.cells.fc import Fc
 from n2prune.cells.sequence import Sequence
 from n2prune.cells.weighted import WeightCell
+from n2prune.cells import (activation, batchnorm, deconv, dropout, elemwise,  # noqa: F401
+                           lrn, normalize, padding, pool, reshape, resize, scaling, softmax,
+                           target_bias, threshold)  # imported to register their INI builders
 
 __all__ = ["CELLS", "BuildContext", "Conv", "Fc", "Sequence", "WeightCell"]

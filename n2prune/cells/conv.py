@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from n2prune.activations import build_activation
+from n2prune.cells.base import CELLS, BuildContext
+from n2prune.cells.geometry import key_of, read_dims, read_kernel_dims
+from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
 from n2prune.cells.weighted import WeightCell
+from n2prune.initializers import build_filler
+from n2prune.mapping import combined_map, groups_of
+from n2prune.params import Key
+from n2prune.values import read_bool, read_int, read_text, read_uint, read_word
 
 
 def _pair(name: str, value, default: int, allow_negative: bool = False) -> tuple:
@@ -104,3 +112,69 @@ class Conv(WeightCell):
         return (f"{self.nb_inputs}, {self.nb_outputs}, kernel_dims={self.kernel_dims}, "
                 f"stride_dims={self.stride_dims}, padding_dims={self.padding_dims}, "
                 f"groups={self.groups}, bias={self.bias is not None}")
+
+
+# ----------------------------------------------------------------------------- INI
+CONV_PARAMS = (
+    Key("NoBias", "no_bias", read_bool, False),
+    Key("BackPropagate", "back_propagate", read_bool, True),
+    Key("WeightsExportFormat", "weights_export_format", read_word, "OCHW"),
+    Key("WeightsExportFlip", "weights_export_flip", read_bool, False),
+    Key("OutputsRemap", "outputs_remap", read_text, ""),
+)
+
+
+@CELLS.register("Conv")
+def build_conv(ctx: BuildContext):
+    """Conv from its section (§2.7): dims, NbOutputs, Mapping, fillers, activation."""
+    section = ctx.section
+    kernel = read_kernel_dims(section)
+    if len(kernel) != 2:
+        raise section.error(key_of(section, "Kernel"), f"{len(kernel)}-D kernels are not "
+                                                       f"supported (2-D only)")
+    dims = {name: read_dims(section, stem, 2, default, reader)
+            for name, stem, default, reader in (
+                ("stride_dims", "Stride", 1, read_uint),
+                ("padding_dims", "Padding", 0, read_int),
+                ("dilation_dims", "Dilation", 1, read_uint),
+                ("sub_sample_dims", "SubSample", 1, read_uint))}
+    nb_outputs = read_nb_outputs(ctx)
+    channels = [c for c, _, _ in ctx.input_shapes]
+    height, width = same_size(ctx)
+    mapping = combined_map(section, ctx.input_names, nb_outputs, channels)
+    groups = groups_of(mapping) if len(channels) == 1 else None
+    full = bool(mapping.all())
+    params = read_params(ctx, CONV_PARAMS)
+    try:
+        cell = Conv(sum(channels), nb_outputs, kernel_dims=kernel, no_bias=params.get(
+            "no_bias", False), activation=build_activation(section),
+            groups=groups if groups and not full else 1,
+            connection=None if full or groups else mapping,
+            input_channels=channels if len(channels) > 1 else None, **dims)
+    except ValueError as exc:
+        raise section.error(key_of(section, "Kernel"), str(exc)) from None
+    fill_weights(ctx, cell)
+    out_h, out_w = cell.output_size(height, width)
+    if out_h <= 0 or out_w <= 0:
+        raise section.error(key_of(section, "Kernel"), f"the {width}x{height} input is too "
+                                                       f"small: output would be {out_w}x{out_h}")
+    return cell, (nb_outputs, out_h, out_w)
+
+
+def fill_weights(ctx: BuildContext, cell) -> None:
+    """WeightsFiller / BiasFiller (§2.9): bias first, then each input's weights."""
+    generator = ctx.extras.get("generator")
+    weights, biases = build_filler(ctx.section, "WeightsFiller"), build_filler(
+        ctx.section, "BiasFiller")
+    with torch.no_grad():
+        if cell.bias is not None:
+            biases(cell.bias, generator, fan_in=cell.weight[0].numel(),
+                   fan_out=cell.weight.numel() // cell.weight.shape[1])
+        for part in cell.input_slices:
+            block = cell.weight[:, part]
+            filled = torch.empty_like(block)
+            weights(filled, generator)
+            cell.weight[:, part] = filled
+        connection = getattr(cell, "connection", None)
+        if connection is not None:
+            cell.weight.mul_(connection)

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from n2prune.activations import build_activation
+from n2prune.cells.base import CELLS, BuildContext
+from n2prune.cells.conv import fill_weights
+from n2prune.cells.inputs import read_nb_outputs, read_params
 from n2prune.cells.weighted import WeightCell
+from n2prune.params import Key
+from n2prune.values import read_bool, read_float, read_text, read_uint, read_word
 
 
 class Fc(WeightCell):
@@ -44,3 +50,35 @@ class Fc(WeightCell):
 
     def extra_repr(self) -> str:
         return f"{self.nb_inputs}, {self.nb_outputs}, bias={self.bias is not None}"
+
+
+# ----------------------------------------------------------------------------- INI
+FC_PARAMS = (
+    Key("NoBias", "no_bias", read_bool, False),
+    Key("Normalize", "normalize", read_bool, False),
+    Key("BackPropagate", "back_propagate", read_bool, True),
+    Key("WeightsExportFormat", "weights_export_format", read_word, "OC"),
+    Key("OutputsRemap", "outputs_remap", read_text, ""),
+    Key("DropConnect", "drop_connect", read_float, 1.0),
+)
+
+
+@CELLS.register("Fc")
+def build_fc(ctx: BuildContext):
+    """Fc from its section (§2.7): NbOutputs, fillers, activation; one block per input."""
+    section = ctx.section
+    for key in ("InputOffsetX", "InputOffsetY", "InputWidth", "InputHeight"):
+        if section.get(key, read_uint, 0):
+            raise section.error(key, "Fc input windows are not supported yet")
+    params = read_params(ctx, FC_PARAMS)
+    for name, neutral in (("Normalize", False), ("DropConnect", 1.0)):
+        arg = next(k.arg for k in FC_PARAMS if k.ini == name)
+        if params.get(arg, neutral) != neutral:
+            raise ctx.config.error(name, f"{name} other than {neutral!r} is not supported yet")
+    nb_outputs = read_nb_outputs(ctx)
+    sizes = [c * h * w for c, h, w in ctx.input_shapes]
+    cell = Fc(sum(sizes), nb_outputs, no_bias=params.get("no_bias", False),
+              activation=build_activation(section),
+              input_sizes=sizes if len(sizes) > 1 else None)
+    fill_weights(ctx, cell)
+    return cell, (nb_outputs, 1, 1)

@@ -1,0 +1,284 @@
+"""INI sections -> a torch network (spec §2): the ``Input=`` graph, build order, ConfigSection
+routing, PruneCells attached, computed properties written back.
+
+>>> net = load_network("networks/lenet.ini")          # doctest: +SKIP
+>>> net(torch.zeros(1, *net.input_shape)).shape        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import nn
+
+from n2prune import ini as ini_module
+from n2prune.cells import CELLS, BuildContext
+from n2prune.errors import ConfigError
+from n2prune.registry import did_you_mean
+from n2prune.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
+                             solver_specs, weight_quantizer)
+from n2prune.targets import Target, read_targets
+from n2prune.values import read_bool, read_list, read_uint, read_word
+
+PROVIDERS = ("cenv", "env", "sp")  # the first present is the stimuli provider (§2.2)
+GLOBAL_KEYS = ("DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange")
+FRAME_MODELS = ("Frame", "Frame_CUDA", "Transcode", "Transcode_CUDA")
+NOT_YET = ("ONNX", "Unpool", "FMP", "LSTM", "Distance", "Anchor", "RP", "Proposal",
+           "ROIPooling", "ObjectDet", "Transformation", "Transpose")
+# Keys the network itself reads from every cell section.
+COMMON_KEYS = ("Type", "Input", "Model", "DataType")
+# Cell sections N2D2 checks for unknown keys, unless one of the trigger keys is present (§1.6).
+CHECKED_TYPES = ("Conv", "Deconv", "BatchNorm", "Unpool")
+CHECK_DISABLERS = ("ActivationFunction", "Solvers", "WeightsSolver", "BiasSolver", "QWeight",
+                   "QAct")
+
+
+@dataclass
+class CellInfo:
+    """What the builder learnt about one cell."""
+
+    name: str
+    type: str
+    inputs: List[str]
+    input_shapes: List[Tuple[int, int, int]]
+    output_shape: Tuple[int, int, int]
+    solvers: Dict[str, SolverSpec] = field(default_factory=dict)
+
+
+class Network(nn.Module):
+    """A network built from an N2D2 INI file.
+
+    ``net.cells`` maps section names (dots allowed: ``fc1.drop``) to cell modules in build
+    order; iterating ``net`` yields the cells; ``net(x)`` takes ``(N, *net.input_shape)`` and
+    returns the last cell's output. ``net.info`` holds per-cell shapes and solver settings,
+    ``net.targets`` the ``[cell.Target]`` sections, ``net.ini`` the parsed file.
+    """
+
+    def __init__(self, ini: Any, input_shape: Tuple[int, int, int],
+                 cells: "OrderedDict[str, nn.Module]", info: Dict[str, CellInfo],
+                 targets: List[Target]):
+        super().__init__()
+        self.ini, self.input_shape, self.info, self.targets = ini, tuple(input_shape), info, \
+            targets
+        self.layers = nn.ModuleDict()
+        self._keys: Dict[str, str] = {}
+        for name, module in cells.items():
+            key = _module_key(name, self._keys.values())
+            self._keys[name] = key
+            self.layers[key] = module
+        self._plan = _release_plan(info)
+
+    @property
+    def cells(self) -> Mapping[str, nn.Module]:
+        return OrderedDict((name, self.layers[key]) for name, key in self._keys.items())
+
+    def __iter__(self):
+        return iter(self.cells.values())
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"network input must be (N, {', '.join(map(str, self.input_shape))})"
+                             f" (NbChannels, SizeY, SizeX), got {tuple(x.shape)}")
+        outputs: Dict[str, torch.Tensor] = {"env": x}
+        last = x
+        for name, key in self._keys.items():
+            last = self.layers[key](*(outputs[parent] for parent in self.info[name].inputs))
+            if last.dim() == 2:  # Fc-like outputs are N2D2's C x 1 x 1 maps
+                last = last[:, :, None, None]
+            outputs[name] = last
+            for done in self._plan[name]:
+                del outputs[done]
+        return last.flatten(1) if last.shape[2:] == (1, 1) else last
+
+    def pruned_cells(self) -> "OrderedDict[str, nn.Module]":
+        """The cells that carry a PruneCell."""
+        return OrderedDict((name, cell) for name, cell in self.cells.items()
+                           if getattr(cell, "quantizer", None) is not None)
+
+    def summary(self) -> List[str]:
+        """One line per cell (name, type, inputs, output shape, parameters, pruning), totals."""
+        from n2prune.summary import network_summary
+        return network_summary(self)
+
+
+def _module_key(name: str, taken) -> str:
+    key = name.replace(".", "_") or "_"
+    base, count = key, 1
+    while key in taken:
+        count += 1
+        key = f"{base}_{count}"
+    return key
+
+
+def _release_plan(info: Dict[str, CellInfo]) -> Dict[str, List[str]]:
+    """After each cell, the outputs nobody reads any more (to free memory in forward)."""
+    last_use: Dict[str, str] = {}
+    for name, cell in info.items():
+        for parent in cell.inputs:
+            last_use[parent] = name
+    plan: Dict[str, List[str]] = {name: [] for name in info}
+    names = list(info)
+    for parent, user in last_use.items():
+        if parent != names[-1]:
+            plan[user].append(parent)
+    return plan
+
+
+def load_network(path: str, environ: Optional[Mapping[str, str]] = None, seed: int = 0,
+                 epoch_size: Optional[int] = None) -> Network:
+    """Parse ``path`` and build its network (see :func:`build_network`)."""
+    return build_network(ini_module.load(path, environ), seed=seed, epoch_size=epoch_size)
+
+
+def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None) -> Network:
+    """Build the cells of a parsed INI file, level by level in file order (§2.3).
+
+    ``seed`` seeds the weight fillers and the PruneCells; ``epoch_size`` (the Learn set size)
+    is written to ``[sp]_EpochSize`` first, for files that refer to it in cell keys.
+    """
+    _check_global(ini)
+    provider = provider_section(ini)
+    input_shape = _input_shape(ini[provider])
+    if epoch_size is not None:
+        ini[provider].set_computed("_EpochSize", epoch_size)
+    order = _build_order(ini)
+    generator = torch.Generator().manual_seed(seed)
+    shapes: Dict[str, Tuple[int, int, int]] = {"env": input_shape}
+    cells: "OrderedDict[str, nn.Module]" = OrderedDict()
+    info: Dict[str, CellInfo] = {}
+    for index, name in enumerate(order):
+        cell, cell_info = _build_cell(ini, name, shapes, generator, seed + 1 + index, order)
+        cells[name], info[name] = cell, cell_info
+        shapes[name] = cell_info.output_shape
+    if not cells:
+        raise ConfigError("no cell found (a cell is a section with an Input= key)",
+                          path=ini.path)
+    return Network(ini, input_shape, cells, info, read_targets(ini, list(cells)))
+
+
+def provider_section(ini: Any) -> str:
+    for name in PROVIDERS:
+        if name in ini:
+            return name
+    raise ConfigError("missing stimuli provider: add an [sp] section with SizeX, SizeY and "
+                      "NbChannels", path=ini.path)
+
+
+def _input_shape(section: Any) -> Tuple[int, int, int]:
+    if "Size" in section:
+        size = section.get("Size", read_list(read_uint))
+        if len(size) != 3:
+            raise section.error("Size", "expected 'X Y C' (3-D inputs are not supported)")
+        return size[2], size[1], size[0]
+    shape = (section.get("NbChannels", read_uint, 1), section.get("SizeY", read_uint),
+             section.get("SizeX", read_uint))
+    if 0 in shape:
+        key = ("NbChannels", "SizeY", "SizeX")[shape.index(0)]
+        raise section.error(key, "must be at least 1")
+    return shape
+
+
+def _check_global(ini: Any) -> None:
+    section = ini[""]
+    for key in section.keys():
+        if key.startswith("$") or key.startswith("ProgramMethod("):
+            continue
+        if key not in GLOBAL_KEYS:
+            raise section.error(key, did_you_mean(key, list(GLOBAL_KEYS), "global key"))
+    model = section.get("DefaultModel", read_word, "Transcode")
+    if model.replace("_CUDA", "") not in ("Frame", "Transcode"):
+        raise section.error("DefaultModel", f"model {model!r} is not supported (spiking models "
+                                            f"are not ported); use Frame or Frame_CUDA")
+    if section.get("InsertBatchNormAfterConv", read_bool, False):
+        raise section.error("InsertBatchNormAfterConv", "is not supported yet")
+    section.mark_read("DefaultDataType", "CheckWeightRange")
+
+
+def _build_order(ini: Any) -> List[str]:
+    """Cell sections sorted by level (1 + max parent level), file order within a level."""
+    names = [name for name in ini.section_names() if name and "Input" in ini[name]]
+    parents = {name: [_alias(p) for p in ini[name].get("Input").split(",")] for name in names}
+    levels: Dict[str, int] = {}
+
+    def level(name: str, trail: Tuple[str, ...]) -> int:
+        if name in levels:
+            return levels[name]
+        if name in trail:
+            cycle = " -> ".join(trail[trail.index(name):] + (name,))
+            raise ini[name].error("Input", f"cells form a cycle through Input=: {cycle}")
+        up = [level(p, trail + (name,)) for p in parents[name] if p in parents]
+        levels[name] = 1 + max(up, default=0)
+        return levels[name]
+
+    for name in names:
+        level(name, ())
+    return sorted(names, key=lambda name: (levels[name], names.index(name)))
+
+
+def _alias(name: str) -> str:
+    return "env" if name in PROVIDERS else name
+
+
+def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
+    section = ini[name]
+    inputs = [_alias(p) for p in section.get("Input").split(",")]
+    for parent in inputs:
+        if parent not in shapes:
+            raise section.error("Input", f"input {parent!r} is not a cell; " + did_you_mean(
+                parent, [n for n in cell_names if n != name] + ["sp"], "cell"))
+    cell_type = section.get("Type", read_word)
+    if cell_type in NOT_YET:
+        raise section.error("Type", f"cell type {cell_type!r} is not supported yet")
+    if cell_type not in CELLS:
+        raise section.error("Type", did_you_mean(cell_type, CELLS.names(), "cell type"))
+    model = section.get("Model", read_word, ini[""].get("DefaultModel", read_word, "Frame"))
+    section.mark_read("DataType")
+    names = config_names(section, model)
+    view = ini.view(names, context=name) if names else None
+    config = ConfigView(view, routed_prefixes(cell_type)) if view is not None else None
+    ctx = BuildContext(name, section, config, inputs, [shapes[p] for p in inputs],
+                       extras={"generator": generator})
+    cell, shape = CELLS.get(cell_type)(ctx)
+    specs = solver_specs(cell_type, section, view)
+    quantizer = weight_quantizer(cell_type, section, view, seed)
+    if quantizer is not None:
+        cell.quantizer = quantizer
+    _check_leftovers(cell_type, section, config)
+    _write_computed(section, ctx.input_shapes, shape)
+    return cell, CellInfo(name, cell_type, inputs, ctx.input_shapes, tuple(shape), specs)
+
+
+def _check_leftovers(cell_type: str, section: Any, config: Any) -> None:
+    """Unknown keys: errors in a ConfigSection; in a cell section, N2D2's §1.6 behaviour."""
+    if config is not None:
+        for key in config.unread_keys():
+            raise config.error(key, f"unknown parameter for a {cell_type} cell")
+    leftovers = [k for k in section.unread_keys() if k not in COMMON_KEYS
+                 and not k.startswith("ConfigSection")]
+    checked = cell_type in CHECKED_TYPES and not any(k in section for k in CHECK_DISABLERS)
+    for key in leftovers:
+        if checked:
+            raise section.error(key, f"unknown key for a {cell_type} cell")
+        if key.startswith(("Mapping(sp)", "Mapping(cenv)")):
+            section.warn(key, "ignored, as N2D2 does: the stimuli provider's mapping is "
+                              "written Mapping(env)")
+            continue
+        section.warn(key, f"ignored: N2D2 does not read this key in a {cell_type} cell "
+                          f"section (cell parameters belong in a ConfigSection)")
+    section.mark_read(*leftovers)
+
+
+def _write_computed(section: Any, input_shapes, shape) -> None:
+    channels = sum(c for c, _, _ in input_shapes)
+    _, in_h, in_w = input_shapes[0]
+    for key, value in (("_NbChannels", channels), ("_ChannelsWidth", in_w),
+                       ("_ChannelsHeight", in_h), ("_NbOutputs", shape[0]),
+                       ("_OutputsWidth", shape[2]), ("_OutputsHeight", shape[1])):
+        section.set_computed(key, value)

@@ -1,0 +1,188 @@
+"""ConfigSection routing (spec §2.4, §3.1, §4.2): which keys go to the cell, its solvers, its
+weight quantizer.
+
+Cell parameters come from the ConfigSection(s); solver and quantizer parameters come with
+prefixes (``Solvers.``, ``WeightsSolver.``, ``BiasSolver.``, ``ScaleSolver.``, ``QWeight.``)
+from the ConfigSection, or from the cell section when the matching type key is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from n2prune.errors import ConfigError
+from n2prune.params import kwargs_from, unknown_key_message
+from n2prune.quantizer import PRUNE_KEYS, PruneCell
+from n2prune.registry import did_you_mean
+from n2prune.solvers import SOLVERS
+from n2prune.values import read_text, read_word
+
+# Cell type -> (solver roles as (type key, prefix, parameter)), whether QWeight applies.
+SOLVER_ROLES = {
+    "Conv": (("WeightsSolver", "weight"), ("BiasSolver", "bias")),
+    "Fc": (("WeightsSolver", "weight"), ("BiasSolver", "bias")),
+    "Deconv": (("WeightsSolver", "weight"), ("BiasSolver", "bias")),
+    "BatchNorm": (("ScaleSolver", "weight"), ("BiasSolver", "bias")),
+}
+QUANTIZED_TYPES = ("Conv", "Fc")
+UNSUPPORTED_QUANTIZERS = ("SAT", "LSQ")
+
+
+class ConfigView:
+    """A ConfigSection view with the routed prefixes hidden from the cell's builder."""
+
+    def __init__(self, view: Any, hidden: Sequence[str]):
+        self._view, self._hidden = view, tuple(hidden)
+        self.name, self.path = view.name, view.path
+
+    def _visible(self, key: str) -> bool:
+        return not key.startswith(self._hidden)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._visible(key) and key in self._view
+
+    def keys(self) -> List[str]:
+        return [key for key in self._view.keys() if self._visible(key)]
+
+    def prefixed(self, prefix: str) -> List[str]:
+        return [key for key in self.keys() if key.startswith(prefix)]
+
+    def unread_keys(self) -> List[str]:
+        return [key for key in self._view.unread_keys() if self._visible(key)]
+
+    def __getitem__(self, key: str) -> str:
+        return self._view[key]
+
+    def get(self, key: str, *args, **kwargs):
+        return self._view.get(key, *args, **kwargs)
+
+    def __getattr__(self, name: str):  # error, warn, line_of, mark_read, set_computed
+        return getattr(self._view, name)
+
+
+def config_names(section: Any, model: str) -> List[str]:
+    """The ConfigSection list of a cell: ``ConfigSection(<Model>)`` wins over the plain key."""
+    for key in (f"ConfigSection({model})", "ConfigSection"):
+        if key in section:
+            text = section.get(key, read_text)
+            return [name for name in text.split(",") if name != ""] if text else []
+    return []
+
+
+@dataclass
+class SolverSpec:
+    """How to build one solver at training time: its type and (view, prefix) layers, applied
+    in order so later layers override earlier ones (§3.1)."""
+
+    type: str
+    layers: List[Tuple[Any, str]] = field(default_factory=list)
+
+    def kwargs(self) -> Dict[str, Any]:
+        keys = SOLVERS.get(self.type).KEYS
+        merged: Dict[str, Any] = {}
+        for view, prefix in self.layers:
+            merged.update(kwargs_from(view, keys, prefix))
+        return merged
+
+
+def solver_specs(cell_type: str, section: Any, config: Any) -> Dict[str, SolverSpec]:
+    """Solver type and parameter layers for each parameter of a cell (weight, bias)."""
+    specs: Dict[str, SolverSpec] = {}
+    for type_key, parameter in SOLVER_ROLES.get(cell_type, ()):
+        role_prefix = type_key + "."
+        if type_key in section:
+            spec = SolverSpec(_solver_type(section, type_key), [(section, role_prefix)])
+        elif "Solvers" in section:
+            spec = SolverSpec(_solver_type(section, "Solvers"), [(section, "Solvers.")])
+        else:
+            spec = SolverSpec("SGD")
+        if config is not None:
+            spec.layers += [(config, "Solvers."), (config, role_prefix)]
+        for view, prefix in spec.layers:
+            _check_solver_keys(view, prefix, spec.type)
+        specs[parameter] = spec
+    return specs
+
+
+def _solver_type(section: Any, key: str) -> str:
+    name = section.get(key, read_word)
+    if name not in SOLVERS:
+        raise section.error(key, did_you_mean(name, SOLVERS.names(), "solver"))
+    return name
+
+
+def _check_solver_keys(view: Any, prefix: str, solver_type: str) -> None:
+    keys = SOLVERS.get(solver_type).KEYS
+    for full in view.prefixed(prefix):
+        suffix = full[len(prefix):]
+        if not any(key.ini == suffix for key in keys):
+            raise view.error(full, unknown_key_message(full, keys, prefix).replace(
+                "unknown parameter", f"unknown {solver_type} solver parameter", 1))
+        view.mark_read(full)  # evaluated at training time, once [sp]_EpochSize is known
+
+
+def routed_prefixes(cell_type: str) -> List[str]:
+    prefixes = ["Solvers."] + [key + "." for key, _ in SOLVER_ROLES.get(cell_type, ())]
+    if cell_type in QUANTIZED_TYPES:
+        prefixes += ["QWeight.", "QWeightSolver."]
+    return prefixes if cell_type in SOLVER_ROLES else []
+
+
+def weight_quantizer(cell_type: str, section: Any, config: Any,
+                     seed: int) -> Optional[PruneCell]:
+    """The PruneCell a ``QWeight=Prune`` cell section asks for (None without QWeight)."""
+    if config is not None:
+        for key in ("QWeight", "QAct"):
+            if key in config:
+                raise config.error(key, f"{key}= must be written in the cell section "
+                                        f"[{section.name}], not in a ConfigSection (N2D2: "
+                                        f"Unknown parameter)")
+    if "QAct" in section:
+        name = section.get("QAct", read_word)
+        raise section.error("QAct", f"activation quantizer {name!r} is not supported yet "
+                                    f"(n2prune supports QWeight=Prune)")
+    if "QWeight" not in section:
+        if config is not None and config.prefixed("QWeight."):
+            key = config.prefixed("QWeight.")[0]
+            raise config.error(key, f"QWeight.* parameters need QWeight=Prune in the cell "
+                                    f"section [{section.name}]")
+        return None
+    name = section.get("QWeight", read_word)
+    if cell_type not in QUANTIZED_TYPES:
+        raise section.error("QWeight", f"QWeight is read by Conv and Fc cells only, not "
+                                       f"{cell_type}")
+    if name in UNSUPPORTED_QUANTIZERS:
+        raise section.error("QWeight", f"weight quantizer {name!r} is not supported yet "
+                                       f"(n2prune supports QWeight=Prune)")
+    if name != "Prune":
+        raise section.error("QWeight", did_you_mean(name, ["Prune", *UNSUPPORTED_QUANTIZERS],
+                                                    "weight quantizer"))
+    layers = [(section, "QWeight.")] + ([(config, "QWeight.")] if config is not None else [])
+    if config is not None and config.prefixed("QWeightSolver."):
+        key = config.prefixed("QWeightSolver.")[0]
+        raise config.error(key, "a Prune quantizer has no trainable parameter: N2D2 fails with "
+                                "'Unknown parameter' here (write QWeightSolver.* in the cell "
+                                "section, where it is accepted and unused)")
+    section.mark_read(*section.prefixed("QWeightSolver"))
+    return _prune_cell(layers, seed)
+
+
+def _prune_cell(layers, seed: int) -> PruneCell:
+    kwargs: Dict[str, Any] = {}
+    where: Dict[str, Tuple[Any, str]] = {}
+    for view, prefix in layers:
+        for full in view.prefixed(prefix):
+            if not any(key.ini == full[len(prefix):] for key in PRUNE_KEYS):
+                raise view.error(full, unknown_key_message(full, PRUNE_KEYS, prefix).replace(
+                    "unknown parameter", "unknown Prune parameter", 1))
+            where[next(k.arg for k in PRUNE_KEYS if k.ini == full[len(prefix):])] = (view, full)
+        kwargs.update(kwargs_from(view, PRUNE_KEYS, prefix))
+    try:
+        return PruneCell(seed=seed, **kwargs)
+    except (TypeError, ValueError) as exc:
+        arg = next((name for name in where if f"{name}=" in str(exc) or f" {name} " in
+                    str(exc)), None)
+        view, full = where.get(arg, layers[0])
+        reason = str(exc).replace("PruneCell: ", "")
+        raise (view.error(full, reason) if arg else ConfigError(reason)) from None
