@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from typing import Dict, List
 
@@ -26,9 +25,6 @@ class FakeSection:
 
     def prefixed(self, prefix: str) -> List[str]:
         return [key for key in self.values if key.startswith(prefix)]
-
-    def matching(self, pattern: str) -> List[str]:
-        return [key for key in self.values if fnmatch.fnmatchcase(key, pattern)]
 
     def get(self, key: str, reader=read_text, default=REQUIRED):
         if key not in self.values:

@@ -63,7 +63,7 @@ class Deconv(nn.Module):
         self.nb_inputs, self.nb_outputs, self.groups = nb_inputs, nb_outputs, groups
         self.kernel_dims = list(pair("kernel_dims", kernel_dims, 1, 1))
         self.stride_dims = list(pair("stride_dims", stride_dims, 1, 1))
-        self.padding_dims = list(pair("padding_dims", padding_dims, 0, -2 ** 31))
+        self.padding_dims = list(pair("padding_dims", padding_dims, 0, None))
         self.dilation_dims = list(pair("dilation_dims", dilation_dims, 1, 1))
         self.back_propagate = bool(back_propagate)
         self.activation = as_activation(activation)

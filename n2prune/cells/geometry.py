@@ -8,7 +8,7 @@ defaults) cut to the kernel's number of dims. All lists are X first: ``[width, h
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from n2prune.values import read_list, read_uint
 
@@ -47,14 +47,17 @@ def key_of(section: Any, stem: str) -> str:
     return f"{stem}Dims"
 
 
-def pair(name: str, dims: Sequence[int], fill: int, low: int) -> Tuple[int, int]:
-    """X-first ``[x]`` or ``[x, y]`` -> (x, y); a 1-D ``[x]`` gets ``y = fill``."""
+def pair(name: str, dims: Sequence[int], fill: int, low: Optional[int]) -> Tuple[int, int]:
+    """X-first ``[x]`` or ``[x, y]`` -> (x, y); a 1-D ``[x]`` gets ``y = fill``.
+
+    Values must be >= ``low`` (``None``: any integer, e.g. signed padding).
+    """
     dims = [dims] if isinstance(dims, int) else list(dims)
     if len(dims) == 1:
         dims.append(fill)
     if len(dims) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in dims):
         raise ValueError(f"{name}={list(dims)!r}: expected [X] or [X, Y] integers (width "
                          f"first); 3-D dims are not supported")
-    if any(v < low for v in dims):
+    if low is not None and any(v < low for v in dims):
         raise ValueError(f"{name}={list(dims)!r}: values must be >= {low}")
     return dims[0], dims[1]
