@@ -255,6 +255,13 @@ def test_dir_database_per_label_partitioning(tmp_path):
     assert sorted(db["Learn"].labels.tolist()) == [0, 1]
 
 
+def test_dir_database_learn_plus_validation_of_one_leaves_no_test_fraction(tmp_path):
+    pytest.importorskip("PIL")
+    root = write_dir(tmp_path / "images")        # 1 - 0.9 - 0.1 is slightly negative
+    db = DIRDatabase(str(root), learn=0.9, validation=0.1, valid_extensions=["png"])
+    assert (db.size("Learn"), db.size("Validation"), db.size("Test")) == (4, 0, 2)
+
+
 def test_dir_database_counts_must_be_whole_without_per_label(tmp_path):
     pytest.importorskip("PIL")
     root = write_dir(tmp_path / "images")

@@ -96,7 +96,7 @@ class DIRDatabase(Database):
         if learn + validation > 1.0:
             raise ParameterError("Validation", f"DIR_Database: Learn ({learn}) + "
                                                f"Validation ({validation}) cannot be > 1.0")
-        test = 1.0 - learn - validation if test is None else test
+        test = max(0.0, 1.0 - learn - validation) if test is None else test
         for name, value in (("Learn", learn), ("Validation", validation), ("Test", test)):
             check_fraction(name, value)
         self.partition.split_per_label(self._labels, self.nb_labels, learn, validation,

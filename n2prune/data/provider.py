@@ -131,17 +131,15 @@ class StimuliProvider:
         out_dtype = _out_dtype(x, on_the_fly)
         norm = unity(dtype, self.data_signed_mapping) if not out_dtype.is_floating_point \
             else None
-        if not on_the_fly and isinstance(x, list):
-            for image in x:
-                self._check_shape(set_name, tuple(image.shape[1:]))
-        if not on_the_fly and isinstance(x, torch.Tensor):
-            x = normalise(x, *norm) if norm else x.to(torch.float32)
-            self._check_shape(set_name, tuple(x.shape[1:]))
-            norm = None   # already applied to the cache
-        else:
+        if on_the_fly:   # check the shape on one stimulus, with a throwaway generator
             first = x[:1] if isinstance(x, torch.Tensor) else x[0]
             sample = run(on_the_fly, first, torch.Generator().manual_seed(0))
             self._check_shape(set_name, tuple(sample.shape[1:]))
+        else:
+            for image in (x if isinstance(x, list) else [x]):
+                self._check_shape(set_name, tuple(image.shape[1:]))
+            x = normalise(x, *norm) if norm else x.to(torch.float32)
+            norm = None   # applied to the cache once and for all
         if isinstance(x, torch.Tensor):
             x = x.to(self.device)
         self._cache[set_name] = x
