@@ -1,4 +1,4 @@
-"""N2D2's weight files (spec §6 "Weight file format", §4.7): write and read ``DIR/<cell>_*.syntxt``.
+"""N2D2's weight files (spec §6 "Weight file format", §4.7): write and read them.
 
 Conv and Deconv write ``OCHW`` (one line per output: each *connected* input channel's kernel, x
 fastest, then y) or, when ``cell.export_options`` asks for it, ``HWCO``; Fc writes ``OC`` (one

@@ -55,6 +55,14 @@ def _percent(values: list) -> list:
     return values if any(abs(v) > 1 for v in values) else [100 * v for v in values]
 
 
+# (title, y label, [(row key, legend label, colour)]) of each learning-curve panel
+_PANELS = (("Loss", "loss", [("loss", "learning loss", "tab:red")]),
+           ("Accuracy", "accuracy (%)", [("learn_accuracy", "learning", "tab:blue"),
+                                         ("validation_accuracy", "validation", "tab:green")]),
+           ("Sparsity (fraction of weights pruned)", "sparsity (%)",
+            [("sparsity", "pruned weights", "tab:purple")]))
+
+
 def plot_learning_curves(rows: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
     """One PNG with three panels against the epoch: loss, accuracies, sparsity.
 
@@ -68,29 +76,21 @@ def plot_learning_curves(rows: Sequence[Mapping[str, Any]], path: PathLike) -> P
     if not rows:
         raise ValueError("plot_learning_curves: rows is empty; nothing to plot")
     plt = _pyplot()
-    fig, (loss_ax, acc_ax, sparse_ax) = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    fig, axes = plt.subplots(len(_PANELS), 1, figsize=(8, 9), sharex=True)
     try:
-        loss_ax.plot(*_series(rows, "loss"), marker="o", color="tab:red", label="learning loss")
-        loss_ax.set_title("Loss")
-        loss_ax.set_ylabel("loss")
-        for key, label, color in (("learn_accuracy", "learning", "tab:blue"),
-                                  ("validation_accuracy", "validation", "tab:green")):
-            xs, ys = _series(rows, key)
-            if xs:
-                acc_ax.plot(xs, _percent(ys), marker="o", color=color, label=label)
-        acc_ax.set_title("Accuracy")
-        acc_ax.set_ylabel("accuracy (%)")
-        xs, ys = _series(rows, "sparsity")
-        sparse_ax.plot(xs, _percent(ys), marker="o", color="tab:purple",
-                       label="pruned weights")
-        sparse_ax.set_title("Sparsity (fraction of weights pruned)")
-        sparse_ax.set_ylabel("sparsity (%)")
-        sparse_ax.set_ylim(0, 100)
-        sparse_ax.set_xlabel("epoch")
-        for ax in (loss_ax, acc_ax, sparse_ax):
+        for ax, (title, ylabel, series) in zip(axes, _PANELS):
+            for key, label, color in series:
+                xs, ys = _series(rows, key)
+                if xs:
+                    ax.plot(xs, ys if key == "loss" else _percent(ys), marker="o",
+                            color=color, label=label)
+            ax.set_title(title)
+            ax.set_ylabel(ylabel)
             ax.grid(True, alpha=0.3)
             if ax.get_lines():
                 ax.legend(loc="best")
+        axes[-1].set_ylim(0, 100)
+        axes[-1].set_xlabel("epoch")
         fig.suptitle("Learning curves")
         fig.tight_layout()
         return _save(fig, path)
