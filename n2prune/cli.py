@@ -59,3 +59,91 @@ def info_main(argv: Optional[List[str]] = None) -> int:
         return 0
 
     return run_guarded(action, args.debug)
+
+
+TRAIN_EPILOG = """\
+Outputs (in --output, default runs/<ini name>/): report.json, log.csv, weights/ (N2D2 text
+files: <cell>_weights.syntxt, _biases.syntxt, _masks.syntxt), model.pt, learning_curves.png,
+sparsity.png and checkpoint.pt (written at each log point; --resume continues from it).
+
+Example: n2prune-train networks/lenet.ini -learn-epoch 30
+"""
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="n2prune-train", allow_abbrev=False, epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Learn and prune an N2D2 INI network, like `n2d2 NET.ini -learn-epoch N`: "
+                    "PruneCells are updated after every step, the best validation point among "
+                    "those at the final pruning threshold is kept, then the test set runs.")
+    parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
+    n2d2 = parser.add_argument_group("N2D2's options")
+    n2d2.add_argument("-learn", type=int, default=0, metavar="N",
+                      help="learn N stimuli (random batches)")
+    n2d2.add_argument("-learn-epoch", type=int, default=0, metavar="N",
+                      help="learn N epochs (shuffled each epoch)")
+    n2d2.add_argument("-log", type=int, default=1000, metavar="N",
+                      help="log and validate every N stimuli (-learn mode, or -log-epoch 0; "
+                           "default 1000)")
+    n2d2.add_argument("-log-epoch", type=int, default=1, metavar="N",
+                      help="log and validate every N epochs (default 1); also the default "
+                           "Gradual pruning period")
+    n2d2.add_argument("-test", action="store_true",
+                      help="test only, with the weights of an earlier run in --output (or -w)")
+    n2d2.add_argument("-seed", type=int, default=0, metavar="N",
+                      help="random seed; 0 (default) picks one from the clock and records it")
+    n2d2.add_argument("-w", metavar="DIR", help="import N2D2 weight and mask files from DIR")
+    n2d2.add_argument("-valid-metric", default="Sensitivity", metavar="M",
+                      help="validation score, averaged over classes (default Sensitivity; "
+                           "also Accuracy, Precision, F1Score, Informedness, ...)")
+    ours = parser.add_argument_group("n2prune's options")
+    ours.add_argument("--output", metavar="DIR",
+                      help="where every file goes (default runs/<ini name>)")
+    ours.add_argument("--resume", action="store_true",
+                      help="continue the run whose checkpoint is in --output")
+    ours.add_argument("--overwrite", action="store_true",
+                      help="start afresh even if --output holds an earlier run")
+    ours.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    ours.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ours.add_argument("--quiet", action="store_true", help="no progress output")
+    ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
+    return parser
+
+
+def train_main(argv: Optional[List[str]] = None) -> int:
+    """``n2prune-train NET.ini [options]``."""
+    args = train_parser().parse_args(argv)
+
+    def action() -> int:
+        from n2prune.train import Trainer, TrainOptions
+        options = TrainOptions(
+            learn=args.learn, learn_epoch=args.learn_epoch, log=args.log,
+            log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,
+            valid_metric=args.valid_metric, output=args.output, resume=args.resume,
+            overwrite=args.overwrite, threads=args.threads, device=args.device,
+            quiet=args.quiet)
+        trainer = Trainer(args.ini, options)
+        report = trainer.run()
+        _print_report(report, trainer.output, args.quiet)
+        return 0
+
+    return run_guarded(action, args.debug)
+
+
+def _print_report(report: dict, output, quiet: bool) -> None:
+    if quiet:
+        return
+    test = report["test_accuracy"]
+    valid = report["validation_score"]
+    print(f"Final recognition rate: {100 * test:.2f}%" if test is not None else
+          "No test set: no recognition rate")
+    if valid is not None:
+        print(f"Best validation score: {100 * valid:.2f}% [{report['validation_metric']}] "
+              f"at log point {report['best_log_point']}")
+    print(f"Sparsity of the pruned cells: {100 * report['sparsity']:.2f}%")
+    if report["throughput"]:
+        print(f"Learning: {report['stimuli']} stimuli in {report['learning_seconds']:.1f} s "
+              f"({report['throughput']:.0f} stimuli/s)")
+    print(f"Results in {output}/ (report.json, log.csv, weights/, model.pt, *.png)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -83,19 +83,29 @@ class Network(nn.Module):
         return len(self._keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = self.outputs(x)[None]
+        return last.flatten(1) if last.shape[2:] == (1, 1) else last
+
+    def outputs(self, x: torch.Tensor, keep: Sequence[str] = ()) -> Dict[Any, torch.Tensor]:
+        """Run the network; the outputs of the cells named in ``keep`` (NCHW), and under the
+        key None the last cell's."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"network input must be (N, {', '.join(map(str, self.input_shape))})"
                              f" (NbChannels, SizeY, SizeX), got {tuple(x.shape)}")
         outputs: Dict[str, torch.Tensor] = {"env": x}
+        kept: Dict[Any, torch.Tensor] = {}
         last = x
         for name, key in self._keys.items():
             last = self.layers[key](*(outputs[parent] for parent in self.info[name].inputs))
             if last.dim() == 2:  # Fc-like outputs are N2D2's C x 1 x 1 maps
                 last = last[:, :, None, None]
             outputs[name] = last
+            if name in keep:
+                kept[name] = last
             for done in self._plan[name]:
                 del outputs[done]
-        return last.flatten(1) if last.shape[2:] == (1, 1) else last
+        kept[None] = last
+        return kept
 
     def pruned_cells(self) -> "OrderedDict[str, nn.Module]":
         """The cells that carry a PruneCell."""

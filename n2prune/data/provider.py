@@ -195,6 +195,11 @@ class StimuliProvider:
         index = torch.randint(0, size, (batch_size or self.batch_size,), generator=generator)
         return self._batch(set_name, index, generator)
 
+    def batch(self, set_name: str, index: torch.Tensor,
+              generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The stimuli at ``index`` (int64 tensor) of ``set_name``, transformed."""
+        return self._batch(set_name, index, generator)
+
     def _batch(self, set_name: str, index, generator) -> Tuple[torch.Tensor, torch.Tensor]:
         cache, labels = self._cache[set_name], self._labels[set_name]
         if isinstance(index, torch.Tensor):

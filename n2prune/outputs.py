@@ -1,0 +1,105 @@
+"""The files a run leaves in its output folder, each written atomically.
+
+- ``report.json``: accuracies, sparsity, per-cell figures, timing, seed;
+- ``log.csv``: one row per log point;
+- ``weights/``: N2D2's ``<cell>_weights.syntxt``, ``_biases``, ``_masks`` text files;
+- ``model.pt``: the final network's state (``torch.load(..., weights_only=True)``);
+- ``learning_curves.png`` and ``sparsity.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from n2prune import __version__
+from n2prune.checkpoint import save_atomic
+from n2prune.maskfile import atomic_write_text
+
+LOG_COLUMNS = ("log_point", "epoch", "stimuli", "loss", "learn_accuracy", "validation_score",
+               "validation_accuracy", "learning_rate", "sparsity", "pruning_done")
+
+
+def write_log(output: Path, rows: List[Dict[str, Any]]) -> None:
+    """``log.csv``: one row per log point (rewritten whole, atomically)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    atomic_write_text(Path(output) / "log.csv", buffer.getvalue())
+
+
+def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
+    """Per cell: type, parameters, zero weights, sparsity, target and current thresholds."""
+    from n2prune.summary import synapses
+    figures: Dict[str, Dict[str, Any]] = {}
+    with torch.no_grad():
+        for name, cell in trainer.net.cells.items():
+            params = synapses(cell)
+            if params == 0:
+                continue
+            entry: Dict[str, Any] = {"type": trainer.net.info[name].type, "params": params}
+            weight = getattr(cell, "weight", None)
+            quantizer = getattr(cell, "quantizer", None)
+            if isinstance(weight, torch.Tensor):
+                effective = cell.effective_weight() if hasattr(cell, "effective_weight") \
+                    else weight
+                zeros = int((effective == 0).sum())
+                entry.update(weights=weight.numel(), zeros=zeros,
+                             sparsity=zeros / weight.numel())
+            entry["threshold"] = quantizer.threshold if quantizer is not None else None
+            entry["current_threshold"] = quantizer.get_current_threshold() \
+                if quantizer is not None else None
+            figures[name] = entry
+    return figures
+
+
+def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
+                  seconds: float) -> Dict[str, Any]:
+    """Write every output file; return the report."""
+    from n2prune.export import write_weights
+    from n2prune.plots import plot_learning_curves, plot_sparsity
+    output = Path(trainer.output)
+    rows = state["rows"]
+    best = state.get("best")
+    best_row = rows[best["log_point"] - 1] if best else None
+    learning = state.get("learning_seconds", 0.0)
+    report = {
+        "n2prune": __version__,
+        "ini": str(trainer.ini_path),
+        "seed": trainer.seed,
+        "test_accuracy": test.accuracy() if test is not None else None,
+        "test_score": test.score(trainer.options.valid_metric) if test is not None else None,
+        "validation_metric": trainer.options.valid_metric,
+        "validation_accuracy": best_row["validation_accuracy"] if best_row else None,
+        "validation_score": best["score"] if best else None,
+        "best_log_point": best["log_point"] if best else (len(rows) or None),
+        "sparsity": trainer.sparsity(),
+        "cells": cell_figures(trainer),
+        "epochs": state["stimuli"] / max(1, trainer.provider.epoch_size),
+        "stimuli": state["stimuli"],
+        "seconds": seconds,
+        "learning_seconds": learning,
+        "throughput": state["stimuli"] / learning if learning > 0 else None,
+        "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
+    }
+    write_weights(trainer.net, output / "weights")
+    save_atomic({"net": trainer.net.state_dict(), "seed": trainer.seed,
+                 "input_shape": list(trainer.net.input_shape), "n2prune": __version__},
+                output / "model.pt")
+    if rows:
+        write_log(output, rows)
+        plot_learning_curves(rows, output / "learning_curves.png")
+    pruned = [(name, fig["sparsity"], fig["threshold"]) for name, fig in report["cells"].items()
+              if fig.get("threshold") is not None]
+    if pruned:
+        plot_sparsity(pruned, output / "sparsity.png")
+    atomic_write_text(output / "report.json", json.dumps(report, indent=2) + "\n")
+    return report

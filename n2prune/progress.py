@@ -1,0 +1,51 @@
+"""Progress while learning: a tqdm bar on a terminal, plain periodic lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional, TextIO
+
+
+class Progress:
+    """``update(n, loss=..., accuracy=..., sparsity=...)`` per batch; ``line(text)`` logs."""
+
+    def __init__(self, total: int, quiet: bool = False, stream: Optional[TextIO] = None,
+                 every: float = 30.0):
+        self.stream = stream or sys.stderr
+        self.quiet, self.total, self.every = quiet, total, every
+        self.done, self._last = 0, time.monotonic()
+        self._bar = None
+        if not quiet and self.stream.isatty():
+            try:
+                from tqdm import tqdm
+                self._bar = tqdm(total=total, unit="stim", unit_scale=True, file=self.stream,
+                                 dynamic_ncols=True, desc="Learning")
+            except ImportError:  # tqdm is a dependency; plain lines if it is missing
+                self._bar = None
+
+    def update(self, count: int, **values: float) -> None:
+        self.done += count
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.update(count)
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        elif time.monotonic() - self._last >= self.every:
+            self._last = time.monotonic()
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+            percent = 100.0 * self.done / max(1, self.total)
+            print(f"Learning {self.done}/{self.total} stimuli ({percent:.1f}%)  {shown}",
+                  file=self.stream, flush=True)
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

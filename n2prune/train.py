@@ -1,0 +1,372 @@
+"""Learning with pruning, as ``n2d2 net.ini -learn-epoch N`` does (spec §3, §4.6, §6).
+
+``Trainer(ini_path, options).run()`` builds the data and the network, learns, validates at
+each log point, keeps the best weights among the log points where every PruneCell has reached
+its final threshold (the last log point when none has), tests, and writes the outputs
+(``n2prune.outputs``). A checkpoint is written atomically at each log point; ``resume=True``
+continues from it and ends with exactly the masks, weights and accuracy of an uninterrupted
+run on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+
+from n2prune import ini as ini_module
+from n2prune.checkpoint import load_checkpoint, save_atomic
+from n2prune.data import build_provider
+from n2prune.errors import ConfigError
+from n2prune.metrics import METRICS, Confusion
+from n2prune.network import build_network
+from n2prune.objective import make_objective
+from n2prune.progress import Progress
+from n2prune.solvers import SOLVERS
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainOptions:
+    """N2D2's options (``-learn``, ``-learn-epoch``, ``-log``, ``-log-epoch``, ``-test``,
+    ``-seed``, ``-w``, ``-valid-metric``) and ours."""
+
+    learn: int = 0
+    learn_epoch: int = 0
+    log: int = 1000
+    log_epoch: int = 1
+    test_only: bool = False
+    seed: int = 0
+    weights_dir: Optional[str] = None
+    valid_metric: str = "Sensitivity"
+    output: Optional[str] = None
+    resume: bool = False
+    overwrite: bool = False
+    threads: Optional[int] = None
+    device: str = "cpu"
+    quiet: bool = False
+    environ: Optional[Mapping[str, str]] = field(default=None, repr=False)
+
+    def check(self) -> None:
+        for name in ("learn", "learn_epoch", "log", "log_epoch"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"-{name.replace('_', '-')} must be >= 0, got "
+                                 f"{getattr(self, name)}")
+        if self.learn and self.learn_epoch:
+            raise ValueError("give either -learn N (stimuli) or -learn-epoch N, not both")
+        if self.log_epoch == 0 and self.log == 0:
+            raise ValueError("-log must be > 0 when -log-epoch is 0")
+        if self.valid_metric not in METRICS:
+            from n2prune.registry import did_you_mean
+            raise ValueError("-valid-metric: " + did_you_mean(self.valid_metric, list(METRICS),
+                                                              "metric"))
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"--threads must be a positive integer, got {self.threads}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
+def default_output(ini_path: str) -> Path:
+    """Where outputs go without ``--output``: ``runs/<ini file stem>`` in the working dir."""
+    return Path("runs") / Path(ini_path).stem
+
+
+class Trainer:
+    """One learning (or test-only) run of an INI network."""
+
+    def __init__(self, ini_path: str, options: TrainOptions):
+        options.check()
+        self.options = options
+        self.ini_path = ini_path
+        self.output = Path(options.output) if options.output else default_output(ini_path)
+        text = _read_text(ini_path)
+        self.ini_digest = hashlib.sha256(text.encode()).hexdigest()
+        self.checkpoint = self._previous_checkpoint()
+        seed = options.seed
+        if self.checkpoint is not None:
+            seed = int(self.checkpoint["seed"])
+        elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
+            seed = int(time.time()) % (2**31 - 1) or 1
+        self.seed = seed
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        torch.manual_seed(seed)
+        self.device = torch.device(options.device)
+        self.ini = ini_module.load(ini_path, options.environ)
+        self.provider = build_provider(self.ini, seed=seed, device=self.device)
+        self.net = build_network(self.ini, seed=seed).to(self.device)
+        if not self.net.targets:
+            raise ConfigError("missing target: add a [<cell>.Target] section (for example "
+                              "[softmax.Target]) naming the cell to learn", path=ini_path)
+        nb_labels = max(self.provider.nb_labels, 1)
+        self.objectives = [make_objective(self.net, t, nb_labels) for t in self.net.targets]
+        self.batch_size = self.provider.batch_size
+        self.optimizers = self._optimizers()
+        self._set_pruning_period()
+        self.generator = torch.Generator().manual_seed(seed + 1)
+
+    # ------------------------------------------------------------------ setup
+    def _previous_checkpoint(self) -> Optional[Dict[str, Any]]:
+        path = self.output / CHECKPOINT
+        if self.options.resume:
+            state = load_checkpoint(path)
+            if state.get("ini_digest") != self.ini_digest:
+                raise ValueError(f"{path}: this checkpoint was made from another version of "
+                                 f"{self.ini_path}; resume needs the same INI file")
+            if state.get("schedule") != self._schedule():
+                raise ValueError(f"{path}: this checkpoint was made with other learning "
+                                 f"options {state.get('schedule')}; resume needs the same ones")
+            return state
+        if path.exists() and not self.options.overwrite and not self.options.test_only:
+            raise ValueError(f"{self.output} already holds a run (checkpoint.pt): add --resume "
+                             f"to continue it, --overwrite to start afresh, or choose another "
+                             f"--output")
+        return None
+
+    def _schedule(self) -> Dict[str, int]:
+        o = self.options
+        return {"learn": o.learn, "learn_epoch": o.learn_epoch, "log": o.log,
+                "log_epoch": o.log_epoch}
+
+    def _optimizers(self) -> List[torch.optim.Optimizer]:
+        groups: Dict[str, List[Dict[str, Any]]] = {}
+        covered = set()
+        for name, info in self.net.info.items():
+            cell = self.net.cells[name]
+            for role, spec in info.solvers.items():
+                param = getattr(cell, role, None)
+                if not isinstance(param, torch.nn.Parameter) or not param.requires_grad:
+                    continue
+                groups.setdefault(spec.type, []).append({"params": [param], **spec.kwargs()})
+                covered.add(id(param))
+        rest = [p for p in self.net.parameters() if p.requires_grad and id(p) not in covered]
+        if rest:
+            groups.setdefault("SGD", []).append({"params": rest})
+        return [SOLVERS.get(kind)(params, batch_size=self.batch_size)
+                for kind, params in groups.items()]
+
+    def _set_pruning_period(self) -> None:
+        """N2D2's default Gradual period: -log-epoch epochs of stimuli (else -log)."""
+        o = self.options
+        period = o.log_epoch * self.provider.epoch_size if o.log_epoch > 0 else o.log
+        for cell in self.net.pruned_cells().values():
+            cell.quantizer.default_period = int(period) % (2**32)
+
+    # ------------------------------------------------------------------ learning
+    def _plan(self) -> Dict[str, int]:
+        """Batches in all, batches per epoch, and batches between log points."""
+        o, size, b = self.options, self.provider.epoch_size, self.batch_size
+        if o.learn_epoch:
+            per_epoch = math.ceil(size / b)
+            total = per_epoch * o.learn_epoch
+            every = per_epoch * o.log_epoch if o.log_epoch > 0 else math.ceil(o.log / b)
+        else:
+            per_epoch = 0
+            total = math.ceil(o.learn / b)
+            every = math.ceil(o.log / b) if o.log > 0 else total
+        return {"total": total, "per_epoch": per_epoch, "every": max(1, min(every, total))}
+
+    def run(self) -> Dict[str, Any]:
+        """Learn (unless test-only), test, write every output; returns the report."""
+        from n2prune.outputs import write_outputs
+        started = time.perf_counter()
+        self.output.mkdir(parents=True, exist_ok=True)
+        if self.options.weights_dir:
+            self._import_weights(self.options.weights_dir)
+        state = self._fresh_state()
+        if self.options.test_only:
+            if not self.options.weights_dir:
+                self._load_trained()
+        elif self.options.learn or self.options.learn_epoch:
+            if self.provider.epoch_size == 0:
+                raise ValueError("the Learn set is empty: nothing to learn from "
+                                 "(check [database] and its fractions)")
+            state = self._learn()
+        test = self.evaluate("Test")
+        return write_outputs(self, state, test, time.perf_counter() - started)
+
+    def _fresh_state(self) -> Dict[str, Any]:
+        return {"batches": 0, "stimuli": 0, "rows": [], "best": None, "order": None,
+                "learning_seconds": 0.0}
+
+    def _learn(self) -> Dict[str, Any]:
+        plan = self._plan()
+        state = self._fresh_state()
+        if self.checkpoint is not None:
+            state = self._restore(self.checkpoint)
+        progress = Progress(plan["total"] * self.batch_size, self.options.quiet)
+        progress.done = state["stimuli"]
+        stats = {"loss": 0.0, "correct": 0, "seen": 0}
+        try:
+            while state["batches"] < plan["total"]:
+                tick = time.perf_counter()
+                x, labels = self._next_batch(state, plan)
+                loss, correct = self._step(x, labels)
+                state["learning_seconds"] += time.perf_counter() - tick
+                state["batches"] += 1
+                state["stimuli"] += len(labels)
+                stats["loss"] += loss * len(labels)
+                stats["correct"] += correct
+                stats["seen"] += len(labels)
+                progress.update(len(labels), loss=loss, acc=stats["correct"] / stats["seen"],
+                                sparsity=self.sparsity())
+                if state["batches"] % plan["every"] == 0 or state["batches"] == plan["total"]:
+                    self._log_point(state, stats, plan, progress)
+                    stats = {"loss": 0.0, "correct": 0, "seen": 0}
+        finally:
+            progress.close()
+        self._restore_best(state)
+        self._sparsity = None
+        return state
+
+    def _next_batch(self, state: Dict[str, Any], plan: Dict[str, int]):
+        if not plan["per_epoch"]:
+            return self.provider.random_batch("Learn", self.generator)
+        index = state["batches"] % plan["per_epoch"]
+        if index == 0 or state["order"] is None:
+            state["order"] = torch.randperm(self.provider.epoch_size, generator=self.generator)
+        chosen = state["order"][index * self.batch_size:(index + 1) * self.batch_size]
+        return self.provider.batch("Learn", chosen, self.generator)
+
+    def _step(self, x: torch.Tensor, labels: torch.Tensor):
+        self.net.train()
+        keep = [o.source for o in self.objectives] + [o.target.cell for o in self.objectives]
+        outputs = self.net.outputs(x, keep)
+        loss = sum(o.loss(outputs, labels) for o in self.objectives)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        for optimizer in self.optimizers:
+            optimizer.step()
+        fired = [cell.quantizer.update(self.batch_size)
+                 for cell in self.net.pruned_cells().values()]
+        if any(fired):
+            self._sparsity = None
+        with torch.no_grad():
+            correct = int((self.objectives[0].estimated(outputs) == labels).sum())
+        return float(loss.detach()), correct
+
+    # ------------------------------------------------------------------ log points
+    def _log_point(self, state, stats, plan, progress: Progress) -> None:
+        validation = self.evaluate("Validation") if self.provider.size("Validation") else None
+        row = {
+            "log_point": len(state["rows"]) + 1,
+            "epoch": state["stimuli"] / max(1, self.provider.epoch_size),
+            "stimuli": state["stimuli"],
+            "loss": stats["loss"] / max(1, stats["seen"]),
+            "learn_accuracy": stats["correct"] / max(1, stats["seen"]),
+            "validation_score": validation.score(self.options.valid_metric)
+            if validation else None,
+            "validation_accuracy": validation.accuracy() if validation else None,
+            "learning_rate": float(getattr(self.optimizers[0], "current_lr", float("nan"))),
+            "sparsity": self.sparsity(),
+            "pruning_done": all(c.quantizer.done for c in self.net.pruned_cells().values()),
+        }
+        state["rows"].append(row)
+        progress.line(self._describe(row))
+        if validation is not None and row["pruning_done"]:
+            best = state["best"]
+            if best is None or row["validation_score"] > best["score"]:
+                state["best"] = {"score": row["validation_score"], "log_point": row["log_point"],
+                                 "state": copy.deepcopy(self.net.state_dict())}
+                progress.line(f"+++ BEST validation score: {100 * row['validation_score']:.2f}% "
+                              f"[{self.options.valid_metric}]")
+        self._save_checkpoint(state)
+        from n2prune.outputs import write_log
+        write_log(self.output, state["rows"])
+
+    def _describe(self, row: Dict[str, Any]) -> str:
+        text = (f"log point {row['log_point']}: epoch {row['epoch']:.2f}, loss "
+                f"{row['loss']:.4f}, learn {100 * row['learn_accuracy']:.2f}%")
+        if row["validation_score"] is not None:
+            text += (f", validation {100 * row['validation_score']:.2f}% "
+                     f"[{self.options.valid_metric}]")
+        return text + f", sparsity {100 * row['sparsity']:.1f}%, lr {row['learning_rate']:.3g}"
+
+    def _restore_best(self, state: Dict[str, Any]) -> None:
+        """The best eligible validation point's weights; the last ones when none qualified."""
+        if state["best"] is not None:
+            self.net.load_state_dict(state["best"]["state"])
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, state: Dict[str, Any]) -> None:
+        save_atomic({
+            "format": 1, "ini_digest": self.ini_digest, "schedule": self._schedule(),
+            "seed": self.seed, "net": self.net.state_dict(),
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
+            "state": state,
+        }, self.output / CHECKPOINT)
+
+    def _restore(self, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+        self.net.load_state_dict(checkpoint["net"])
+        for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"]):
+            optimizer.load_state_dict(saved)
+        torch.set_rng_state(checkpoint["torch_rng"])
+        self.generator.set_state(checkpoint["generator"])
+        return checkpoint["state"]
+
+    # ------------------------------------------------------------------ weights
+    def _import_weights(self, directory: str) -> None:
+        from n2prune.export import read_weights
+        if not Path(directory).is_dir():
+            raise ValueError(f"-w {directory}: no such directory of N2D2 weight files")
+        read_weights(self.net, directory, ignore_missing=True)
+
+    def _load_trained(self) -> None:
+        path = self.output / "model.pt"
+        if not path.exists():
+            raise ValueError(f"-test: no trained network in {self.output} (model.pt); learn "
+                             f"first, or give -w DIR with N2D2 weight files")
+        saved = load_checkpoint(path)
+        self.net.load_state_dict(saved["net"])
+
+    # ------------------------------------------------------------------ measures
+    @torch.no_grad()
+    def evaluate(self, set_name: str) -> Optional[Confusion]:
+        """The confusion matrix of the primary target on ``set_name`` (None if empty)."""
+        if self.provider.size(set_name) == 0:
+            return None
+        self.net.eval()
+        objective = self.objectives[0]
+        confusion = Confusion(objective.nb_outputs)
+        generator = torch.Generator().manual_seed(self.seed + 2)
+        for x, labels in self.provider.batches(set_name, generator=generator,
+                                               batch_size=max(self.batch_size, 256)):
+            outputs = self.net.outputs(x, [objective.target.cell])
+            confusion.add(labels, objective.estimated(outputs))
+        return confusion
+
+    @torch.no_grad()
+    def sparsity(self) -> float:
+        """Zero fraction over the weights of the cells that have a PruneCell (cached until
+        the next Gradual step)."""
+        if getattr(self, "_sparsity", None) is None:
+            zeros = total = 0
+            for cell in self.net.pruned_cells().values():
+                zeros += int((cell.effective_weight() == 0).sum())
+                total += cell.weight.numel()
+            self._sparsity = zeros / total if total else 0.0
+        return self._sparsity
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: could not open INI file: {exc.strerror}") from None
+
+
+def options_dict(options: TrainOptions) -> Dict[str, Any]:
+    values = asdict(options)
+    values.pop("environ", None)
+    return values

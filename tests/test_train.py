@@ -1,0 +1,147 @@
+"""n2prune-train end to end: outputs, resume after SIGKILL, errors, MNIST (when present)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from n2prune.cli import train_main
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = str(ROOT / "networks" / "digits.ini")
+
+
+def _run(tmp_path, *extra, name="run"):
+    output = tmp_path / name
+    code = train_main([DIGITS, "-learn-epoch", "4", "-seed", "7", "--threads", "1",
+                       "--quiet", "--output", str(output), *extra])
+    return code, output
+
+
+def test_embedded_default_learns_prunes_and_writes_every_output(tmp_path):
+    code, output = _run(tmp_path)
+    assert code == 0
+    report = json.loads((output / "report.json").read_text())
+    assert report["test_accuracy"] > 0.85
+    assert 0.74 < report["sparsity"] < 0.78  # QWeight.Threshold=0.75, reached in epoch 3
+    assert report["epochs"] == 4 and report["seed"] == 7 and report["throughput"] > 0
+    assert report["validation_accuracy"] is not None
+    assert report["best_log_point"] >= 3  # only points at the final threshold compete
+    for name in ("conv1", "conv2", "fc1", "fc2"):
+        cell = report["cells"][name]
+        assert cell["threshold"] == 0.75 and cell["sparsity"] >= 0.75
+        assert {"type", "params", "zeros"} <= set(cell)
+    rows = (output / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("log_point,epoch,stimuli,loss") and len(rows) == 5
+    for name in ("weights/conv1_weights.syntxt", "weights/conv1_masks.syntxt",
+                 "weights/fc2_biases.syntxt", "model.pt", "checkpoint.pt",
+                 "learning_curves.png", "sparsity.png"):
+        assert (output / name).stat().st_size > 0, name
+    saved = torch.load(output / "model.pt", weights_only=True)
+    mask = saved["net"]["layers.conv2.quantizer.mask"]
+    masks_file = (output / "weights" / "conv2_masks.syntxt").read_text().split()
+    assert [int(v) for v in masks_file] == mask.reshape(-1).int().tolist()
+    torch.load(output / "checkpoint.pt", weights_only=True)
+
+
+def test_test_only_run_reproduces_the_test_accuracy(tmp_path):
+    _, output = _run(tmp_path)
+    first = json.loads((output / "report.json").read_text())["test_accuracy"]
+    assert train_main([DIGITS, "-test", "-seed", "7", "--quiet", "--output", str(output)]) == 0
+    assert json.loads((output / "report.json").read_text())["test_accuracy"] == first
+
+
+def _command(output: Path, *extra):
+    return [sys.executable, "-m", "n2prune", DIGITS, "-learn-epoch", "6", "-seed", "11",
+            "--threads", "1", "--quiet", "--output", str(output), *extra]
+
+
+def test_a_run_killed_and_resumed_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    whole = tmp_path / "whole"
+    subprocess.run(_command(whole), check=True, timeout=300)
+    cut = tmp_path / "cut"
+    process = subprocess.Popen(_command(cut))
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once at least two log points are checkpointed
+        log = cut / "log.csv"
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if (cut / "report.json").exists():
+        pytest.skip("the run finished before it could be killed (machine too fast)")
+    assert subprocess.run(_command(cut), capture_output=True).returncode == 2  # no clobbering
+    subprocess.run(_command(cut, "--resume"), check=True, timeout=300)
+    a = torch.load(whole / "model.pt", weights_only=True)["net"]
+    b = torch.load(cut / "model.pt", weights_only=True)["net"]
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):  # a PruneCell's extra state: its generator
+            assert torch.equal(a[key]["generator"], b[key]["generator"]), key
+        else:
+            assert torch.equal(a[key], b[key]), key
+    ra = json.loads((whole / "report.json").read_text())
+    rb = json.loads((cut / "report.json").read_text())
+    assert ra["test_accuracy"] == rb["test_accuracy"]
+    assert ra["best_log_point"] == rb["best_log_point"]
+    assert (whole / "weights" / "fc1_masks.syntxt").read_text() == \
+        (cut / "weights" / "fc1_masks.syntxt").read_text()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["-learn-epoch", "-2"], ["-learn-epoch", ">= 0"]),
+    (["-learn", "10", "-learn-epoch", "1"], ["either -learn"]),
+    (["-valid-metric", "Acuracy"], ["Acuracy", "Accuracy"]),
+    (["--resume"], ["no checkpoint"]),
+    (["-test"], ["no trained network"]),
+    (["-w", "/nonexistent/dir", "-learn-epoch", "1"], ["/nonexistent/dir"]),
+])
+def test_bad_options_are_one_line_errors(tmp_path, capsys, args, words):
+    code = train_main([DIGITS, "--output", str(tmp_path / "o"), "--quiet", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    for word in words:
+        assert word in err[0]
+
+
+def test_missing_data_says_where_it_looked_and_how_to_point_elsewhere(tmp_path, capsys):
+    environ = dict(os.environ, N2D2_DATA=str(tmp_path / "nowhere"))
+    code = subprocess.run([sys.executable, "-m", "n2prune", str(ROOT / "networks" / "lenet.ini"),
+                           "-learn-epoch", "1", "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=environ)
+    assert code.returncode == 2
+    lines = code.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nowhere" in lines[0] and "DataPath" in lines[0]
+    assert "Traceback" not in code.stderr
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()
+
+
+def test_existing_run_is_not_overwritten_without_consent(tmp_path, capsys):
+    _, output = _run(tmp_path)
+    before = (output / "report.json").read_text()
+    code = train_main([DIGITS, "-learn-epoch", "1", "--quiet", "--output", str(output)])
+    assert code == 2 and "--resume" in capsys.readouterr().err
+    assert (output / "report.json").read_text() == before
+
+
+def test_short_mnist_run_with_lenet(tmp_path, mnist_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mnist").symlink_to(mnist_dir)
+    environ = dict(os.environ, N2D2_DATA=str(data))
+    result = subprocess.run([sys.executable, "-m", "n2prune",
+                             str(ROOT / "networks" / "lenet.ini"), "-learn", "3200", "-log",
+                             "1600", "-seed", "1", "--quiet", "--output", str(tmp_path / "o")],
+                            capture_output=True, text=True, env=environ, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["sets"] == {"Learn": 7200, "Validation": 800, "Test": 2000}
+    assert report["test_accuracy"] > 0.8  # 3,200 stimuli, half an epoch
+    assert report["cells"]["fc1"]["current_threshold"] == pytest.approx(0.3)
