@@ -61,6 +61,9 @@ class TrainOptions:
                                  f"{getattr(self, name)}")
         if self.learn and self.learn_epoch:
             raise ValueError("give either -learn N (stimuli) or -learn-epoch N, not both")
+        if not (self.learn or self.learn_epoch or self.test_only):
+            raise ValueError("nothing to do: give -learn-epoch N (epochs), -learn N (stimuli) "
+                             "or -test")
         if self.log_epoch == 0 and self.log == 0:
             raise ValueError("-log must be > 0 when -log-epoch is 0")
         if self.valid_metric not in METRICS:
