@@ -99,8 +99,8 @@ def test_a_run_killed_and_resumed_ends_exactly_like_an_uninterrupted_one(tmp_pat
     (["-learn-epoch", "-2"], ["-learn-epoch", ">= 0"]),
     (["-learn", "10", "-learn-epoch", "1"], ["either -learn"]),
     ([], ["nothing to do", "-learn-epoch N"]),
-    (["-valid-metric", "Acuracy"], ["Acuracy", "Accuracy"]),
-    (["--resume"], ["no checkpoint"]),
+    (["-valid-metric", "Acuracy", "-learn-epoch", "1"], ["Acuracy", "Accuracy"]),
+    (["--resume", "-learn-epoch", "1"], ["no checkpoint"]),
     (["-test"], ["no trained network"]),
     (["-w", "/nonexistent/dir", "-learn-epoch", "1"], ["/nonexistent/dir"]),
 ])
