@@ -25,7 +25,7 @@ from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.deconv import Deconv
 from n2prune.cells.fc import Fc
-from n2prune.maskfile import atomic_write_text
+from n2prune.atomic import atomic_write_text
 
 PathLike = Union[str, Path]
 _FORBIDDEN = frozenset('<>:"|?*')

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Optional, Tuple
 
 import torch
 
-from n2prune.params import REQUIRED, Key, kwargs_from, unknown_key_message
+from n2prune.params import REQUIRED, Key, check_prefixed, kwargs_from
 from n2prune.registry import Registry, did_you_mean
 from n2prune.values import read_enum, read_float, read_word
 
@@ -229,10 +229,7 @@ def build_filler(section: Any, prefix: str = "WeightsFiller",
         raise section.error(prefix, did_you_mean(name, WEIGHT_FILLERS.names(), "filler"))
     cls = WEIGHT_FILLERS.get(name)
     dotted = prefix + "."
-    for full in section.prefixed(dotted):
-        if not any(key.ini == full[len(dotted):] for key in cls.KEYS):
-            raise section.error(full, unknown_key_message(full, cls.KEYS, dotted).replace(
-                "unknown parameter", f"unknown {name} parameter", 1))
+    check_prefixed(section, cls.KEYS, dotted, name)
     filler = cls(**kwargs_from(section, cls.KEYS, dotted))
     _check(section, prefix, filler)
     return filler

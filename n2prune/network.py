@@ -7,7 +7,6 @@ routing, PruneCells attached, computed properties written back.
 
 from __future__ import annotations
 
-import fnmatch
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple

@@ -19,7 +19,7 @@ import torch
 
 from n2prune import __version__
 from n2prune.checkpoint import save_atomic
-from n2prune.maskfile import atomic_write_text
+from n2prune.atomic import atomic_write_text
 
 LOG_COLUMNS = ("log_point", "epoch", "stimuli", "loss", "learn_accuracy", "validation_score",
                "validation_accuracy", "learning_rate", "sparsity", "pruning_done")

@@ -55,3 +55,12 @@ def unknown_key_message(name: str, keys: Iterable[Key], prefix: str = "") -> str
 
 def by_arg(keys: Sequence[Key]) -> Dict[str, Key]:
     return {key.arg: key for key in keys}
+
+
+def check_prefixed(section: Any, keys: Sequence[Key], prefix: str, what: str) -> None:
+    """Every ``prefix``-ed key of ``section`` must name a parameter of the table ``keys``:
+    otherwise a located error 'unknown <what> parameter ...; did you mean ...'."""
+    for full in section.prefixed(prefix):
+        if not any(key.ini == full[len(prefix):] for key in keys):
+            raise section.error(full, unknown_key_message(full, keys, prefix).replace(
+                "unknown parameter", f"unknown {what} parameter", 1))

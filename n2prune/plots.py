@@ -9,12 +9,11 @@ matplotlib is imported only when a plot is drawn, so the rest of n2prune does no
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
-PathLike = Union[str, "os.PathLike[str]"]
+from n2prune.atomic import PathLike, atomic_write
+
 
 
 def _pyplot():
@@ -138,16 +137,5 @@ def plot_sparsity(cells: Sequence[Tuple[str, float, Optional[float]]], path: Pat
 
 
 def _save(fig, path: PathLike) -> Path:
-    """Save ``fig`` as PNG through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            fig.savefig(out, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Save ``fig`` as PNG atomically."""
+    return atomic_write(path, lambda out: fig.savefig(out, format="png", dpi=100))

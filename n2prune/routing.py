@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from n2prune.errors import ConfigError
-from n2prune.params import kwargs_from, unknown_key_message
+from n2prune.params import check_prefixed, kwargs_from
 from n2prune.quantizer import PRUNE_KEYS, PruneCell
 from n2prune.registry import did_you_mean
 from n2prune.solvers import SOLVERS
@@ -113,13 +113,8 @@ def _solver_type(section: Any, key: str) -> str:
 
 
 def _check_solver_keys(view: Any, prefix: str, solver_type: str) -> None:
-    keys = SOLVERS.get(solver_type).KEYS
-    for full in view.prefixed(prefix):
-        suffix = full[len(prefix):]
-        if not any(key.ini == suffix for key in keys):
-            raise view.error(full, unknown_key_message(full, keys, prefix).replace(
-                "unknown parameter", f"unknown {solver_type} solver parameter", 1))
-        view.mark_read(full)  # evaluated at training time, once [sp]_EpochSize is known
+    check_prefixed(view, SOLVERS.get(solver_type).KEYS, prefix, f"{solver_type} solver")
+    view.mark_read(*view.prefixed(prefix))  # evaluated at training time (after _EpochSize)
 
 
 def routed_prefixes(cell_type: str) -> List[str]:
@@ -172,10 +167,8 @@ def _prune_cell(layers, seed: int) -> PruneCell:
     kwargs: Dict[str, Any] = {}
     where: Dict[str, Tuple[Any, str]] = {}
     for view, prefix in layers:
+        check_prefixed(view, PRUNE_KEYS, prefix, "Prune")
         for full in view.prefixed(prefix):
-            if not any(key.ini == full[len(prefix):] for key in PRUNE_KEYS):
-                raise view.error(full, unknown_key_message(full, PRUNE_KEYS, prefix).replace(
-                    "unknown parameter", "unknown Prune parameter", 1))
             where[next(k.arg for k in PRUNE_KEYS if k.ini == full[len(prefix):])] = (view, full)
         kwargs.update(kwargs_from(view, PRUNE_KEYS, prefix))
     try:

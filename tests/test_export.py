@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from n2prune import maskfile
+from n2prune import atomic
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.deconv import Deconv
@@ -410,7 +410,7 @@ def test_writing_is_atomic_an_interrupted_write_keeps_the_old_file(tmp_path, mon
     def failing_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(maskfile.os, "fsync", failing_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="No space left"):
         write_weights({"fc": _fc([[2.0]])}, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fc_weights.syntxt"]

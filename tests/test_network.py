@@ -8,10 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from n2prune import ini as ini_module
 from n2prune.errors import ConfigError
-from n2prune.network import build_network, load_network
-from n2prune.quantizer import PruneCell
+from n2prune.network import load_network
 from n2prune.summary import synapses
 
 ROOT = Path(__file__).resolve().parent.parent

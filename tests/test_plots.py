@@ -70,7 +70,7 @@ def test_a_failed_save_leaves_the_previous_png_and_no_temporary(tmp_path, monkey
     def failing_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("n2prune.plots.os.replace", failing_replace)
+    monkeypatch.setattr("n2prune.atomic.os.replace", failing_replace)
     with pytest.raises(OSError, match="No space left"):
         plot_sparsity([("conv", 0.9, 0.9)], path)
     assert path.read_bytes() == before
