@@ -83,7 +83,7 @@ def he_fill(tensor: torch.Tensor, generator: Generator, fan_in: int, fan_out: in
     """Fill with scaling·N(mean_norm/n, sqrt(2/n)), n chosen by ``variance_norm``."""
     n = _norm_size(fan_in, fan_out, variance_norm)
     tensor.normal_(mean_norm / n, math.sqrt(2.0 / n), generator=generator)
-    return tensor.mul_(scaling)
+    return tensor if scaling == 1.0 else tensor.mul_(scaling)
 
 
 @torch.no_grad()
@@ -99,7 +99,7 @@ def xavier_fill(tensor: torch.Tensor, generator: Generator, fan_in: int, fan_out
         tensor.normal_(0.0, math.sqrt(1.0 / n), generator=generator)
     else:
         raise ValueError(did_you_mean(distribution, DISTRIBUTIONS, "distribution"))
-    return tensor.mul_(scaling)
+    return tensor if scaling == 1.0 else tensor.mul_(scaling)
 
 
 class Filler:

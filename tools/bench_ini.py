@@ -1,8 +1,11 @@
-"""Time n2prune's INI reader on the largest real model file (ResNet-18 with its templates).
+"""Time n2prune's INI reader and network builder on ResNet-sized N2D2 files.
 
-Measures ``load()`` plus evaluating every key of every section, several repeats, and prints
-the median together with a baseline measured in the same run: the standard library's
-configparser reading the same text (it cannot do N2D2's syntax, but it gives a scale).
+Parsing: ``load()`` plus evaluating every key of every section of N2D2's ``ResNet-18.ini``
+(with its template), against the standard library's configparser reading the same text (it
+cannot do N2D2's syntax, but it gives a scale). Building: ``load_network()`` of ResNet-18 and
+of a ResNet-34-layout file (16 residual blocks, 21.8M weights, made from ResNet-18.ini with
+N2D2's own block template: ResNet-50's block count), against allocating and filling the same
+parameter tensors with torch alone. Medians of several repeats, measured in the same run.
 
     python tools/bench_ini.py [--models ../shared/n2d2-models/models] [--repeats 20]
 """
@@ -59,6 +62,37 @@ def _configparser(text: str) -> int:
     return sum(len(parser[name]) for name in parser.sections())
 
 
+def resnet34_text(resnet18: str) -> str:
+    """ResNet-18.ini with its 2-2-2-2 blocks replaced by ResNet-34's 3-4-6-3."""
+    head, rest = resnet18.split("; conv2.x (x2)", 1)
+    tail = rest[rest.index("[pool]\n"):]
+    blocks, previous = [], "pool1"
+    for stage, (count, width) in enumerate(((3, 64), (4, 128), (6, 256), (3, 512)), start=2):
+        for index in range(1, count + 1):
+            name = f"conv{stage}.{index}"
+            first = index == 1
+            blocks.append(f"[{name}@${{N2D2_MODELS}}/ResNet-block.ini.tpl]\nINPUT={previous}\n"
+                          f"NB_FILTERS=$(int({width} * ${{ALPHA}}))\n"
+                          f"STRIDES={2 if first and stage > 2 else 1}\n"
+                          + ("PROJECTION_SHORTCUT=1\n" if first else "") + "\n")
+            previous = f"{name}_sum"
+    tail = tail.replace("conv5.2_sum", previous)
+    return head + "".join(blocks) + tail
+
+
+def _build(path: Path, models: Path):
+    from n2prune.network import load_network
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_network(str(path), environ={"N2D2_MODELS": str(models)})
+
+
+def _torch_alone(shapes) -> None:
+    import torch
+    for shape in shapes:
+        torch.empty(shape).normal_(0.0, 0.05)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, default=Path(os.environ.get(
@@ -76,6 +110,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"n2prune load + evaluate {keys} keys: median {ours:.4f} s over {args.repeats} runs")
     print(f"configparser on the same text:  median {baseline:.4f} s")
     print(f"ratio: {ours / baseline:.1f}x the configparser baseline")
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        resnet34 = Path(tmp) / "ResNet-34-layout.ini"
+        resnet34.write_text(resnet34_text(text))
+        for label, file in (("ResNet-18", path), ("ResNet-34 layout", resnet34)):
+            net = _build(file, args.models)
+            shapes = [tuple(p.shape) for p in net.parameters()]
+            count = sum(p.numel() for p in net.parameters())
+            repeats = max(3, args.repeats // 4)
+            parse = _median_seconds(lambda: _n2prune(file, args.models), repeats)
+            build = _median_seconds(lambda: _build(file, args.models), repeats)
+            alone = _median_seconds(lambda: _torch_alone(shapes), repeats)
+            print(f"{label}: {len(net.cells)} cells, {count:,} parameters: parse "
+                  f"{parse:.4f} s, parse + build {build:.3f} s; torch alone allocating and "
+                  f"filling the parameters {alone:.3f} s (ratio {build / alone:.2f})")
     return 0
 
 

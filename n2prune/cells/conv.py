@@ -45,7 +45,8 @@ class Conv(WeightCell):
     ``connection`` (bool, ``(nb_outputs, nb_inputs)``) is N2D2's fixed channel map: unconnected
     kernels stay zero. ``input_channels`` splits ``nb_inputs`` among several inputs, which are
     concatenated (N2D2 gives each its own weight tensor; PruneCell prunes each block on its own).
-    Weights and biases start as N(0, 0.05), N2D2's default fillers.
+    Weights and biases start as N(0, 0.05), N2D2's default fillers (``init=False`` leaves
+    them uninitialised, for a caller that fills them itself).
     """
 
     def __init__(self, nb_inputs: int, nb_outputs: int, kernel_dims: Sequence[int] = (1, 1),
@@ -53,7 +54,7 @@ class Conv(WeightCell):
                  dilation_dims: Sequence[int] = (1, 1), sub_sample_dims: Sequence[int] = (1, 1),
                  no_bias: bool = False, activation: Optional[nn.Module] = None,
                  groups: int = 1, connection: Optional[torch.Tensor] = None,
-                 input_channels: Optional[Sequence[int]] = None):
+                 input_channels: Optional[Sequence[int]] = None, init: bool = True):
         super().__init__()
         for name, value in (("nb_inputs", nb_inputs), ("nb_outputs", nb_outputs),
                             ("groups", groups)):
@@ -81,7 +82,8 @@ class Conv(WeightCell):
                                  f"boolean map with groups=1, got {tuple(connection.shape)}")
             connection = connection.to(torch.float32)[:, :, None, None]
         self.register_buffer("connection", connection)
-        self.reset_parameters()
+        if init:
+            self.reset_parameters()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
@@ -141,16 +143,19 @@ def build_conv(ctx: BuildContext):
     nb_outputs = read_nb_outputs(ctx)
     channels = [c for c, _, _ in ctx.input_shapes]
     height, width = same_size(ctx)
-    mapping = combined_map(section, ctx.input_names, nb_outputs, channels)
-    groups = groups_of(mapping) if len(channels) == 1 else None
-    full = bool(mapping.all())
+    if section.prefixed("Mapping"):
+        mapping = combined_map(section, ctx.input_names, nb_outputs, channels)
+        groups = groups_of(mapping) if len(channels) == 1 else None
+        full = bool(mapping.all())
+    else:  # no Mapping key: N2D2's full map
+        mapping, groups, full = None, None, True
     params = read_params(ctx, CONV_PARAMS)
     try:
         cell = Conv(sum(channels), nb_outputs, kernel_dims=kernel, no_bias=params.get(
             "no_bias", False), activation=build_activation(section),
             groups=groups if groups and not full else 1,
             connection=None if full or groups else mapping,
-            input_channels=channels if len(channels) > 1 else None, **dims)
+            input_channels=channels if len(channels) > 1 else None, init=False, **dims)
     except ValueError as exc:
         raise section.error(key_of(section, "Kernel"), str(exc)) from None
     fill_weights(ctx, cell)
@@ -170,9 +175,10 @@ def fill_weights(ctx: BuildContext, cell) -> None:
         if cell.bias is not None:
             biases(cell.bias, generator, fan_in=cell.weight[0].numel(),
                    fan_out=cell.weight.numel() // cell.weight.shape[1])
-        for part in cell.input_slices:
-            block = cell.weight[:, part]
-            filled = torch.empty_like(block)
+        if len(cell.input_slices) == 1:
+            weights(cell.weight, generator)
+        for part in cell.input_slices if len(cell.input_slices) > 1 else ():
+            filled = torch.empty_like(cell.weight[:, part])  # each input's own fans (N2D2)
             weights(filled, generator)
             cell.weight[:, part] = filled
         connection = getattr(cell, "connection", None)

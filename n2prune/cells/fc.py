@@ -23,11 +23,12 @@ class Fc(WeightCell):
     The weight is ``(nb_outputs, nb_inputs)``, PyTorch's layout, whose column order is N2D2's
     (x fastest, then y, then channel). ``input_sizes`` splits the columns among several inputs,
     each flattened and concatenated (N2D2 sums one weight tensor per input: the same thing).
+    Weights and biases start as N(0, 0.05) unless ``init=False``.
     """
 
     def __init__(self, nb_inputs: int, nb_outputs: int, no_bias: bool = False,
                  activation: Optional[nn.Module] = None,
-                 input_sizes: Optional[Sequence[int]] = None):
+                 input_sizes: Optional[Sequence[int]] = None, init: bool = True):
         super().__init__()
         for name, value in (("nb_inputs", nb_inputs), ("nb_outputs", nb_outputs)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -37,7 +38,8 @@ class Fc(WeightCell):
         self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
         self.activation = activation
         self._set_inputs(input_sizes, nb_inputs, "input_sizes")
-        self.reset_parameters()
+        if init:
+            self.reset_parameters()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         flat = [x.reshape(x.shape[0], -1) for x in inputs]
@@ -79,6 +81,6 @@ def build_fc(ctx: BuildContext):
     sizes = [c * h * w for c, h, w in ctx.input_shapes]
     cell = Fc(sum(sizes), nb_outputs, no_bias=params.get("no_bias", False),
               activation=build_activation(section),
-              input_sizes=sizes if len(sizes) > 1 else None)
+              input_sizes=sizes if len(sizes) > 1 else None, init=False)
     fill_weights(ctx, cell)
     return cell, (nb_outputs, 1, 1)
