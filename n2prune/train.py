@@ -112,6 +112,11 @@ class Trainer:
                               "[softmax.Target]) naming the cell to learn", path=ini_path)
         nb_labels = max(self.provider.nb_labels, 1)
         self.objectives = [make_objective(self.net, t, nb_labels) for t in self.net.targets]
+        # What every step needs, looked up once: the cells whose outputs the objectives
+        # read, and the cells with a PruneCell (the network's cells do not change).
+        self._keep = [o.source for o in self.objectives] + \
+            [o.target.cell for o in self.objectives]
+        self._pruned = list(self.net.pruned_cells().values())
         self.batch_size = self.provider.batch_size
         self.optimizers = self._optimizers()
         self._set_pruning_period()
@@ -241,17 +246,19 @@ class Trainer:
         return self.provider.batch("Learn", chosen, self.generator)
 
     def _step(self, x: torch.Tensor, labels: torch.Tensor):
-        self.net.train()
-        keep = [o.source for o in self.objectives] + [o.target.cell for o in self.objectives]
-        outputs = self.net.outputs(x, keep)
-        loss = sum(o.loss(outputs, labels) for o in self.objectives)
+        if not self.net.training:  # evaluate() leaves it in eval mode; train() walks every cell
+            self.net.train()
+        outputs = self.net.outputs(x, self._keep)
+        first, *others = self.objectives
+        loss = first.loss(outputs, labels)
+        for objective in others:
+            loss = loss + objective.loss(outputs, labels)
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=False)
         loss.backward()
         for optimizer in self.optimizers:
             optimizer.step()
-        fired = [cell.quantizer.update(self.batch_size)
-                 for cell in self.net.pruned_cells().values()]
+        fired = [cell.quantizer.update(self.batch_size) for cell in self._pruned]
         if any(fired):
             self._sparsity = None
         with torch.no_grad():
