@@ -18,7 +18,6 @@ the repeats' ratios is printed too); its goal is >= 0.90.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
