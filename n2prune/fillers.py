@@ -83,11 +83,12 @@ def fill_iter_nonstruct(weights: torch.Tensor, mask: torch.Tensor, target: float
     smallest count whose float32 fraction reaches the target, so we select that |w| and solve
     for the multiple directly: O(N) whatever δ is. The mask is recomputed from scratch.
     """
-    array = weights.detach().to("cpu", torch.float32).contiguous().numpy()
-    absw = np.abs(array)
-    cutoff = iter_nonstruct_cutoff(absw, target, delta)
-    keep = np.greater(absw, cutoff).astype(np.float32)  # numpy: no thread start-up cost
-    return torch.from_numpy(keep).reshape(mask.shape).to(mask.dtype)
+    array = weights.detach().to("cpu", torch.float32).contiguous().numpy().reshape(-1)
+    work = np.abs(array)
+    cutoff = _cutoff(work, target, delta)  # reorders ``work``: |w| is written again below
+    keep = np.abs(array, out=work) > cutoff  # numpy: no thread start-up cost
+    # uint8 -> float converts 3x faster in torch than bool -> float
+    return torch.from_numpy(keep.view(np.uint8)).reshape(mask.shape).to(mask.dtype)
 
 
 def _non_finite_error() -> ValueError:
@@ -101,19 +102,23 @@ def iter_nonstruct_cutoff(absw: np.ndarray, target: float, delta: float) -> np.f
     Raises ValueError for NaN/Inf weights, an unreachable target or a δ that cannot reach it
     (the cases where N2D2 hangs).
     """
-    size = absw.size
+    return _cutoff(absw.reshape(-1).copy(), target, delta)
+
+
+def _cutoff(work: np.ndarray, target: float, delta: float) -> np.float32:
+    """:func:`iter_nonstruct_cutoff` on a flat |w| buffer it may reorder."""
+    size = work.size
     t32, n32 = np.float32(target), np.float32(size)
     if math.isnan(target):
         raise ValueError("IterNonStruct filler: the target fraction is NaN")
     if size == 0 or not np.float32(0) / n32 < t32:
-        if size and not np.isfinite(absw.max()):
+        if size and not np.isfinite(work.max()):
             raise _non_finite_error()
         return np.float32(0.0)  # the loop does not run: it = 0, cutoff = 0
     need = _smallest_reaching_count(t32, n32, size)
     if need is None:
         raise ValueError(f"IterNonStruct filler: target fraction {target} cannot be reached "
                          f"with {size} weights (it must be at most 1)")
-    work = absw.reshape(-1).copy()
     work.partition(need - 1)
     # partition sorts NaN last, so every non-finite value sits at or after position need-1
     if not np.isfinite(work[need - 1:].max()):
