@@ -15,6 +15,13 @@ from typing import Callable, List, Optional
 from n2prune import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with N2D2-style single-dash long options and one-line errors."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"error: {message} (see {self.prog} -h)\n")
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -42,7 +49,7 @@ def run_guarded(action: Callable[[], int], debug: bool) -> int:
 
 def info_main(argv: Optional[List[str]] = None) -> int:
     """``n2prune-info NET.ini``: one line per cell and the totals, without training."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="n2prune-info", description="Build an N2D2 INI network and describe its cells "
         "(type, inputs, output shape, parameters, pruning) without training.")
     parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
@@ -71,7 +78,7 @@ Example: n2prune-train networks/lenet.ini -learn-epoch 30
 
 
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="n2prune-train", allow_abbrev=False, epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Learn and prune an N2D2 INI network, like `n2d2 NET.ini -learn-epoch N`: "

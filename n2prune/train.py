@@ -97,6 +97,9 @@ class Trainer:
         seed = options.seed
         if self.checkpoint is not None:
             seed = int(self.checkpoint["seed"])
+        elif seed == 0 and options.test_only and (self.output / "model.pt").exists():
+            # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
+            seed = int(load_checkpoint(self.output / "model.pt")["seed"])
         elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
             seed = int(time.time()) % (2**31 - 1) or 1
         self.seed = seed

@@ -53,8 +53,9 @@ def test_embedded_default_learns_prunes_and_writes_every_output(tmp_path):
 def test_test_only_run_reproduces_the_test_accuracy(tmp_path):
     _, output = _run(tmp_path)
     first = json.loads((output / "report.json").read_text())["test_accuracy"]
-    assert train_main([DIGITS, "-test", "-seed", "7", "--quiet", "--output", str(output)]) == 0
-    assert json.loads((output / "report.json").read_text())["test_accuracy"] == first
+    assert train_main([DIGITS, "-test", "--quiet", "--output", str(output)]) == 0
+    report = json.loads((output / "report.json").read_text())
+    assert report["test_accuracy"] == first and report["seed"] == 7  # the learning run's split
 
 
 def _command(output: Path, *extra):
@@ -110,6 +111,26 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, args, words):
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
     for word in words:
         assert word in err[0]
+
+
+def test_unknown_option_is_one_line_and_exit_2(capsys):
+    try:
+        train_main([DIGITS, "-learn-epochs", "2"])
+    except SystemExit as exit:
+        assert exit.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unrecognized arguments: -learn-epochs 2 (see n2prune-train -h)"]
+
+
+def test_n2d2_weight_files_import_with_w(tmp_path):
+    _, output = _run(tmp_path)
+    first = json.loads((output / "report.json").read_text())
+    other = tmp_path / "imported"
+    assert train_main([DIGITS, "-test", "-seed", "7", "--quiet", "--output", str(other),
+                       "-w", str(output / "weights")]) == 0
+    report = json.loads((other / "report.json").read_text())
+    assert report["test_accuracy"] == first["test_accuracy"]
+    assert report["sparsity"] == pytest.approx(first["sparsity"])
 
 
 def test_missing_data_says_where_it_looked_and_how_to_point_elsewhere(tmp_path, capsys):
