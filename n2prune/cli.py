@@ -133,13 +133,13 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             quiet=args.quiet)
         trainer = Trainer(args.ini, options)
         report = trainer.run()
-        _print_report(report, trainer.output, args.quiet)
+        _print_report(report, trainer.output, args.quiet, args.test)
         return 0
 
     return run_guarded(action, args.debug)
 
 
-def _print_report(report: dict, output, quiet: bool) -> None:
+def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:
     if quiet:
         return
     test = report["test_accuracy"]
@@ -153,4 +153,7 @@ def _print_report(report: dict, output, quiet: bool) -> None:
     if report["throughput"]:
         print(f"Learning: {report['stimuli']} stimuli in {report['learning_seconds']:.1f} s "
               f"({report['throughput']:.0f} stimuli/s)")
-    print(f"Results in {output}/ (report.json, log.csv, weights/, model.pt, *.png)")
+    if test_only:
+        print(f"Report in {output}/test_report.json")
+    else:
+        print(f"Results in {output}/ (report.json, log.csv, weights/, model.pt, *.png)")

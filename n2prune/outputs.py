@@ -1,6 +1,7 @@
 """The files a run leaves in its output folder, each written atomically.
 
-- ``report.json``: accuracies, sparsity, per-cell figures, timing, seed;
+- ``report.json``: accuracies, sparsity, per-cell figures, timing, seed (a ``-test`` run
+  writes ``test_report.json`` instead and nothing else);
 - ``log.csv``: one row per log point;
 - ``weights/``: N2D2's ``<cell>_weights.syntxt``, ``_biases``, ``_masks`` text files;
 - ``model.pt``: the final network's state (``torch.load(..., weights_only=True)``);
@@ -90,6 +91,9 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
     }
+    if trainer.options.test_only:  # leave the learning run's files as they are
+        atomic_write_text(output / "test_report.json", json.dumps(report, indent=2) + "\n")
+        return report
     write_weights(trainer.net, output / "weights")
     save_atomic({"net": trainer.net.state_dict(), "seed": trainer.seed,
                  "input_shape": list(trainer.net.input_shape), "n2prune": __version__},

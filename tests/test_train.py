@@ -53,9 +53,11 @@ def test_embedded_default_learns_prunes_and_writes_every_output(tmp_path):
 def test_test_only_run_reproduces_the_test_accuracy(tmp_path):
     _, output = _run(tmp_path)
     first = json.loads((output / "report.json").read_text())["test_accuracy"]
+    learnt = (output / "report.json").read_text()
     assert train_main([DIGITS, "-test", "--quiet", "--output", str(output)]) == 0
-    report = json.loads((output / "report.json").read_text())
+    report = json.loads((output / "test_report.json").read_text())
     assert report["test_accuracy"] == first and report["seed"] == 7  # the learning run's split
+    assert (output / "report.json").read_text() == learnt
 
 
 def _command(output: Path, *extra):
@@ -128,7 +130,7 @@ def test_n2d2_weight_files_import_with_w(tmp_path):
     other = tmp_path / "imported"
     assert train_main([DIGITS, "-test", "-seed", "7", "--quiet", "--output", str(other),
                        "-w", str(output / "weights")]) == 0
-    report = json.loads((other / "report.json").read_text())
+    report = json.loads((other / "test_report.json").read_text())
     assert report["test_accuracy"] == first["test_accuracy"]
     assert report["sparsity"] == pytest.approx(first["sparsity"])
 
