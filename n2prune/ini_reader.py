@@ -206,11 +206,12 @@ class _Reader:
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
             value = value[1:-1]
         previous = current.entries.get(key)
-        if previous is not None:
-            origin = (f"inherited from [{previous.section}]" if previous.section != current.name
-                      else f"at {previous.path}:{previous.line}")
+        # N2D2 also warns when a section overrides an inherited key; that is what inheritance
+        # is for (every ResNet block does it), so only a key repeated in one section warns.
+        if previous is not None and previous.section == current.name:
             self.warn(f"overriding property (previous value was {short(previous.value)!r}, "
-                      f"{origin})", path, line, section=current.name, key=key)
+                      f"at {previous.path}:{previous.line})", path, line,
+                      section=current.name, key=key)
         current.entries[key] = Entry(value, path, line, current.name, via)
         if key.startswith("$"):
             current.read.add(key)
