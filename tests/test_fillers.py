@@ -136,3 +136,34 @@ def test_iter_nonstruct_zero_delta_only_reaches_exact_zeros():
     assert bits(fill_iter_nonstruct(w, torch.ones(4), 0.5, delta=0.0)) == "0011"
     with pytest.raises(ValueError, match="delta"):
         fill_iter_nonstruct(w, torch.ones(4), 0.75, delta=0.0)
+
+
+def _large_tensors():
+    rng = np.random.RandomState(1)
+    n = 70_000  # above the size where counting passes replace the partition
+    yield "normal", rng.normal(0, 0.05, n)
+    yield "ties", np.round(rng.normal(0, 0.05, n), 3)
+    yield "zeros", np.where(rng.rand(n) < 0.5, 0.0, rng.normal(0, 0.1, n))
+    yield "uniform", rng.uniform(-1, 1, n)
+    yield "bimodal", np.concatenate([rng.normal(0, 0.001, n // 2), rng.normal(1, 0.01, n // 2)])
+
+
+@pytest.mark.parametrize("name,weights", list(_large_tensors()))
+@pytest.mark.parametrize("target", [0.01, 0.3, 0.5, 0.9, 0.99, 1.0])
+@pytest.mark.parametrize("delta", [0.001, 0.0042])
+def test_counting_path_on_large_tensors_equals_the_loop(name, weights, target, delta):
+    from n2prune.fillers import _keep_by_counting
+    w32 = np.asarray(weights, np.float32)
+    expected = fill_iter_nonstruct_loop(w32, target, delta)
+    keep = _keep_by_counting(np.abs(w32), target, delta)
+    if keep is not None:  # when it answers, it is exact
+        assert np.array_equal(keep.astype(np.float32), expected), (name, target, delta)
+    got = fill_iter_nonstruct(torch.from_numpy(w32), torch.ones(w32.size), target, delta=delta)
+    assert np.array_equal(got.numpy(), expected), (name, target, delta)
+
+
+def test_counting_path_answers_for_typical_weights():
+    from n2prune.fillers import _keep_by_counting
+    w = np.abs(np.random.RandomState(2).normal(0, 0.05, 1 << 17).astype(np.float32))
+    assert _keep_by_counting(w, 0.9, 0.001) is not None
+    assert _keep_by_counting(w, 0.9, 1e-9) is None  # too fine a grid: the partition decides
