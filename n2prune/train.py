@@ -330,7 +330,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ weights
     def _import_weights(self, directory: str) -> None:
-        from n2prune.export import read_weights
+        from n2prune.weight_import import read_weights
         if not Path(directory).is_dir():
             raise ValueError(f"-w {directory}: no such directory of N2D2 weight files")
         read_weights(self.net, directory, ignore_missing=True)

@@ -15,7 +15,7 @@ def test_info_lists_every_cell_with_shape_params_and_pruning(capsys):
     assert list(rows) == ["conv1", "pool1", "conv2", "pool2", "fc1", "fc1.drop", "fc2",
                           "softmax"]
     assert "16x28x28" in rows["conv1"] and "416" in rows["conv1"]
-    assert "Gradual/IterNonStruct t=0.9" in rows["fc1"] and rows["pool1"].endswith("-")
+    assert "Gradual/IterNonStruct t=0.93" in rows["fc1"] and rows["pool1"].endswith("-")
     assert out[-1].startswith("input 1x28x28; 8 cells; 117,066 parameters")
 
 
