@@ -1,7 +1,8 @@
 """Mask fillers: pure functions that decide which weights a PruneCell zeroes (spec §4.5).
 
 Each filler takes the weight tensor, the current mask and the target fraction of zeros, and
-returns the new mask (float32, same shape, 0 = pruned). They are registered in ``MASK_FILLERS``
+returns the new mask (same shape, 0 = pruned, 1 = kept; IterNonStruct returns uint8 to avoid
+a conversion pass, the others the mask's dtype). They are registered in ``MASK_FILLERS``
 under their N2D2 spelling (``QWeight.PruningFiller=``).
 """
 
@@ -91,8 +92,8 @@ def fill_iter_nonstruct(weights: torch.Tensor, mask: torch.Tensor, target: float
     if keep is None:
         cutoff = _cutoff(work, target, delta)  # reorders ``work``: |w| is written again below
         keep = np.abs(array, out=work) > cutoff  # numpy: no thread start-up cost
-    # uint8 -> float converts 3x faster in torch than bool -> float
-    return torch.from_numpy(keep.view(np.uint8)).reshape(mask.shape).to(mask.dtype)
+    # 0/1 bytes, no copy: the PruneCell converts them while copying into its mask buffer
+    return torch.from_numpy(keep.view(np.uint8)).reshape(mask.shape)
 
 
 _COUNTING_MIN_SIZE = 1 << 16  # below this one partition is as cheap as a few counting passes
@@ -127,8 +128,8 @@ def _keep_by_counting(absw: np.ndarray, target: float, delta: float) -> Optional
     spread = float(sample[high]) - float(sample[low])
     per_bucket = (high - low) * step * float(d32) / spread if spread > 0 else float(size)
     it = max(1, int(math.ceil(float(sample[pos]) / float(d32))))
-    if it > 1 << 24:
-        return None  # float32 multiples are not evenly spaced up there
+    if it > 1 << 24 or per_bucket < 64:
+        return None  # float32 multiples uneven up there, or a grid finer than a sample sees
     keep = np.empty(size, dtype=bool)
     counts: dict = {}
     last = [0]

@@ -191,7 +191,7 @@ class PruneCell(nn.Module):
         for part in self._slices():
             new = filler(weight[:, part], self.mask[:, part], target, delta=self.delta,
                          generator=self.generator)
-            self.mask[:, part] = new.to(self.mask.device, self.mask.dtype)
+            self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
 
     # ----------------------------------------------------------------- forward
     def quantize(self, weight: torch.Tensor) -> torch.Tensor:
