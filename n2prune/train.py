@@ -214,7 +214,9 @@ class Trainer:
         state = self._fresh_state()
         if self.checkpoint is not None:
             state = self._restore(self.checkpoint)
-        progress = Progress(plan["total"] * self.batch_size, self.options.quiet)
+        total = (self.options.learn_epoch * self.provider.epoch_size if plan["per_epoch"]
+                 else plan["total"] * self.batch_size)
+        progress = Progress(total, self.options.quiet)
         progress.done = state["stimuli"]
         stats = {"loss": 0.0, "correct": 0, "seen": 0}
         try:
