@@ -1,5 +1,7 @@
-; A MobileNet depthwise-separable block: 3x3 depthwise conv (one group per channel), then a
-; 1x1 pointwise conv (pruned, from the includer's [prune_def]). Parameters: INPUT, NB_CHANNELS (input width), NB_FILTERS, STRIDE.
+; A MobileNet depthwise-separable block: 3x3 depthwise conv (one group per channel) and a 1x1
+; pointwise conv, each followed by BatchNorm + ReLU. The includer defines [conv_def] (dense),
+; [prune_def] (pruned, for the pointwise conv) and [bn_def].
+; Parameters: INPUT, NB_CHANNELS (input width), NB_FILTERS, STRIDE.
 
 [{{SECTION_NAME}}_dw] conv_def
 Input={{INPUT}}
@@ -9,7 +11,15 @@ Stride={{STRIDE}}
 NbOutputs={{NB_CHANNELS}}
 Mapping.ChannelsPerGroup=1
 
-[{{SECTION_NAME}}_pw] prune_def
+[{{SECTION_NAME}}_dw_bn] bn_def
 Input={{SECTION_NAME}}_dw
+NbOutputs={{NB_CHANNELS}}
+
+[{{SECTION_NAME}}_pw] prune_def
+Input={{SECTION_NAME}}_dw_bn
 KernelDims=1 1
+NbOutputs={{NB_FILTERS}}
+
+[{{SECTION_NAME}}_pw_bn] bn_def
+Input={{SECTION_NAME}}_pw
 NbOutputs={{NB_FILTERS}}
