@@ -4,6 +4,8 @@ __version__ = "0.1.0"
 
 from n2prune import cells, quantizer  # noqa: E402
 from n2prune.errors import ConfigError  # noqa: E402
-from n2prune.quantizer import PruneCell  # noqa: E402
+from n2prune.network import Network, load_network  # noqa: E402
+from n2prune.prune import MASK_FILLERS, PruneCell  # noqa: E402
 
-__all__ = ["ConfigError", "PruneCell", "cells", "quantizer", "__version__"]
+__all__ = ["ConfigError", "MASK_FILLERS", "Network", "PruneCell", "cells", "load_network",
+           "quantizer", "__version__"]

@@ -60,7 +60,7 @@ def info_main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     def action() -> int:
-        from n2prune.network import load_network
+        from n2prune.network.build import load_network
         net = load_network(args.ini, seed=args.seed)
         print("\n".join(net.summary()))
         return 0
@@ -124,7 +124,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     args = train_parser().parse_args(argv)
 
     def action() -> int:
-        from n2prune.train import Trainer, TrainOptions
+        from n2prune.train.trainer import Trainer, TrainOptions
         options = TrainOptions(
             learn=args.learn, learn_epoch=args.learn_epoch, log=args.log,
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,

@@ -6,8 +6,8 @@ import warnings
 from typing import Dict, List
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.params import REQUIRED
-from n2prune.values import read_text
+from n2prune.ini.params import REQUIRED
+from n2prune.ini.values import read_text
 
 
 class FakeSection:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fakesection import FakeSection
-from n2prune.activations import (ACTIVATIONS, Linear, Logistic, LogisticWithLoss, Rectifier,
+from n2prune.cells.activation_functions import (ACTIVATIONS, Linear, Logistic, LogisticWithLoss, Rectifier,
                                  Saturation, Softplus, Swish, Tanh, TanhLeCun, as_activation,
                                  build_activation)
 from n2prune.errors import ConfigError

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from fakesection import build_cell
-from n2prune.activations import Rectifier
+from n2prune.cells.activation_functions import Rectifier
 from n2prune.cells.deconv import Deconv, deconv_output_size
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.initializers import ConstantFiller, HeFiller
+from n2prune.cells.initializers import ConstantFiller, HeFiller
 
 
 def rand(*shape, seed=0):

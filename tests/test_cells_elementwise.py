@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fakesection import build_cell
-from n2prune.activations import Rectifier, Tanh
+from n2prune.cells.activation_functions import Rectifier, Tanh
 from n2prune.cells.activation import ActivationCell
 from n2prune.cells.dropout import Dropout
 from n2prune.cells.elemwise import ElemWise

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from fakesection import build_cell
-from n2prune.activations import Rectifier
+from n2prune.cells.activation_functions import Rectifier
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.lrn import LRN, local_response_norm
 from n2prune.cells.normalize import Normalize

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from fakesection import FakeSection
-from n2prune.activations import Rectifier
+from n2prune.cells.activation_functions import Rectifier
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.pool import Pool, pool_output_size
 from n2prune.errors import ConfigError, ConfigWarning

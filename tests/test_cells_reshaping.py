@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from fakesection import FakeSection, build_cell
-from n2prune.cells.geometry import pair, read_dims, read_kernel_dims
+from n2prune.cells.dims import pair, read_dims, read_kernel_dims
 from n2prune.cells.padding import Padding
 from n2prune.cells.reshape import Reshape, reshape_dims
 from n2prune.cells.resize import Resize

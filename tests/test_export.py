@@ -13,10 +13,10 @@ from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.deconv import Deconv
 from n2prune.cells.fc import Fc
-from n2prune.export import cell_file_stem, format_value, write_weights
-from n2prune.weight_import import read_weights
-from n2prune.network import load_network
-from n2prune.quantizer import PruneCell
+from n2prune.n2d2io.write import cell_file_stem, format_value, write_weights
+from n2prune.n2d2io.read import read_weights
+from n2prune.network.build import load_network
+from n2prune.prune.prunecell import PruneCell
 
 NET_INI = """
 [sp]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from n2prune.expr import MAX_INT_BITS, compute, evaluate
+from n2prune.ini.expr import MAX_INT_BITS, compute, evaluate
 
 
 @pytest.mark.parametrize("text, printed", [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from n2prune.fillers import (MASK_FILLERS, fill_iter_nonstruct, fill_iter_nonstruct_loop,
+from n2prune.prune.fillers import (MASK_FILLERS, fill_iter_nonstruct, fill_iter_nonstruct_loop,
                              fill_none, fill_random, fill_random_n2d2, zeros_target)
 
 
@@ -152,7 +152,7 @@ def _large_tensors():
 @pytest.mark.parametrize("target", [0.01, 0.3, 0.5, 0.9, 0.99, 1.0])
 @pytest.mark.parametrize("delta", [0.001, 0.0042])
 def test_counting_path_on_large_tensors_equals_the_loop(name, weights, target, delta):
-    from n2prune.fillers import _keep_by_counting
+    from n2prune.prune.fillers import _keep_by_counting
     w32 = np.asarray(weights, np.float32)
     expected = fill_iter_nonstruct_loop(w32, target, delta)
     keep = _keep_by_counting(np.abs(w32), target, delta)
@@ -163,7 +163,7 @@ def test_counting_path_on_large_tensors_equals_the_loop(name, weights, target, d
 
 
 def test_counting_path_answers_for_typical_weights():
-    from n2prune.fillers import _keep_by_counting
+    from n2prune.prune.fillers import _keep_by_counting
     w = np.abs(np.random.RandomState(2).normal(0, 0.05, 1 << 17).astype(np.float32))
     assert _keep_by_counting(w, 0.9, 0.001) is not None
     assert _keep_by_counting(w, 0.9, 1e-9) is None  # too fine a grid: the partition decides

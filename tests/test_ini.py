@@ -5,8 +5,8 @@ import warnings
 import pytest
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini import load, loads
-from n2prune.values import read_bool, read_float, read_uint
+from n2prune.ini.inifile import load, loads
+from n2prune.ini.values import read_bool, read_float, read_uint
 
 SPEC_1_9 = r"""$SIZE=24
 $ALPHA=0.5

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini import format_computed, loads
-from n2prune.values import read_enum, read_list, read_uint
+from n2prune.ini.inifile import format_computed, loads
+from n2prune.ini.values import read_enum, read_list, read_uint
 
 
 def ini_of(text, path="net.ini", **kwargs):

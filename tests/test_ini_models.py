@@ -5,8 +5,8 @@ import warnings
 import pytest
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini import load
-from n2prune.values import read_uint
+from n2prune.ini.inifile import load
+from n2prune.ini.values import read_uint
 
 MODEL_FILES = [
     "models/GTSRB29_32c4s1_32mp2_48c5s1_48mp3_200_43.ini",

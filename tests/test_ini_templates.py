@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini import load
+from n2prune.ini.inifile import load
 
 BLOCK_TPL = """[{{SECTION_NAME}}_conv]
 Input={{INPUT}}

@@ -5,8 +5,8 @@ import torch
 
 from fakesection import FakeSection
 from n2prune.errors import ConfigError
-from n2prune.initializers import (DEFAULT_FILLER, WEIGHT_FILLERS, ConstantFiller, HeFiller,
-                                  NormalFiller, UniformFiller, XavierFiller, build_filler, fans,
+from n2prune.cells.initializers import (DEFAULT_INITIALIZER, WEIGHT_INITIALIZERS, ConstantFiller, HeFiller,
+                                  NormalFiller, UniformFiller, XavierFiller, build_initializer, fans,
                                   he_fill, normal_fill, uniform_fill, xavier_fill)
 
 
@@ -19,7 +19,7 @@ def stats(tensor):
 
 
 def test_registry_names():
-    assert sorted(WEIGHT_FILLERS.names()) == ["ConstantFiller", "HeFiller", "NormalFiller",
+    assert sorted(WEIGHT_INITIALIZERS.names()) == ["ConstantFiller", "HeFiller", "NormalFiller",
                                               "UniformFiller", "XavierFiller"]
 
 
@@ -101,9 +101,9 @@ def test_filler_objects_use_tensor_fans_or_given_ones():
 
 
 def test_default_filler_is_normal_0_0_05():
-    assert DEFAULT_FILLER == NormalFiller(0.0, 0.05)
-    assert build_filler(FakeSection({})) == DEFAULT_FILLER
-    assert build_filler(FakeSection({}), "BiasFiller") == DEFAULT_FILLER
+    assert DEFAULT_INITIALIZER == NormalFiller(0.0, 0.05)
+    assert build_initializer(FakeSection({})) == DEFAULT_INITIALIZER
+    assert build_initializer(FakeSection({}), "BiasFiller") == DEFAULT_INITIALIZER
 
 
 def test_build_filler_reads_parameters():
@@ -112,36 +112,36 @@ def test_build_filler_reads_parameters():
                            "WeightsFiller.Distribution": "Normal",
                            "WeightsFiller.Scaling": "0.5",
                            "BiasFiller": "ConstantFiller", "BiasFiller.Value": "0.1"})
-    assert build_filler(section) == XavierFiller("Average", "Normal", 0.5)
-    assert build_filler(section, "BiasFiller") == ConstantFiller(0.1)
-    assert build_filler(FakeSection({"WeightsFiller": "UniformFiller",
+    assert build_initializer(section) == XavierFiller("Average", "Normal", 0.5)
+    assert build_initializer(section, "BiasFiller") == ConstantFiller(0.1)
+    assert build_initializer(FakeSection({"WeightsFiller": "UniformFiller",
                                      "WeightsFiller.Max": "0.5"})) == UniformFiller(0.0, 0.5)
 
 
 def test_constant_filler_without_value_fails_like_vgg16_fc7():
     section = FakeSection({"BiasFiller": "ConstantFiller"})
     with pytest.raises(ConfigError, match=r"\[cell\] BiasFiller.Value: missing"):
-        build_filler(section, "BiasFiller")
+        build_initializer(section, "BiasFiller")
 
 
 def test_build_filler_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"WeightsFiller: unknown filler 'HeFill'; "
                                           r"did you mean 'HeFiller'"):
-        build_filler(FakeSection({"WeightsFiller": "HeFill"}))
+        build_initializer(FakeSection({"WeightsFiller": "HeFill"}))
     section = FakeSection({"WeightsFiller": "HeFiller", "WeightsFiller.Scale": "2"})
     with pytest.raises(ConfigError, match=r"WeightsFiller.Scale: unknown HeFiller parameter "
                                           r".*did you mean 'WeightsFiller.Scaling'"):
-        build_filler(section)
+        build_initializer(section)
     section = FakeSection({"WeightsFiller": "HeFiller", "WeightsFiller.VarianceNorm": "fanin"})
     with pytest.raises(ConfigError, match=r"WeightsFiller.VarianceNorm=fanin"):
-        build_filler(section)
+        build_initializer(section)
     section = FakeSection({"WeightsFiller": "NormalFiller", "WeightsFiller.StdDev": "-1"})
     with pytest.raises(ConfigError, match=r"WeightsFiller.StdDev: must be >= 0"):
-        build_filler(section)
+        build_initializer(section)
 
 
 def test_prefixed_keys_without_type_key_are_ignored():
-    assert build_filler(FakeSection({"WeightsFiller.Scaling": "2"})) == DEFAULT_FILLER
+    assert build_initializer(FakeSection({"WeightsFiller.Scaling": "2"})) == DEFAULT_INITIALIZER
 
 
 def test_ini_lines_round_trip():
@@ -149,4 +149,4 @@ def test_ini_lines_round_trip():
     lines = filler.ini_lines("WeightsFiller")
     assert lines[0] == "WeightsFiller=HeFiller"
     section = FakeSection(dict(line.split("=", 1) for line in lines))
-    assert build_filler(section) == filler
+    assert build_initializer(section) == filler

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from n2prune.lr_policies import (LR_POLICIES, LRParams, learning_rate, lr_step, next_it,
+from n2prune.solvers.lr_policies import (LR_POLICIES, LRParams, learning_rate, lr_step, next_it,
                                  step_changed, stimuli_seen)
 
 

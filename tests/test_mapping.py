@@ -3,7 +3,7 @@ import torch
 
 from fakesection import FakeSection
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.mapping import (combined_map, connection_map, full_map, function_map, group_map,
+from n2prune.cells.mapping import (combined_map, connection_map, full_map, function_map, group_map,
                              groups_of, matrix_map, unconnected_outputs)
 
 LENET_CONV2 = """\

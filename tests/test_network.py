@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from n2prune.errors import ConfigError
-from n2prune.network import load_network
-from n2prune.summary import synapses
+from n2prune.network.build import load_network
+from n2prune.network.summary import synapses
 
 ROOT = Path(__file__).resolve().parent.parent
 

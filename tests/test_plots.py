@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from n2prune.plots import plot_learning_curves, plot_sparsity  # noqa: E402
+from n2prune.train.plots import plot_learning_curves, plot_sparsity  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ from n2prune.data import (Database, Flip, MNISTDatabase, PadCrop, RangeAffine, R
                           StimuliProvider, StimuliSet)
 from n2prune.data.build import build_database, build_provider, sub_section_kind
 from n2prune.errors import ConfigError
-from n2prune.ini import loads
+from n2prune.ini.inifile import loads
 from test_databases import write_mnist
 
 

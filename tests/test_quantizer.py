@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from n2prune.cells import Conv, Fc
-from n2prune.quantizer import PruneCell
+from n2prune.prune.prunecell import PruneCell
 
 
 def fc_with(weights, **kwargs) -> Fc:

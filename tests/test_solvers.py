@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from n2prune.solvers import (ADAM_KEYS, SGD_KEYS, SOLVERS, N2D2Adam, N2D2SGD, describe,
+from n2prune.solvers.optimizers import (ADAM_KEYS, SGD_KEYS, SOLVERS, N2D2Adam, N2D2SGD, describe,
                              parse_clamping, read_clamping)
 
 
@@ -465,7 +465,7 @@ def test_describe_is_one_line_with_non_default_settings_and_counters():
 
 
 def test_lenet_solver_keys_build_an_optimizer_through_the_table():
-    from n2prune.params import kwargs_from
+    from n2prune.ini.params import kwargs_from
     from fakesection import FakeSection
 
     section = FakeSection({"WeightsSolver.LearningRate": "0.05",

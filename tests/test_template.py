@@ -3,7 +3,7 @@
 import pytest
 
 from n2prune.errors import ConfigError
-from n2prune.template import cpp_double, parse_template, render_file
+from n2prune.ini.template import cpp_double, parse_template, render_file
 
 
 def render(text, params=None, path="t.tpl"):

@@ -5,7 +5,7 @@ import torch
 
 from n2prune.data import (TRANSFORMATIONS, ChannelExtraction, ColorSpace, Flip, PadCrop,
                           ParameterError, RangeAffine, Rescale, SliceExtraction, applies_to)
-from n2prune.params import Key
+from n2prune.ini.params import Key
 
 
 def grid(h, w, dtype=torch.uint8):

@@ -1,6 +1,6 @@
 import pytest
 
-from n2prune.values import read_bool, read_float, read_int, read_list, read_uint, read_word
+from n2prune.ini.values import read_bool, read_float, read_int, read_list, read_uint, read_word
 
 
 @pytest.mark.parametrize("text,value", [("7", 7), (" 7", 7), ("+5", 5), ("1,000", 1000),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini import load
+from n2prune.ini.inifile import load
 
 DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "shared" / "n2d2-models" / "models"
 
@@ -81,7 +81,7 @@ def resnet34_text(resnet18: str) -> str:
 
 
 def _build(path: Path, models: Path):
-    from n2prune.network import load_network
+    from n2prune.network.build import load_network
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_network(str(path), environ={"N2D2_MODELS": str(models)})

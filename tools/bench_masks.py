@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from n2prune.fillers import fill_iter_nonstruct, fill_iter_nonstruct_loop
+from n2prune.prune.fillers import fill_iter_nonstruct, fill_iter_nonstruct_loop
 
 N2D2_CPP_MS = {1 << 20: 27.0, 4 << 20: 111.0}
 

@@ -36,7 +36,7 @@ GOAL = 0.90
 
 
 def _trainer(ini: Path, environ: Dict[str, str], epochs: int, threads: int, output: Path):
-    from n2prune.train import Trainer, TrainOptions
+    from n2prune.train.trainer import Trainer, TrainOptions
     options = TrainOptions(learn_epoch=epochs, seed=1, threads=threads, quiet=True,
                            output=str(output), overwrite=True, environ=environ)
     return Trainer(str(ini), options)

@@ -10,7 +10,7 @@ import torch
 
 import n2prune
 from n2prune.cells import Conv, Fc, Sequence
-from n2prune.quantizer import PruneCell
+from n2prune.prune.prunecell import PruneCell
 
 
 def bars(count: int, generator: torch.Generator):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from n2prune.activations import as_activation, build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import concat, read_nb_outputs, same_size, total_channels
 

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.activations import as_activation, build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import (concat, read_nb_outputs, read_params, same_size,
                                   total_channels, warn_params_in_section)
-from n2prune.params import Key
-from n2prune.values import read_bool, read_float
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_bool, read_float
 
 
 class BatchNorm(nn.Module):

@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.activations import build_activation
+from n2prune.cells.activation_functions import build_activation
 from n2prune.cells.base import CELLS, BuildContext
-from n2prune.cells.geometry import key_of, read_dims, read_kernel_dims
+from n2prune.cells.dims import key_of, read_dims, read_kernel_dims
 from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
 from n2prune.cells.weighted import WeightCell
-from n2prune.initializers import build_filler
-from n2prune.mapping import combined_map, groups_of
-from n2prune.params import Key
-from n2prune.values import read_bool, read_int, read_text, read_uint, read_word
+from n2prune.cells.initializers import build_initializer
+from n2prune.cells.mapping import combined_map, groups_of
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_bool, read_int, read_text, read_uint, read_word
 
 
 def _pair(name: str, value, default: int, allow_negative: bool = False) -> tuple:
@@ -169,7 +169,7 @@ def build_conv(ctx: BuildContext):
 def fill_weights(ctx: BuildContext, cell) -> None:
     """WeightsFiller / BiasFiller (§2.9): bias first, then each input's weights."""
     generator = ctx.extras.get("generator")
-    weights, biases = build_filler(ctx.section, "WeightsFiller"), build_filler(
+    weights, biases = build_initializer(ctx.section, "WeightsFiller"), build_initializer(
         ctx.section, "BiasFiller")
     with torch.no_grad():
         if cell.bias is not None:

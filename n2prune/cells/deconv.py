@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.activations import as_activation, build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
-from n2prune.cells.geometry import key_of, pair, read_dims, read_kernel_dims
+from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import concat, read_params, same_size
-from n2prune.initializers import DEFAULT_FILLER, Filler, build_filler
-from n2prune.mapping import combined_map, groups_of, unconnected_outputs
-from n2prune.params import Key
-from n2prune.values import read_bool, read_enum, read_int, read_uint, read_word
+from n2prune.cells.initializers import DEFAULT_INITIALIZER, Initializer, build_initializer
+from n2prune.cells.mapping import combined_map, groups_of, unconnected_outputs
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_bool, read_enum, read_int, read_uint, read_word
 
 
 def deconv_output_size(size: int, kernel: int, stride: int, padding: int,
@@ -84,8 +84,8 @@ class Deconv(nn.Module):
         self.export_options: dict = {}
         self.reset_parameters()
 
-    def reset_parameters(self, weights_filler: Filler = DEFAULT_FILLER,
-                         bias_filler: Filler = DEFAULT_FILLER,
+    def reset_parameters(self, weights_filler: Initializer = DEFAULT_INITIALIZER,
+                         bias_filler: Initializer = DEFAULT_INITIALIZER,
                          generator: Optional[torch.Generator] = None) -> None:
         """Fill each input's weights (its own fan-in) and the biases; zero unconnected ones."""
         kx, ky = self.kernel_dims
@@ -165,8 +165,8 @@ def build_deconv(ctx: BuildContext):
     except ValueError as exc:
         raise section.error(key_of(section, "Kernel"), str(exc)) from None
     module.export_options = read_params(ctx, Deconv.EXPORT_PARAMS)
-    module.reset_parameters(build_filler(section, "WeightsFiller"),
-                            build_filler(section, "BiasFiller"), ctx.extras.get("generator"))
+    module.reset_parameters(build_initializer(section, "WeightsFiller"),
+                            build_initializer(section, "BiasFiller"), ctx.extras.get("generator"))
     out_h, out_w = module.output_size(height, width)
     if out_h <= 0 or out_w <= 0:
         raise section.error(key_of(section, "Kernel"), f"a {width}x{height} input gives an "

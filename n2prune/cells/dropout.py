@@ -17,8 +17,8 @@ from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import (Window, concat, crop, read_nb_outputs, read_params,
                                   read_window, same_size, total_channels, warn_params_in_section,
                                   windowed_shapes)
-from n2prune.params import Key
-from n2prune.values import read_float
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_float
 
 
 class Dropout(nn.Module):

@@ -14,10 +14,10 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from n2prune.activations import as_activation, build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import read_nb_outputs
-from n2prune.values import read_enum, read_float, read_list
+from n2prune.ini.values import read_enum, read_float, read_list
 
 OPERATIONS = ["Sum", "AbsSum", "EuclideanSum", "Prod", "Max"]
 COEFF_MODES = ["PerLayer", "PerInput", "PerChannel"]

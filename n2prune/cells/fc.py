@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.activations import build_activation
+from n2prune.cells.activation_functions import build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.conv import fill_weights
 from n2prune.cells.inputs import read_nb_outputs, read_params
 from n2prune.cells.weighted import WeightCell
-from n2prune.params import Key
-from n2prune.values import read_bool, read_float, read_text, read_uint, read_word
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_bool, read_float, read_text, read_uint, read_word
 
 
 class Fc(WeightCell):

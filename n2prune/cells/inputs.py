@@ -6,8 +6,8 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
-from n2prune.params import kwargs_from
-from n2prune.values import read_uint
+from n2prune.ini.params import kwargs_from
+from n2prune.ini.values import read_uint
 
 Window = Optional[Tuple[int, int, int, int]]   # (x0, y0, width, height); None = whole input
 

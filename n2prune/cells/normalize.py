@@ -11,7 +11,7 @@ from torch import nn
 
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import read_nb_outputs
-from n2prune.values import read_enum
+from n2prune.ini.values import read_enum
 
 NORMS = ["L1", "L2"]
 EPSILON = 1.0e-6

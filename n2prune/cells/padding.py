@@ -8,7 +8,7 @@ from torch import nn
 
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import concat, read_nb_outputs, same_size, total_channels
-from n2prune.values import read_int
+from n2prune.ini.values import read_int
 
 
 class Padding(nn.Module):

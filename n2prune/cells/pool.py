@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.activations import as_activation, build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
-from n2prune.cells.geometry import key_of, pair, read_dims, read_kernel_dims
+from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import concat, same_size
-from n2prune.mapping import combined_map, parent_key_name, unconnected_outputs
-from n2prune.values import read_enum, read_uint
+from n2prune.cells.mapping import combined_map, parent_key_name, unconnected_outputs
+from n2prune.ini.values import read_enum, read_uint
 
 POOLINGS = ["Max", "Average"]
 

@@ -10,7 +10,7 @@ from torch import nn
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import (Window, concat, crop, read_window, same_size,
                                   total_channels, windowed_shapes)
-from n2prune.values import read_int, read_list, read_uint
+from n2prune.ini.values import read_int, read_list, read_uint
 
 
 def reshape_dims(shape: Tuple[int, int, int], dims: Sequence[int]) -> Tuple[int, int, int]:

@@ -15,8 +15,8 @@ from torch import nn
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import (concat, read_nb_outputs, read_params, same_size,
                                   total_channels, warn_params_in_section)
-from n2prune.params import Key
-from n2prune.values import read_bool, read_enum, read_uint
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_bool, read_enum, read_uint
 
 MODES = ["Bilinear", "BilinearTF", "NearestNeighbor"]
 

@@ -8,7 +8,7 @@ from torch import nn
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import (Window, concat, crop, read_nb_outputs, read_window,
                                   same_size, total_channels, windowed_shapes)
-from n2prune.values import read_bool, read_uint
+from n2prune.ini.values import read_bool, read_uint
 
 
 class Softmax(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import read_nb_outputs
-from n2prune.values import read_float
+from n2prune.ini.values import read_float
 
 
 class TargetBias(nn.Module):

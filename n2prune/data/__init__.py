@@ -5,9 +5,9 @@ from n2prune.data.partition import SET_NAMES, N2D2Random, Partition, split_count
 from n2prune.data.mnist import DigitsDatabase, FashionMNISTDatabase, MNISTDatabase
 from n2prune.data.cifar import CIFAR10Database, CIFAR100Database
 from n2prune.data.folder import DIRDatabase
-from n2prune.data.errors import ParameterError, TransformationError
+from n2prune.data.exceptions import ParameterError, TransformationError
 from n2prune.data.transforms import APPLY_TO, TRANSFORMATIONS, Transformation, applies_to
-from n2prune.data.geometry import Flip, PadCrop, Rescale, SliceExtraction
+from n2prune.data.geometric import Flip, PadCrop, Rescale, SliceExtraction
 from n2prune.data.colour import ChannelExtraction, ColorSpace, RangeAffine
 from n2prune.data.provider import StimuliProvider
 from n2prune.data.build import build_database, build_provider

@@ -14,14 +14,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 
 from n2prune.data.databases import DATABASES, Database, n2d2_data
-from n2prune.data.errors import ParameterError, TransformationError
+from n2prune.data.exceptions import ParameterError, TransformationError
 from n2prune.data.partition import SET_NAMES, N2D2Random
 from n2prune.data.provider import Step, StimuliProvider, value_stats
 from n2prune.data.transforms import APPLY_TO, APPLY_TO_KEY, TRANSFORMATIONS, Transformation
 from n2prune.errors import ConfigError
-from n2prune.params import Key, kwargs_from
+from n2prune.ini.params import Key, kwargs_from
 from n2prune.registry import did_you_mean
-from n2prune.values import read_bool, read_float, read_list, read_text, read_uint, read_word
+from n2prune.ini.values import read_bool, read_float, read_list, read_text, read_uint, read_word
 
 _UNSUPPORTED = "not supported by n2prune"
 

@@ -13,8 +13,8 @@ from typing import Optional
 from n2prune.data.databases import (DATABASES, RANDOM_PARTITIONING, VALIDATION, Database,
                                     Seed, check_fraction, n2d2_data, path_key, where_hint)
 from n2prune.data.formats import read_cifar, read_label_names
-from n2prune.params import Key
-from n2prune.values import read_bool
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_bool
 
 USE_TEST_FOR_VALIDATION = Key("UseTestForValidation", "use_test_for_validation", read_bool,
                               False, "use test_batch as the Validation set as well")

@@ -10,11 +10,11 @@ from typing import Sequence
 
 import torch
 
-from n2prune.data.errors import ParameterError
+from n2prune.data.exceptions import ParameterError
 from n2prune.data.transforms import (TRANSFORMATIONS, Transformation,
                                      check_batch, range_affine)
-from n2prune.params import REQUIRED, Key
-from n2prune.values import read_bool, read_enum, read_float, read_list
+from n2prune.ini.params import REQUIRED, Key
+from n2prune.ini.values import read_bool, read_enum, read_float, read_list
 
 OPERATORS = ("Plus", "Minus", "Multiplies", "Divides")
 COLOR_SPACES = ("BGR", "RGB", "HSV", "HLS", "YCrCb", "CIELab", "CIELuv", "RGB_to_BGR",

@@ -13,11 +13,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from n2prune.data.errors import ParameterError
+from n2prune.data.exceptions import ParameterError
 from n2prune.data.partition import SET_NAMES, N2D2Random, Partition
-from n2prune.params import Key
+from n2prune.ini.params import Key
 from n2prune.registry import Registry
-from n2prune.values import read_bool, read_float, read_text
+from n2prune.ini.values import read_bool, read_float, read_text
 
 Images = Union[np.ndarray, List[np.ndarray]]
 Seed = Union[int, N2D2Random]

@@ -11,10 +11,10 @@ from typing import List, Optional, Sequence, Tuple
 
 from n2prune.data.databases import (DATABASES, RANDOM_PARTITIONING, Database, Seed,
                                     check_fraction, path_key)
-from n2prune.data.errors import ParameterError
+from n2prune.data.exceptions import ParameterError
 from n2prune.data.formats import IMAGE_EXTENSIONS, read_image
-from n2prune.params import REQUIRED, Key
-from n2prune.values import read_bool, read_float, read_int, read_list, read_word
+from n2prune.ini.params import REQUIRED, Key
+from n2prune.ini.values import read_bool, read_float, read_int, read_list, read_word
 
 
 @DATABASES.register("DIR_Database")

@@ -10,8 +10,8 @@ import numpy as np
 from n2prune.data.databases import (DATABASES, RANDOM_PARTITIONING, VALIDATION, Database,
                                     Seed, check_fraction, n2d2_data, path_key, where_hint)
 from n2prune.data.formats import find_file, read_idx_pair
-from n2prune.params import Key
-from n2prune.values import read_float
+from n2prune.ini.params import Key
+from n2prune.ini.values import read_float
 
 
 @DATABASES.register("MNIST_IDX_Database")

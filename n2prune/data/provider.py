@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from n2prune.data.databases import Database
-from n2prune.data.errors import TransformationError
+from n2prune.data.exceptions import TransformationError
 from n2prune.data.partition import SET_NAMES
 from n2prune.data.transforms import Transformation, applies_to, range_affine
 

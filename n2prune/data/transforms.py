@@ -14,11 +14,11 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from n2prune.data.errors import ParameterError
+from n2prune.data.exceptions import ParameterError
 from n2prune.data.partition import SET_NAMES
-from n2prune.params import Key
+from n2prune.ini.params import Key
 from n2prune.registry import Registry
-from n2prune.values import read_enum, read_float, read_list
+from n2prune.ini.values import read_enum, read_float, read_list
 
 TRANSFORMATIONS: Registry = Registry("transformation")
 

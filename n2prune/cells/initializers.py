@@ -1,4 +1,5 @@
-"""N2D2's weight and bias fillers (spec §2.9): pure fill functions and INI-built fillers.
+"""Weight and bias initialisers, N2D2's "fillers" (spec §2.9): pure fill functions and INI-built
+initialisers (not to be confused with the mask fillers of ``n2prune.prune.fillers``).
 
 ``WeightsFiller=HeFiller`` with ``WeightsFiller.Scaling=0.5`` becomes ``HeFiller(scaling=0.5)``;
 calling it fills a tensor in place: ``filler(weight, generator, fan_in, fan_out)``.
@@ -18,12 +19,12 @@ from typing import Any, ClassVar, Optional, Tuple
 
 import torch
 
-from n2prune.params import REQUIRED, Key, check_prefixed, kwargs_from
+from n2prune.ini.params import REQUIRED, Key, check_prefixed, kwargs_from
 from n2prune.registry import Registry, did_you_mean
-from n2prune.values import read_enum, read_float, read_word
+from n2prune.ini.values import read_enum, read_float, read_word
 
-# INI name (WeightsFiller= / BiasFiller=) -> Filler subclass
-WEIGHT_FILLERS: Registry = Registry("filler")
+# INI name (WeightsFiller= / BiasFiller=) -> Initializer subclass
+WEIGHT_INITIALIZERS: Registry = Registry("weight filler")
 
 VARIANCE_NORMS = ["FanIn", "Average", "FanOut"]
 DISTRIBUTIONS = ["Uniform", "Normal"]
@@ -102,7 +103,7 @@ def xavier_fill(tensor: torch.Tensor, generator: Generator, fan_in: int, fan_out
     return tensor if scaling == 1.0 else tensor.mul_(scaling)
 
 
-class Filler:
+class Initializer:
     """A configured filler: ``filler(tensor, generator, fan_in, fan_out)`` fills in place.
 
     Fans default to ``fans(tensor)``; pass them when the layout is not PyTorch's
@@ -130,9 +131,9 @@ class Filler:
         return lines
 
 
-@WEIGHT_FILLERS.register("NormalFiller")
+@WEIGHT_INITIALIZERS.register("NormalFiller")
 @dataclass(frozen=True)
-class NormalFiller(Filler):
+class NormalFiller(Initializer):
     """N(mean, std_dev)."""
 
     NAME: ClassVar[str] = "NormalFiller"
@@ -145,9 +146,9 @@ class NormalFiller(Filler):
         return normal_fill(tensor, generator, self.mean, self.std_dev)
 
 
-@WEIGHT_FILLERS.register("UniformFiller")
+@WEIGHT_INITIALIZERS.register("UniformFiller")
 @dataclass(frozen=True)
-class UniformFiller(Filler):
+class UniformFiller(Initializer):
     """U[min, max]."""
 
     NAME: ClassVar[str] = "UniformFiller"
@@ -160,9 +161,9 @@ class UniformFiller(Filler):
         return uniform_fill(tensor, generator, self.min, self.max)
 
 
-@WEIGHT_FILLERS.register("ConstantFiller")
+@WEIGHT_INITIALIZERS.register("ConstantFiller")
 @dataclass(frozen=True)
-class ConstantFiller(Filler):
+class ConstantFiller(Initializer):
     """Every value = value (``Value`` is required in INI files)."""
 
     NAME: ClassVar[str] = "ConstantFiller"
@@ -173,9 +174,9 @@ class ConstantFiller(Filler):
         return constant_fill(tensor, self.value)
 
 
-@WEIGHT_FILLERS.register("HeFiller")
+@WEIGHT_INITIALIZERS.register("HeFiller")
 @dataclass(frozen=True)
-class HeFiller(Filler):
+class HeFiller(Initializer):
     """scaling·N(mean_norm/n, sqrt(2/n)), n = fan_in, (fan_in+fan_out)/2 or fan_out."""
 
     NAME: ClassVar[str] = "HeFiller"
@@ -192,9 +193,9 @@ class HeFiller(Filler):
                        self.mean_norm, self.scaling)
 
 
-@WEIGHT_FILLERS.register("XavierFiller")
+@WEIGHT_INITIALIZERS.register("XavierFiller")
 @dataclass(frozen=True)
-class XavierFiller(Filler):
+class XavierFiller(Initializer):
     """scaling·U[-sqrt(3/n), sqrt(3/n)] (or scaling·N(0, sqrt(1/n)) with Normal)."""
 
     NAME: ClassVar[str] = "XavierFiller"
@@ -212,11 +213,11 @@ class XavierFiller(Filler):
 
 
 # The cells' built-in filler for weights and biases when no WeightsFiller=/BiasFiller= is given.
-DEFAULT_FILLER = NormalFiller(0.0, 0.05)
+DEFAULT_INITIALIZER = NormalFiller(0.0, 0.05)
 
 
-def build_filler(section: Any, prefix: str = "WeightsFiller",
-                 default: Filler = DEFAULT_FILLER) -> Filler:
+def build_initializer(section: Any, prefix: str = "WeightsFiller",
+                 default: Initializer = DEFAULT_INITIALIZER) -> Initializer:
     """The filler a cell section asks for with ``<prefix>=`` (``WeightsFiller``, ``BiasFiller``).
 
     ``<prefix>.<P>`` keys are read only when ``<prefix>=`` is present (N2D2 ignores them
@@ -225,9 +226,9 @@ def build_filler(section: Any, prefix: str = "WeightsFiller",
     if section is None or prefix not in section:
         return default
     name = section.get(prefix, read_word)
-    if name not in WEIGHT_FILLERS:
-        raise section.error(prefix, did_you_mean(name, WEIGHT_FILLERS.names(), "filler"))
-    cls = WEIGHT_FILLERS.get(name)
+    if name not in WEIGHT_INITIALIZERS:
+        raise section.error(prefix, did_you_mean(name, WEIGHT_INITIALIZERS.names(), "filler"))
+    cls = WEIGHT_INITIALIZERS.get(name)
     dotted = prefix + "."
     check_prefixed(section, cls.KEYS, dotted, name)
     filler = cls(**kwargs_from(section, cls.KEYS, dotted))
@@ -235,7 +236,7 @@ def build_filler(section: Any, prefix: str = "WeightsFiller",
     return filler
 
 
-def _check(section: Any, prefix: str, filler: Filler) -> None:
+def _check(section: Any, prefix: str, filler: Initializer) -> None:
     """Value errors a filler would only raise when applied, reported at build time."""
     bad = None
     if isinstance(filler, NormalFiller) and filler.std_dev < 0:

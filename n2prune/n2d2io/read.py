@@ -1,6 +1,6 @@
 """Reading N2D2's weight files back into a network: N2D2's ``-w DIR`` (spec §6, §4.7).
 
-The layout is the one ``n2prune.export`` writes. Every file is checked before any cell
+The layout is the one ``n2prune.n2d2io.write`` writes. Every file is checked before any cell
 changes; an error names the file, the line and what was expected.
 
 >>> read_weights(fresh_net, "weights")              # doctest: +SKIP
@@ -20,7 +20,7 @@ from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.deconv import Deconv
 from n2prune.cells.fc import Fc
-from n2prune.export import BN_FILES, Kernels, PathLike, cell_path, named_cells, suffixed
+from n2prune.n2d2io.write import BN_FILES, Kernels, PathLike, cell_path, named_cells, suffixed
 
 _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:nan|inf|infinity))")
 

@@ -18,10 +18,10 @@ from n2prune import ini as ini_module
 from n2prune.cells import CELLS, BuildContext
 from n2prune.errors import ConfigError
 from n2prune.registry import did_you_mean
-from n2prune.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
+from n2prune.network.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
                              solver_specs, weight_quantizer)
-from n2prune.targets import Target, read_targets
-from n2prune.values import read_bool, read_list, read_uint, read_word
+from n2prune.network.targets import Target, read_targets
+from n2prune.ini.values import read_bool, read_list, read_uint, read_word
 
 PROVIDERS = ("cenv", "env", "sp")  # the first present is the stimuli provider (§2.2)
 GLOBAL_KEYS = ("DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange")
@@ -113,7 +113,7 @@ class Network(nn.Module):
 
     def summary(self) -> List[str]:
         """One line per cell (name, type, inputs, output shape, parameters, pruning), totals."""
-        from n2prune.summary import network_summary
+        from n2prune.network.summary import network_summary
         return network_summary(self)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune import __version__
-from n2prune.checkpoint import save_atomic
+from n2prune.train.checkpoint import save_atomic
 from n2prune.atomic import atomic_write_text
 
 LOG_COLUMNS = ("log_point", "epoch", "stimuli", "loss", "learn_accuracy", "validation_score",
@@ -39,7 +39,7 @@ def write_log(output: Path, rows: List[Dict[str, Any]]) -> None:
 
 def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
     """Per cell: type, parameters, zero weights, sparsity, target and current thresholds."""
-    from n2prune.summary import synapses
+    from n2prune.network.summary import synapses
     figures: Dict[str, Dict[str, Any]] = {}
     with torch.no_grad():
         for name, cell in trainer.net.cells.items():
@@ -65,8 +65,8 @@ def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
 def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
                   seconds: float) -> Dict[str, Any]:
     """Write every output file; return the report."""
-    from n2prune.export import write_weights
-    from n2prune.plots import plot_learning_curves, plot_sparsity
+    from n2prune.n2d2io.write import write_weights
+    from n2prune.train.plots import plot_learning_curves, plot_sparsity
     output = Path(trainer.output)
     rows = state["rows"]
     best = state.get("best")

@@ -36,11 +36,11 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 import torch
 from torch.optim import Optimizer
 
-from n2prune import lr_policies
-from n2prune.lr_policies import LR_POLICIES, LRParams
-from n2prune.params import Key
+from n2prune.solvers import lr_policies
+from n2prune.solvers.lr_policies import LR_POLICIES, LRParams
+from n2prune.ini.params import Key
 from n2prune.registry import Registry
-from n2prune.values import read_bool, read_enum, read_float, read_uint, read_word
+from n2prune.ini.values import read_bool, read_enum, read_float, read_uint, read_word
 
 Clamp = Tuple[Optional[float], Optional[float]]
 _CLAMP_FORM = "'min:max' where either side may be empty (e.g. '-1.0:1.0', ':0.5', '')"

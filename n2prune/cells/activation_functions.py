@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.params import Key, kwargs_from, unknown_key_message
+from n2prune.ini.params import Key, kwargs_from, unknown_key_message
 from n2prune.registry import Registry, did_you_mean
-from n2prune.values import read_float, read_word
+from n2prune.ini.values import read_float, read_word
 
 # INI name (ActivationFunction=) -> Activation subclass
 ACTIVATIONS: Registry = Registry("activation function")

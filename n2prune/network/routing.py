@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from n2prune.errors import ConfigError
-from n2prune.params import check_prefixed, kwargs_from
-from n2prune.quantizer import PRUNE_KEYS, PruneCell
+from n2prune.ini.params import check_prefixed, kwargs_from
+from n2prune.prune.prunecell import PRUNE_KEYS, PruneCell
 from n2prune.registry import did_you_mean
-from n2prune.solvers import SOLVERS
-from n2prune.values import read_text, read_word
+from n2prune.solvers.optimizers import SOLVERS
+from n2prune.ini.values import read_text, read_word
 
 # Cell type -> (solver roles as (type key, prefix, parameter)), whether QWeight applies.
 SOLVER_ROLES = {

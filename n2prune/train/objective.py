@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from n2prune.errors import ConfigError
-from n2prune.targets import Target
+from n2prune.network.targets import Target
 
 
 @dataclass

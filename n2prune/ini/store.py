@@ -1,7 +1,7 @@
 """Raw INI sections as read: each key's text and where it was written (spec §1.1-§1.2).
 
 The storage shared by the INI reader (which fills it), the evaluator (which resolves ``[S]K``
-and ``${VAR}`` against it) and :class:`n2prune.ini.Section` (which reads from it). Nothing
+and ``${VAR}`` against it) and :class:`n2prune.ini.inifile.Section` (which reads from it). Nothing
 here evaluates a value.
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from n2prune.values import read_list, read_uint
+from n2prune.ini.values import read_list, read_uint
 
 
 def read_kernel_dims(section: Any, stem: str = "Kernel") -> List[int]:

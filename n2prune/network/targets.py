@@ -6,8 +6,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from n2prune.params import Key, kwargs_from, unknown_key_message
-from n2prune.values import read_bool, read_enum, read_float, read_int, read_text, read_uint, \
+from n2prune.ini.params import Key, kwargs_from, unknown_key_message
+from n2prune.ini.values import read_bool, read_enum, read_float, read_int, read_text, read_uint, \
     read_word
 
 TARGET_TYPES = ("TargetScore", "Target")

@@ -8,13 +8,13 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from n2prune.data.errors import ParameterError
+from n2prune.data.exceptions import ParameterError
 from n2prune.data.transforms import (BORDER_TYPE_KEY, BORDER_TYPES, BORDER_VALUE_KEY,
                                      TRANSFORMATIONS, Transformation,
                                      border_index, check_batch, extract, fill_values,
                                      to_dtype_of)
-from n2prune.params import REQUIRED, Key
-from n2prune.values import read_bool, read_float, read_list, read_uint
+from n2prune.ini.params import REQUIRED, Key
+from n2prune.ini.values import read_bool, read_float, read_list, read_uint
 
 _WIDTH = Key("Width", "width", read_uint, REQUIRED, "output width")
 _HEIGHT = Key("Height", "height", read_uint, REQUIRED, "output height")

@@ -14,9 +14,9 @@ import re
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini_eval import EvalError, evaluate, expand_env, located
-from n2prune.ini_store import Entry, SectionData, SectionTable, key_error, short
-from n2prune.template import Template, parse_template
+from n2prune.ini.evaluate import EvalError, evaluate, expand_env, located
+from n2prune.ini.store import Entry, SectionData, SectionTable, key_error, short
+from n2prune.ini.template import Template, parse_template
 
 MAX_LISTED_ERRORS = 50
 _WS = " \t\n\v\f\r"                     # C isspace

@@ -3,7 +3,7 @@
 ``Trainer(ini_path, options).run()`` builds the data and the network, learns, validates at
 each log point, keeps the best weights among the log points where every PruneCell has reached
 its final threshold (the last log point when none has), tests, and writes the outputs
-(``n2prune.outputs``). A checkpoint is written atomically at each log point; ``resume=True``
+(``n2prune.train.report``). A checkpoint is written atomically at each log point; ``resume=True``
 continues from it and ends with exactly the masks, weights and accuracy of an uninterrupted
 run on the CPU.
 """
@@ -21,14 +21,14 @@ from typing import Any, Dict, List, Mapping, Optional
 import torch
 
 from n2prune import ini as ini_module
-from n2prune.checkpoint import load_checkpoint, save_atomic
+from n2prune.train.checkpoint import load_checkpoint, save_atomic
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
-from n2prune.metrics import METRICS, Confusion
-from n2prune.network import build_network
-from n2prune.objective import make_objective
-from n2prune.progress import Progress
-from n2prune.solvers import SOLVERS
+from n2prune.train.metrics import METRICS, Confusion
+from n2prune.network.build import build_network
+from n2prune.train.objective import make_objective
+from n2prune.train.progress import Progress
+from n2prune.solvers.optimizers import SOLVERS
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -188,7 +188,7 @@ class Trainer:
 
     def run(self) -> Dict[str, Any]:
         """Learn (unless test-only), test, write every output; returns the report."""
-        from n2prune.outputs import write_outputs
+        from n2prune.train.report import write_outputs
         started = time.perf_counter()
         self.output.mkdir(parents=True, exist_ok=True)
         if self.options.weights_dir:
@@ -296,7 +296,7 @@ class Trainer:
                 progress.line(f"+++ BEST validation score: {100 * row['validation_score']:.2f}% "
                               f"[{self.options.valid_metric}]")
         self._save_checkpoint(state)
-        from n2prune.outputs import write_log
+        from n2prune.train.report import write_log
         write_log(self.output, state["rows"])
 
     def _describe(self, row: Dict[str, Any]) -> str:
@@ -332,7 +332,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ weights
     def _import_weights(self, directory: str) -> None:
-        from n2prune.weight_import import read_weights
+        from n2prune.n2d2io.read import read_weights
         if not Path(directory).is_dir():
             raise ValueError(f"-w {directory}: no such directory of N2D2 weight files")
         read_weights(self.net, directory, ignore_missing=True)

@@ -7,8 +7,8 @@ quotes, ``[NAME] BASE...`` inheritance, ``[sec@file.tpl]`` templates) and return
 Every key remembers its file and line, so errors say where; keys never read are listed by
 :meth:`Section.unread_keys` for the unknown-key check.
 
-This module is the public face; the work is done by :mod:`n2prune.ini_reader` (text ->
-sections), :mod:`n2prune.ini_eval` (one value's evaluation) and :mod:`n2prune.ini_store`
+This module is the public face; the work is done by :mod:`n2prune.ini.reader` (text ->
+sections), :mod:`n2prune.ini.evaluate` (one value's evaluation) and :mod:`n2prune.ini.store`
 (the raw sections both share).
 
 >>> ini = loads("$N=4\\n[a]\\nX=$(${N} * 2)\\n[b] a\\nY=[a]X")
@@ -25,12 +25,12 @@ import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from n2prune.errors import ConfigError, ConfigWarning
-from n2prune.ini_eval import EvalError, evaluate, expand_env, located
-from n2prune.ini_reader import read_sections
-from n2prune.ini_store import Entry, SectionData, SectionTable, key_error
-from n2prune.params import REQUIRED
+from n2prune.ini.evaluate import EvalError, evaluate, expand_env, located
+from n2prune.ini.reader import read_sections
+from n2prune.ini.store import Entry, SectionData, SectionTable, key_error
+from n2prune.ini.params import REQUIRED
 from n2prune.registry import did_you_mean
-from n2prune.values import read_text
+from n2prune.ini.values import read_text
 
 # Keys whose value goes through process-environment expansion after evaluation (§1.5).
 PATH_KEYS = frozenset({"DataPath", "LabelPath", "CachePath", "LabelsMapping", "ROIFile",
@@ -197,7 +197,7 @@ class Section:
         return text
 
     def get(self, key: str, reader: Callable[..., Any] = read_text, default: Any = REQUIRED):
-        """The value read by ``reader`` (an n2prune.values reader), or ``default`` when the
+        """The value read by ``reader`` (an n2prune.ini.values reader), or ``default`` when the
         key is absent; errors and reader warnings are located at the key's line."""
         if key not in self:
             if default is REQUIRED:

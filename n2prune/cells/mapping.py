@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
-from n2prune.values import read_text, read_uint
+from n2prune.ini.values import read_text, read_uint
 
 NAME = "Mapping"
 _PROVIDER = ("env", "sp", "cenv")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from n2prune import expr
+from n2prune.ini import expr
 from n2prune.errors import ConfigError
-from n2prune.ini_store import Entry, SectionData, SectionTable, key_error
+from n2prune.ini.store import Entry, SectionData, SectionTable, key_error
 
 MAX_DEPTH = 64                          # nested references/variables (N2D2 would crash)
 MAX_SUBSTITUTIONS = 10_000              # per value (N2D2 would loop forever)

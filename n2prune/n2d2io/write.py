@@ -8,7 +8,7 @@ BatchNorm's ``_scales``/``_biases``/``_means``/``_variances``, are one value per
 
 >>> write_weights(net, "weights")                   # doctest: +SKIP
 
-``n2prune.weight_import.read_weights`` reads them back (N2D2's ``-w DIR``).
+``n2prune.n2d2io.read.read_weights`` reads them back (N2D2's ``-w DIR``).
 """
 
 from __future__ import annotations
