@@ -124,7 +124,8 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     args = train_parser().parse_args(argv)
 
     def action() -> int:
-        from n2prune.train.trainer import Trainer, TrainOptions
+        from n2prune.train.options import TrainOptions
+        from n2prune.train.trainer import Trainer
         options = TrainOptions(
             learn=args.learn, learn_epoch=args.learn_epoch, log=args.log,
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,

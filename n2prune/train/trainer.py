@@ -14,9 +14,8 @@ import copy
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -24,58 +23,14 @@ from n2prune import ini as ini_module
 from n2prune.train.checkpoint import load_checkpoint, save_atomic
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
-from n2prune.train.metrics import METRICS, Confusion
+from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
 from n2prune.train.objective import make_objective
+from n2prune.train.options import TrainOptions, options_dict  # noqa: F401 (re-exported)
 from n2prune.train.progress import Progress
 from n2prune.solvers.optimizers import SOLVERS
 
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass
-class TrainOptions:
-    """N2D2's options (``-learn``, ``-learn-epoch``, ``-log``, ``-log-epoch``, ``-test``,
-    ``-seed``, ``-w``, ``-valid-metric``) and ours."""
-
-    learn: int = 0
-    learn_epoch: int = 0
-    log: int = 1000
-    log_epoch: int = 1
-    test_only: bool = False
-    seed: int = 0
-    weights_dir: Optional[str] = None
-    valid_metric: str = "Sensitivity"
-    output: Optional[str] = None
-    resume: bool = False
-    overwrite: bool = False
-    threads: Optional[int] = None
-    device: str = "cpu"
-    quiet: bool = False
-    environ: Optional[Mapping[str, str]] = field(default=None, repr=False)
-
-    def check(self) -> None:
-        for name in ("learn", "learn_epoch", "log", "log_epoch"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"-{name.replace('_', '-')} must be >= 0, got "
-                                 f"{getattr(self, name)}")
-        if self.learn and self.learn_epoch:
-            raise ValueError("give either -learn N (stimuli) or -learn-epoch N, not both")
-        if not (self.learn or self.learn_epoch or self.test_only):
-            raise ValueError("nothing to do: give -learn-epoch N (epochs), -learn N (stimuli) "
-                             "or -test")
-        if self.log_epoch == 0 and self.log == 0:
-            raise ValueError("-log must be > 0 when -log-epoch is 0")
-        if self.valid_metric not in METRICS:
-            from n2prune.registry import did_you_mean
-            raise ValueError("-valid-metric: " + did_you_mean(self.valid_metric, list(METRICS),
-                                                              "metric"))
-        if self.threads is not None and self.threads <= 0:
-            raise ValueError(f"--threads must be a positive integer, got {self.threads}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
 
 
 def default_output(ini_path: str) -> Path:
@@ -379,9 +334,3 @@ def _read_text(path: str) -> str:
         return Path(path).read_text()
     except OSError as exc:
         raise ValueError(f"{path}: could not open INI file: {exc.strerror}") from None
-
-
-def options_dict(options: TrainOptions) -> Dict[str, Any]:
-    values = asdict(options)
-    values.pop("environ", None)
-    return values

@@ -1,0 +1,61 @@
+"""The options of one run (``n2prune-train``'s command line as a dataclass) and their checks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+
+from n2prune.train.metrics import METRICS
+
+
+@dataclass
+class TrainOptions:
+    """N2D2's options (``-learn``, ``-learn-epoch``, ``-log``, ``-log-epoch``, ``-test``,
+    ``-seed``, ``-w``, ``-valid-metric``) and ours."""
+
+    learn: int = 0
+    learn_epoch: int = 0
+    log: int = 1000
+    log_epoch: int = 1
+    test_only: bool = False
+    seed: int = 0
+    weights_dir: Optional[str] = None
+    valid_metric: str = "Sensitivity"
+    output: Optional[str] = None
+    resume: bool = False
+    overwrite: bool = False
+    threads: Optional[int] = None
+    device: str = "cpu"
+    quiet: bool = False
+    environ: Optional[Mapping[str, str]] = field(default=None, repr=False)
+
+    def check(self) -> None:
+        for name in ("learn", "learn_epoch", "log", "log_epoch"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"-{name.replace('_', '-')} must be >= 0, got "
+                                 f"{getattr(self, name)}")
+        if self.learn and self.learn_epoch:
+            raise ValueError("give either -learn N (stimuli) or -learn-epoch N, not both")
+        if not (self.learn or self.learn_epoch or self.test_only):
+            raise ValueError("nothing to do: give -learn-epoch N (epochs), -learn N (stimuli) "
+                             "or -test")
+        if self.log_epoch == 0 and self.log == 0:
+            raise ValueError("-log must be > 0 when -log-epoch is 0")
+        if self.valid_metric not in METRICS:
+            from n2prune.registry import did_you_mean
+            raise ValueError("-valid-metric: " + did_you_mean(self.valid_metric, list(METRICS),
+                                                              "metric"))
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"--threads must be a positive integer, got {self.threads}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
+def options_dict(options: TrainOptions) -> Dict[str, Any]:
+    values = asdict(options)
+    values.pop("environ", None)
+    return values
