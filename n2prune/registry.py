@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
 from typing import Callable, Dict, Generic, Iterator, List, TypeVar
 
 T = TypeVar("T")
@@ -37,6 +38,29 @@ class Registry(Generic[T]):
             return member
         return decorator
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its member (a plug-in withdrawn, a test cleaning up)."""
+        if name not in self._members:
+            raise ValueError(did_you_mean(str(name), self.names(), self.what))
+        return self._members.pop(name)
+
+    @contextmanager
+    def registered(self, name: str, member: T) -> Iterator[T]:
+        """Register ``member`` as ``name`` for the duration of a ``with`` block.
+
+        >>> COLOURS = Registry("colour")
+        >>> with COLOURS.registered("Red", 1):
+        ...     "Red" in COLOURS
+        True
+        >>> "Red" in COLOURS
+        False
+        """
+        self.register(name)(member)
+        try:
+            yield member
+        finally:
+            self.unregister(name)
+
     def get(self, name: str) -> T:
         """The member called ``name``; KeyError-free: raises ValueError with suggestions."""
         try:
@@ -45,6 +69,7 @@ class Registry(Generic[T]):
             raise ValueError(did_you_mean(str(name), self.names(), self.what)) from None
 
     def names(self) -> List[str]:
+        """The member names, in registration order, as they are now (not a snapshot)."""
         return list(self._members)
 
     def __contains__(self, name: object) -> bool:

@@ -7,7 +7,7 @@ reason (the caller adds file, line, section and key). A read must consume the wh
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 # Digits with optional ',' thousands groups of exactly three (the C++ locale N2D2 installs).
 _GROUPED = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
@@ -81,12 +81,38 @@ def read_list(item: Callable[..., object]) -> Callable[..., list]:
     return reader
 
 
-def read_enum(names: List[str]) -> Callable[..., str]:
-    """A reader accepting exactly one of ``names`` (case-sensitive)."""
+Names = Union[Sequence[str], Callable[[], Sequence[str]], Any]
+
+
+def read_enum(names: Names, what: Optional[str] = None) -> Callable[..., str]:
+    """A reader accepting exactly one of ``names`` (case-sensitive).
+
+    ``names`` is a fixed list, a Registry or a callable returning the names: a Registry or a
+    callable is read at each call, so a member registered after import is accepted.
+    ``what`` names the value in errors (default: the registry's ``what``, else "value").
+
+    >>> from n2prune.registry import Registry
+    >>> COLOURS = Registry("colour")
+    >>> read_colour = read_enum(COLOURS)
+    >>> _ = COLOURS.register("Red")(1)
+    >>> read_colour("Red")
+    'Red'
+    """
     from n2prune.registry import did_you_mean
 
+    if hasattr(names, "names") and callable(names.names):
+        current, what = names.names, what or getattr(names, "what", None)
+    elif callable(names):
+        current = names
+    else:
+        fixed = list(names)
+
+        def current() -> List[str]:
+            return fixed
+
     def reader(text: str, warn: Warn = None) -> str:
-        if text in names:
+        valid = list(current())
+        if text in valid:
             return text
-        raise ValueError(did_you_mean(text, list(names), "value"))
+        raise ValueError(did_you_mean(text, valid, what or "value"))
     return reader

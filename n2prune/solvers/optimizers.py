@@ -80,7 +80,7 @@ def read_clamping(text: str, warn=None) -> str:
 
 SGD_KEYS = (
     Key("LearningRate", "learning_rate", read_float, 0.01),
-    Key("LearningRatePolicy", "lr_policy", read_enum(LR_POLICIES.names()), "None"),
+    Key("LearningRatePolicy", "lr_policy", read_enum(LR_POLICIES), "None"),
     Key("Momentum", "momentum", read_float, 0.0),
     Key("Decay", "decay", read_float, 0.0, "weight decay, not divided by the batch size"),
     Key("Power", "power", read_float, 0.0, "PolyDecay and InvDecay exponent"),
