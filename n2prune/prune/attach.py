@@ -1,0 +1,216 @@
+"""Pruning any PyTorch model: ``attach`` a PruneCell to its Linear / Conv / ConvTranspose layers.
+
+The weight stays the same ``nn.Parameter`` under its usual name (optimisers stay valid); the
+PruneCell is the layer's ``quantizer`` submodule, so its mask travels in ``state_dict`` as
+``<layer>.quantizer.mask``. A forward pre-hook puts ``weight * mask`` in the weight's slot for
+the duration of the layer's forward (one multiply, no other copy) and a forward hook that always
+runs puts the Parameter back, so pruned weights get a zero gradient. ``detach`` bakes the zeros
+into the weight and leaves a plain torch model with ordinary state_dict keys.
+
+``layer.quantizer = PruneCell(...)`` on a plain torch layer does the same as ``attach`` (a global
+module-registration hook sees it); on a layer that cannot be pruned it raises TypeError.
+
+>>> import torch, n2prune
+>>> model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+>>> cells = n2prune.attach(model, prune_mode="Static", threshold=0.5, prune_filler="Magnitude")
+>>> sorted(cells)
+['0', '2']
+>>> n2prune.detach(model)
+['0', '2']
+>>> int((model[0].weight == 0).sum())
+32
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
+
+import torch
+from torch import nn
+from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
+from torch.nn.modules.module import register_module_module_registration_hook
+
+from n2prune.cells.weighted import WeightCell
+from n2prune.prune.prunecell import PruneCell
+
+#: Layer types ``attach`` and ``layer.quantizer = PruneCell(...)`` accept.
+SUPPORTED: Tuple[Type[nn.Module], ...] = (nn.Linear, _ConvNd, WeightCell)
+_SUPPORTED_TEXT = ("nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d and n2prune Conv/Fc "
+                   "(or subclasses)")
+_STASH = "_n2prune_weight"
+Pattern = Union[str, "re.Pattern[str]"]
+
+
+def out_channel_dim(layer: nn.Module) -> int:
+    """The weight dimension holding output channels: 1 for ConvTranspose ([in, out/groups,
+    ...]), 0 for everything else ([out, in/groups, ...])."""
+    return 1 if isinstance(layer, _ConvTransposeNd) else 0
+
+
+def is_supported(layer: nn.Module) -> bool:
+    """Whether a PruneCell can be attached to ``layer``."""
+    return isinstance(layer, SUPPORTED)
+
+
+# ---------------------------------------------------------------------------- hooks
+def _masked_weight_pre_hook(layer: nn.Module, args: Any) -> None:
+    cell = layer._modules.get("quantizer")
+    if cell is None:
+        return
+    weight = layer._parameters["weight"]
+    if _STASH in layer.__dict__:  # re-entered (a layer calling itself): already masked
+        return
+    layer.__dict__[_STASH] = weight
+    cell._rebind(layer)
+    layer._parameters["weight"] = cell.quantize(weight)
+
+
+def _restore_weight_hook(layer: nn.Module, args: Any, output: Any) -> None:
+    weight = layer.__dict__.pop(_STASH, None)
+    if weight is not None:
+        layer._parameters["weight"] = weight
+
+
+def _has_hooks(layer: nn.Module) -> bool:
+    return any(hook is _masked_weight_pre_hook for hook in layer._forward_pre_hooks.values())
+
+
+def _install_hooks(layer: nn.Module) -> None:
+    if not _has_hooks(layer):
+        layer.register_forward_pre_hook(_masked_weight_pre_hook)
+        layer.register_forward_hook(_restore_weight_hook, always_call=True)
+
+
+def _remove_hooks(layer: nn.Module) -> None:
+    for hooks, fn in ((layer._forward_pre_hooks, _masked_weight_pre_hook),
+                      (layer._forward_hooks, _restore_weight_hook)):
+        for key in [k for k, hook in hooks.items() if hook is fn]:
+            del hooks[key]
+            layer._forward_hooks_always_called.pop(key, None)
+
+
+def _on_module_registration(parent: nn.Module, name: str, child: Optional[nn.Module]):
+    """Global hook: ``layer.quantizer = PruneCell(...)`` on a plain torch layer attaches."""
+    if name != "quantizer" or isinstance(parent, WeightCell):
+        return None  # n2prune cells attach their quantizer themselves
+    if child is None:
+        _remove_hooks(parent)  # layer.quantizer = None detaches without baking
+        return None
+    if not isinstance(child, PruneCell):
+        return None
+    if not is_supported(parent):
+        raise TypeError(f"PruneCell cannot be attached to {type(parent).__name__}: it prunes "
+                        f"{_SUPPORTED_TEXT}; use n2prune.attach(model) to prune every "
+                        f"supported layer of a model")
+    weight = getattr(parent, "weight", None)
+    if isinstance(weight, nn.parameter.UninitializedParameter):
+        raise TypeError(f"PruneCell cannot be attached to {type(parent).__name__} before its "
+                        f"weight is initialised: run one forward pass first")
+    _install_hooks(parent)
+    child.out_channel_dim = out_channel_dim(parent)  # read by channel patterns
+    child.attach(parent)
+    return None
+
+
+_REGISTRATION = register_module_module_registration_hook(_on_module_registration)
+
+
+# ---------------------------------------------------------------------------- attach
+def _patterns(value: Union[None, Pattern, Iterable[Pattern]], what: str) -> List[Pattern]:
+    if value is None:
+        return []
+    if isinstance(value, (str, re.Pattern)):
+        return [value]
+    values = list(value)
+    for item in values:
+        if not isinstance(item, (str, re.Pattern)):
+            raise TypeError(f"attach: {what} must hold name globs (str) or re.compile(...) "
+                            f"patterns, got {item!r}")
+    return values
+
+
+def _matches(name: str, patterns: Sequence[Pattern]) -> bool:
+    return any(p.search(name) is not None if isinstance(p, re.Pattern)
+               else fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _types(types: Union[None, type, Iterable[type]]) -> Tuple[type, ...]:
+    if types is None:
+        return SUPPORTED
+    chosen = (types,) if isinstance(types, type) else tuple(types)
+    for kind in chosen:
+        if not isinstance(kind, type) or not issubclass(kind, SUPPORTED):
+            raise TypeError(f"attach: types={kind!r} cannot be pruned; allowed: "
+                            f"{_SUPPORTED_TEXT}")
+    return chosen
+
+
+def select(model: nn.Module, include=None, exclude=None, types=None) -> Dict[str, nn.Module]:
+    """The supported layers of ``model`` that ``attach`` would choose, by name.
+
+    ``include`` / ``exclude``: a name glob (``"layer1.*"``, ``fnmatch`` rules, the whole name
+    must match), a compiled regular expression (``re.compile("conv")``, searched), or a list of
+    them; ``types``: a layer class or tuple of classes (default: every supported one).
+    """
+    inc, exc, kinds = _patterns(include, "include"), _patterns(exclude, "exclude"), _types(types)
+    return {name: layer for name, layer in model.named_modules()
+            if isinstance(layer, kinds) and (not inc or _matches(name, inc))
+            and not _matches(name, exc)}
+
+
+def attach(model: nn.Module, include=None, exclude=None, types=None,
+           **prunecell_args: Any) -> Dict[str, PruneCell]:
+    """Put a ``PruneCell(**prunecell_args)`` on every supported layer of ``model`` that
+    ``select`` chooses; returns ``{layer name: PruneCell}`` (masks computed now).
+
+    With ``seed=s`` the i-th chosen layer's cell gets seed ``s + i`` (distinct Random masks).
+    A layer that already carries a quantizer is an error: ``detach`` it first.
+    """
+    layers = select(model, include, exclude, types)
+    if not layers:
+        raise ValueError(f"attach: no layer of {type(model).__name__} matched "
+                         f"(include={include!r}, exclude={exclude!r}, types={types!r}); "
+                         f"prunable layers are {_SUPPORTED_TEXT}")
+    taken = [name or "<model>" for name, layer in layers.items()
+             if getattr(layer, "quantizer", None) is not None]
+    if taken:
+        raise ValueError(f"attach: {', '.join(taken)} already carr"
+                         f"{'ies' if len(taken) == 1 else 'y'} a quantizer; "
+                         f"n2prune.detach(model) first")
+    seed = prunecell_args.pop("seed", None)
+    cells = {}
+    for index, (name, layer) in enumerate(layers.items()):
+        extra = {} if seed is None else {"seed": seed + index}
+        cell = PruneCell(**prunecell_args, **extra)
+        layer.quantizer = cell  # attaches (WeightCell.__setattr__ or the registration hook)
+        cells[name] = cell
+    return cells
+
+
+def pruned_layers(model: nn.Module) -> Dict[str, nn.Module]:
+    """The layers of ``model`` that carry a PruneCell, by name."""
+    return {name: layer for name, layer in model.named_modules()
+            if isinstance(layer._modules.get("quantizer"), PruneCell)}
+
+
+@torch.no_grad()
+def detach(model: nn.Module, bake: bool = True) -> List[str]:
+    """Remove every PruneCell from ``model``; returns the names of the layers it was on.
+
+    ``bake=True`` multiplies each weight by its mask in place first (the same Parameter), so the
+    zeros stay: what remains is a plain torch model whose ``state_dict`` has ordinary keys.
+    """
+    names = []
+    for name, layer in pruned_layers(model).items():
+        cell = layer._modules["quantizer"]
+        if bake:
+            layer.weight.mul_(cell.mask.to(layer.weight))
+        if isinstance(layer, WeightCell):
+            layer.quantizer = None
+        else:
+            del layer._modules["quantizer"]
+            _remove_hooks(layer)
+        names.append(name)
+    return names
