@@ -1,0 +1,339 @@
+"""Compaction: a physically smaller network that computes what the masked one computes.
+
+A group is *pruned* when every producer channel in it (a Conv or Fc output row) has an
+all-zero effective weight (``PruneCell`` mask, connection map and weight together). Its
+channels then carry values that do not depend on the input (biases, BatchNorm shifts passed
+through activations), so removing them exactly needs their contribution to the kept channels
+of the cells reading them: it is computed once, by a forward pass, and folded
+
+* into the reader's bias when it is the same at every position (always for Fc, and for Conv
+  away from zero padding),
+* else, when the reader has no bias and no activation and a BatchNorm alone reads it, into
+  that BatchNorm's running mean,
+* else into a ``shift`` map added before the activation (``ShiftedConv``/``ShiftedFc``:
+  exact in torch and ONNX, but not expressible in N2D2's INI; see ``compact.ini_writer``).
+
+>>> small = compact(net)                                  # doctest: +SKIP
+>>> torch.allclose(small(x), net(x), atol=1e-5)          # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from n2prune.cells.batchnorm import BatchNorm
+from n2prune.cells.conv import Conv
+from n2prune.cells.fc import Fc
+from n2prune.compact.groups import ChannelGraph, channel_graph
+from n2prune.registry import Registry
+
+# INI Type= -> shrink(cell, keep_in: Tensor, keep_out: Tensor, plan, name) (in place)
+SHRINKERS: Registry = Registry("channel shrinker")
+
+
+@dataclass
+class Plan:
+    """What compaction keeps: per cell, kept input (concatenated) and output channel indices."""
+
+    keep_in: Dict[str, torch.Tensor] = field(default_factory=dict)
+    keep_out: Dict[str, torch.Tensor] = field(default_factory=dict)
+    kept_per_input: Dict[str, List[int]] = field(default_factory=dict)
+    removed_groups: int = 0
+    input_hw: Dict[str, List[int]] = field(default_factory=dict)
+    channels_per_input: Dict[str, List[int]] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- detection
+def zero_rows(cell: nn.Module) -> torch.Tensor:
+    """Bool per output channel: its effective weight row is all zero."""
+    weight = cell.effective_weight().detach()
+    return weight.reshape(weight.shape[0], -1).eq(0).all(1)
+
+
+def pruned_roots(net, graph: ChannelGraph) -> Set[int]:
+    """Roots of the groups whose producers are all zero (and that may go)."""
+    zero: Dict[str, torch.Tensor] = {}
+    removed: Set[int] = set()
+    for group in graph.groups():
+        if group.fixed or not group.producers:
+            continue
+        for name, _ in group.producers:
+            if name not in zero:
+                zero[name] = zero_rows(net.cells[name])
+        if all(bool(zero[name][channel]) for name, channel in group.producers):
+            removed.add(graph.find(graph.atoms[group.members[0][0]][group.members[0][1]]))
+    changed = True
+    while changed:  # every cell keeps at least one channel
+        changed = False
+        for name, atoms in graph.atoms.items():
+            roots = [graph.find(a) for a in atoms]
+            if roots and all(r in removed for r in roots):
+                removed.discard(roots[0])
+                changed = True
+    return removed
+
+
+def make_plan(net, graph: ChannelGraph, removed: Set[int]) -> Plan:
+    plan = Plan(removed_groups=len(removed))
+    for name, info in net.info.items():
+        kept_out = [i for i, a in enumerate(graph.atoms[name]) if graph.find(a) not in removed]
+        kept_in = [i for i, a in enumerate(graph.inputs[name]) if graph.find(a) not in removed]
+        plan.keep_out[name] = torch.tensor(kept_out, dtype=torch.long)
+        plan.keep_in[name] = torch.tensor(kept_in, dtype=torch.long)
+        plan.kept_per_input[name] = [sum(graph.find(a) not in removed
+                                         for a in graph.atoms[p]) for p in info.inputs]
+        plan.input_hw[name] = [h * w for _, h, w in info.input_shapes]
+        plan.channels_per_input[name] = [len(graph.atoms[p]) for p in info.inputs]
+    return plan
+
+
+# ----------------------------------------------------------------------------- linear parts
+def conv_linear(cell: Conv, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """What ``Conv.forward`` computes before bias and activation."""
+    px, py = cell.padding_dims
+    padding = (py, px)
+    if px < 0 or py < 0:
+        x, padding = F.pad(x, (px, px, py, py)), (0, 0)
+    stride = (cell.stride_dims[1] * cell.sub_sample_dims[1],
+              cell.stride_dims[0] * cell.sub_sample_dims[0])
+    dilation = (cell.dilation_dims[1], cell.dilation_dims[0])
+    return F.conv2d(x, weight, None, stride, padding, dilation, cell.groups)
+
+
+class ShiftedConv(Conv):
+    """A Conv whose removed input channels left a position-dependent constant ``shift``."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+        y = conv_linear(self, x, self.effective_weight()) + self.shift
+        if self.bias is not None:
+            y = y + self.bias[:, None, None]
+        return self.activation(y) if self.activation is not None else y
+
+
+class ShiftedFc(Fc):
+    """An Fc whose removed input channels left a constant ``shift`` and which has no bias."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        flat = [x.reshape(x.shape[0], -1) for x in inputs]
+        x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
+        y = F.linear(x, self.effective_weight(), self.bias) + self.shift
+        return self.activation(y) if self.activation is not None else y
+
+
+@torch.no_grad()
+def removed_contributions(net, graph: ChannelGraph, removed: Set[int],
+                          plan: Plan) -> Dict[str, torch.Tensor]:
+    """For each Conv/Fc reading removed channels: their contribution to its kept outputs
+    (``[O', H, W]`` for Conv, ``[O']`` for Fc), from one forward pass on a zero input."""
+    wanted = {}
+    for name, cell in net.cells.items():
+        if isinstance(cell, (Conv, Fc)):
+            gone = [graph.find(a) in removed for a in graph.inputs[name]]
+            if any(gone) and plan.keep_out[name].numel():
+                wanted[name] = torch.tensor(gone)
+    if not wanted:
+        return {}
+    captured: Dict[str, torch.Tensor] = {}
+    hooks = [net.cells[name].register_forward_pre_hook(
+        lambda module, inputs, name=name: captured.__setitem__(name, [x.detach() for x in inputs]))
+        for name in wanted]
+    was_training = net.training
+    try:
+        net.eval()
+        net(torch.zeros(1, *net.input_shape))
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    result = {}
+    for name, gone in wanted.items():
+        cell, inputs = net.cells[name], captured[name]
+        keep = plan.keep_out[name]
+        if isinstance(cell, Fc):
+            x = torch.cat([t.reshape(1, -1) for t in inputs], dim=1)
+            sizes = [t[0].numel() // t.shape[1] for t in inputs]
+            column_gone = torch.cat([g.repeat_interleave(s) for g, s in
+                                     zip(gone.split([t.shape[1] for t in inputs]), sizes)])
+            y = F.linear(x * column_gone, cell.effective_weight())[0]
+        else:
+            x = torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0]
+            y = conv_linear(cell, x * gone[None, :, None, None], cell.effective_weight())[0]
+        result[name] = y[keep]
+    return result
+
+
+# ----------------------------------------------------------------------------- public
+def compact(net, atol: float = 1e-6):
+    """A physically smaller copy of ``net``: the channel groups whose producers are all zero
+    are removed, with the weights that only fed them; outputs equal ``net``'s (eval mode).
+    ``net.compaction`` on the copy says what was removed."""
+    graph = channel_graph(net)
+    removed = pruned_roots(net, graph)
+    plan = make_plan(net, graph, removed)
+    contributions = removed_contributions(net, graph, removed, plan)
+    small = copy.deepcopy(net)
+    for name, cell in small.cells.items():
+        kind = small.info[name].type
+        if kind in SHRINKERS:
+            SHRINKERS.get(kind)(cell, plan, name)
+        _update_info(small, name, plan)
+    folds = {name: _fold(small, graph, name, value, atol)
+             for name, value in contributions.items()}
+    small.compaction = {"removed_groups": len(removed), "folds": folds,
+                        "kept": dict(plan.keep_out)}
+    return small
+
+
+def _update_info(net, name: str, plan: Plan) -> None:
+    info = net.info[name]
+    info.input_shapes = [(kept, h, w) for kept, (_, h, w)
+                         in zip(plan.kept_per_input[name], info.input_shapes)]
+    _, h, w = info.output_shape
+    info.output_shape = (int(plan.keep_out[name].numel()), h, w)
+
+
+def _is_identity(activation) -> bool:
+    return activation is None or (type(activation).__name__ == "Linear"
+                                  and not getattr(activation, "clipping", 0))
+
+
+@torch.no_grad()
+def _fold(net, graph: ChannelGraph, name: str, value: torch.Tensor, atol: float) -> str:
+    """Add a removed-channel contribution to ``name``; returns how ("none", "bias",
+    "batchnorm", "shift")."""
+    cell = net.cells[name]
+    scale = max(float(value.abs().max()), 1.0) if value.numel() else 1.0
+    if value.numel() == 0 or float(value.abs().max()) <= atol * scale:
+        return "none"
+    mean = value.reshape(value.shape[0], -1).mean(1)
+    uniform = bool((value - mean.reshape(-1, *([1] * (value.dim() - 1)))).abs().max()
+                   <= atol * scale)
+    if uniform and cell.bias is not None:
+        cell.bias.add_(mean)
+        return "bias"
+    readers = graph.readers.get(name, [])
+    if uniform and _is_identity(cell.activation) and len(readers) == 1:
+        bn = net.cells[readers[0]]
+        if isinstance(bn, BatchNorm) and net.info[readers[0]].inputs == [name]:
+            bn.running_mean.sub_(mean)
+            return "batchnorm"
+    cell.__class__ = ShiftedConv if isinstance(cell, Conv) else ShiftedFc
+    cell.register_buffer("shift", value.clone() if isinstance(cell, Conv) else value[None])
+    return "shift"
+
+
+# ----------------------------------------------------------------------------- shrinkers
+def _param(old: Optional[torch.Tensor], new: torch.Tensor):
+    return None if old is None else nn.Parameter(new.detach().clone(),
+                                                 requires_grad=old.requires_grad)
+
+
+def _set_mask(cell: nn.Module, index) -> None:
+    quantizer = getattr(cell, "quantizer", None)
+    if quantizer is not None and quantizer.mask.numel():
+        quantizer.mask = index(quantizer.mask).clone()
+
+
+@SHRINKERS.register("Conv")
+def _shrink_conv(cell: Conv, plan: Plan, name: str) -> None:
+    keep_in, keep_out = plan.keep_in[name], plan.keep_out[name]
+    groups = cell.groups
+    if groups == 1:
+        def index(t):
+            return t[keep_out][:, keep_in]
+        new_groups = 1
+    else:
+        per_in = cell.nb_inputs // groups
+        if per_in == 1:  # depthwise: the kept groups are the kept input channels
+            new_groups = int(keep_in.numel())
+
+            def index(t):
+                return t[keep_out]
+        else:
+            new_groups = groups
+            in_group = keep_in[keep_in < per_in]
+
+            def index(t):
+                return t[keep_out][:, in_group]
+    cell.weight = _param(cell.weight, index(cell.weight))
+    if cell.bias is not None:
+        cell.bias = _param(cell.bias, cell.bias[keep_out])
+    if cell.connection is not None:
+        cell.connection = cell.connection[keep_out][:, keep_in].clone()
+    _set_mask(cell, index)
+    cell.nb_inputs, cell.nb_outputs, cell.groups = int(keep_in.numel()), \
+        int(keep_out.numel()), new_groups
+    sizes = plan.kept_per_input[name]
+    cell.input_slices = [slice(None)]
+    cell._set_inputs(sizes if len(sizes) > 1 else None, cell.nb_inputs, "input_channels")
+
+
+@SHRINKERS.register("Fc")
+def _shrink_fc(cell: Fc, plan: Plan, name: str) -> None:
+    keep_in, keep_out = plan.keep_in[name], plan.keep_out[name]
+    hw = torch.tensor([size for size, count in zip(plan.input_hw[name],
+                                                   plan.channels_per_input[name])
+                       for _ in range(count)], dtype=torch.long)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), hw.cumsum(0)[:-1]])
+    columns = torch.cat([torch.arange(int(offsets[c]), int(offsets[c] + hw[c]))
+                         for c in keep_in.tolist()])
+
+    def index(t):
+        return t[keep_out][:, columns]
+    cell.weight = _param(cell.weight, index(cell.weight))
+    if cell.bias is not None:
+        cell.bias = _param(cell.bias, cell.bias[keep_out])
+    _set_mask(cell, index)
+    cell.nb_inputs, cell.nb_outputs = int(columns.numel()), int(keep_out.numel())
+    sizes = [kept * size for kept, size in zip(plan.kept_per_input[name],
+                                                plan.input_hw[name])]
+    cell.input_slices = [slice(None)]
+    cell._set_inputs(sizes if len(sizes) > 1 else None, cell.nb_inputs, "input_sizes")
+
+
+@SHRINKERS.register("BatchNorm")
+def _shrink_batchnorm(cell: BatchNorm, plan: Plan, name: str) -> None:
+    keep = plan.keep_out[name]
+    cell.weight = _param(cell.weight, cell.weight[keep])
+    cell.bias = _param(cell.bias, cell.bias[keep])
+    cell.running_mean = cell.running_mean[keep].clone()
+    cell.running_var = cell.running_var[keep].clone()
+    cell.nb_outputs = int(keep.numel())
+
+
+def _shrink_count(cell: nn.Module, plan: Plan, name: str) -> None:
+    cell.nb_outputs = int(plan.keep_out[name].numel())
+
+
+for _type in ("Padding", "Dropout", "Activation"):
+    SHRINKERS.register(_type)(_shrink_count)
+
+
+@SHRINKERS.register("Pool")
+def _shrink_pool(cell: nn.Module, plan: Plan, name: str) -> None:
+    if cell.mode != "identity":
+        return  # fixed channels: nothing removed
+    count = int(plan.keep_out[name].numel())
+    cell.nb_outputs = count
+    cell.mapping = torch.eye(count, dtype=torch.bool)
+
+
+@SHRINKERS.register("ElemWise")
+def _shrink_elemwise(cell: nn.Module, plan: Plan, name: str) -> None:
+    keep = plan.keep_out[name]
+    if cell.coeff_mode == "PerChannel":
+        channels, inputs = cell.nb_outputs, len(plan.kept_per_input[name])
+        for attr, default in (("weights", 1.0), ("shifts", 0.0)):
+            values = getattr(cell, attr)
+            values = (values + [default] * (inputs * channels))[:inputs * channels]
+            setattr(cell, attr, [values[k * channels + c] for k in range(inputs)
+                                 for c in keep.tolist()])
+    cell.nb_outputs = int(keep.numel())
