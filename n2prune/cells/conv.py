@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.dims import key_of, read_dims, read_kernel_dims
 from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
@@ -52,7 +52,7 @@ class Conv(WeightCell):
     def __init__(self, nb_inputs: int, nb_outputs: int, kernel_dims: Sequence[int] = (1, 1),
                  stride_dims: Sequence[int] = (1, 1), padding_dims: Sequence[int] = (0, 0),
                  dilation_dims: Sequence[int] = (1, 1), sub_sample_dims: Sequence[int] = (1, 1),
-                 no_bias: bool = False, activation: Optional[nn.Module] = None,
+                 no_bias: bool = False, activation: Union[None, str, nn.Module] = None,
                  groups: int = 1, connection: Optional[torch.Tensor] = None,
                  input_channels: Optional[Sequence[int]] = None, init: bool = True):
         super().__init__()
@@ -73,7 +73,7 @@ class Conv(WeightCell):
         self.dilation_dims = list(_pair("dilation_dims", dilation_dims, 1))
         self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs // groups, ky, kx))
         self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
-        self.activation = activation
+        self.activation = as_activation(activation)
         self._set_inputs(input_channels, nb_inputs, "input_channels")
         if connection is not None:
             connection = torch.as_tensor(connection, dtype=torch.bool)

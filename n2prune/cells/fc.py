@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import build_activation
+from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.conv import fill_weights
 from n2prune.cells.inputs import read_nb_outputs, read_params
@@ -27,7 +27,7 @@ class Fc(WeightCell):
     """
 
     def __init__(self, nb_inputs: int, nb_outputs: int, no_bias: bool = False,
-                 activation: Optional[nn.Module] = None,
+                 activation: Union[None, str, nn.Module] = None,
                  input_sizes: Optional[Sequence[int]] = None, init: bool = True):
         super().__init__()
         for name, value in (("nb_inputs", nb_inputs), ("nb_outputs", nb_outputs)):
@@ -36,7 +36,7 @@ class Fc(WeightCell):
         self.nb_inputs, self.nb_outputs = nb_inputs, nb_outputs
         self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs))
         self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
-        self.activation = activation
+        self.activation = as_activation(activation)
         self._set_inputs(input_sizes, nb_inputs, "input_sizes")
         if init:
             self.reset_parameters()
