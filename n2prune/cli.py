@@ -8,6 +8,7 @@ them directly. Errors print one line on stderr and return 2 (1 for an interrupte
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Callable, List, Optional
@@ -73,6 +74,11 @@ Outputs (in --output, default runs/<ini name>/): report.json, log.csv, weights/ 
 files: <cell>_weights.syntxt, _biases.syntxt, _masks.syntxt), model.pt, learning_curves.png,
 sparsity.png and checkpoint.pt (written at each log point; --resume continues from it).
 
+Several processes (DistributedDataParallel, gloo on CPU, nccl on GPU): --nproc N on this
+machine, or torchrun --nproc_per_node=N -m n2prune NET.ini ... (also across machines).
+[sp] BatchSize stays the GLOBAL batch: each process learns on about BatchSize/N stimuli
+per step, and the results match a single-process run of the same seed. Only rank 0 writes.
+
 Example: n2prune-train networks/lenet.ini -learn-epoch 30
 """
 
@@ -113,6 +119,9 @@ def train_parser() -> argparse.ArgumentParser:
                       help="start afresh even if --output holds an earlier run")
     ours.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     ours.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ours.add_argument("--nproc", type=int, metavar="N",
+                      help="learn with N processes on this machine (DistributedDataParallel; "
+                           "the INI batch stays the global batch, split between them)")
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
@@ -122,10 +131,17 @@ def train_parser() -> argparse.ArgumentParser:
 def train_main(argv: Optional[List[str]] = None) -> int:
     """``n2prune-train NET.ini [options]``."""
     args = train_parser().parse_args(argv)
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        from n2prune.train.launch import launch, train_command
+        return run_guarded(lambda: launch(train_command(
+            sys.argv[1:] if argv is None else argv), args.nproc), args.debug)
 
     def action() -> int:
         from n2prune.train.options import TrainOptions
         from n2prune.train.trainer import Trainer
+        if args.nproc is not None and args.nproc != int(os.environ["WORLD_SIZE"]):
+            raise ValueError(f"--nproc {args.nproc} but WORLD_SIZE={os.environ['WORLD_SIZE']} "
+                             f"(torchrun already started the processes: drop --nproc)")
         options = TrainOptions(
             learn=args.learn, learn_epoch=args.learn_epoch, log=args.log,
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,
@@ -133,8 +149,11 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             overwrite=args.overwrite, threads=args.threads, device=args.device,
             quiet=args.quiet)
         trainer = Trainer(args.ini, options)
-        report = trainer.run()
-        _print_report(report, trainer.output, args.quiet, args.test)
+        try:
+            report = trainer.run()
+        finally:
+            trainer.ranks.close()
+        _print_report(report, trainer.output, args.quiet or not trainer.writes_files, args.test)
         return 0
 
     return run_guarded(action, args.debug)

@@ -91,6 +91,8 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
     }
+    if not getattr(trainer, "writes_files", True):  # a distributed run's rank > 0
+        return report
     if trainer.options.test_only:  # leave the learning run's files as they are
         atomic_write_text(output / "test_report.json", json.dumps(report, indent=2) + "\n")
         return report

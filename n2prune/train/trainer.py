@@ -21,6 +21,7 @@ import torch
 
 from n2prune import ini as ini_module
 from n2prune.train.checkpoint import load_checkpoint, save_atomic
+from n2prune.train.distributed import Ranks
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.train.metrics import Confusion
@@ -48,20 +49,14 @@ class Trainer:
         self.output = Path(options.output) if options.output else default_output(ini_path)
         text = _read_text(ini_path)
         self.ini_digest = hashlib.sha256(text.encode()).hexdigest()
-        self.checkpoint = self._previous_checkpoint()
-        seed = options.seed
-        if self.checkpoint is not None:
-            seed = int(self.checkpoint["seed"])
-        elif seed == 0 and options.test_only and (self.output / "model.pt").exists():
-            # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
-            seed = int(load_checkpoint(self.output / "model.pt")["seed"])
-        elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
-            seed = int(time.time()) % (2**31 - 1) or 1
+        self.ranks = Ranks.start(options.device)  # one process: every call is the identity
+        # rank 0 reads the checkpoint and picks the seed; the other ranks receive them
+        self.checkpoint, seed = self.ranks.from_writer(self._checkpoint_and_seed)
         self.seed = seed
         if options.threads:
             torch.set_num_threads(options.threads)
         torch.manual_seed(seed)
-        self.device = torch.device(options.device)
+        self.device = self.ranks.device
         self.ini = ini_module.load(ini_path, options.environ)
         self.provider = build_provider(self.ini, seed=seed, device=self.device)
         self.net = build_network(self.ini, seed=seed).to(self.device)
@@ -75,12 +70,25 @@ class Trainer:
         self._keep = [o.source for o in self.objectives] + \
             [o.target.cell for o in self.objectives]
         self._pruned = list(self.net.pruned_cells().values())
-        self.batch_size = self.provider.batch_size
+        self.batch_size = self.provider.batch_size  # the global batch
+        self.ranks.check_batch(self.batch_size)
         self.optimizers = self._optimizers()
         self._set_pruning_period()
         self.generator = torch.Generator().manual_seed(seed + 1)
 
     # ------------------------------------------------------------------ setup
+    def _checkpoint_and_seed(self):
+        checkpoint = self._previous_checkpoint()
+        seed = self.options.seed
+        if checkpoint is not None:
+            seed = int(checkpoint["seed"])
+        elif seed == 0 and self.options.test_only and (self.output / "model.pt").exists():
+            # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
+            seed = int(load_checkpoint(self.output / "model.pt")["seed"])
+        elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
+            seed = int(time.time()) % (2**31 - 1) or 1
+        return checkpoint, seed
+
     def _previous_checkpoint(self) -> Optional[Dict[str, Any]]:
         path = self.output / CHECKPOINT
         if self.options.resume:
@@ -145,7 +153,8 @@ class Trainer:
         """Learn (unless test-only), test, write every output; returns the report."""
         from n2prune.train.report import write_outputs
         started = time.perf_counter()
-        self.output.mkdir(parents=True, exist_ok=True)
+        if self.writes_files:
+            self.output.mkdir(parents=True, exist_ok=True)
         if self.options.weights_dir:
             self._import_weights(self.options.weights_dir)
         state = self._fresh_state()
@@ -171,7 +180,7 @@ class Trainer:
             state = self._restore(self.checkpoint)
         total = (self.options.learn_epoch * self.provider.epoch_size if plan["per_epoch"]
                  else plan["total"] * self.batch_size)
-        progress = Progress(total, self.options.quiet)
+        progress = Progress(total, self.options.quiet or not self.writes_files)
         progress.done = state["stimuli"]
         stats = {"loss": 0.0, "correct": 0, "seen": 0}
         try:
@@ -180,12 +189,13 @@ class Trainer:
                 x, labels = self._next_batch(state, plan)
                 loss, correct = self._step(x, labels)
                 state["learning_seconds"] += time.perf_counter() - tick
+                seen, stimuli = self.ranks.counts(len(labels))  # this rank's, the global batch
                 state["batches"] += 1
-                state["stimuli"] += len(labels)
-                stats["loss"] += loss * len(labels)
-                stats["correct"] += correct
-                stats["seen"] += len(labels)
-                progress.update(len(labels), loss=loss, acc=stats["correct"] / stats["seen"],
+                state["stimuli"] += stimuli
+                stats["loss"] += loss * seen
+                stats["correct"] += correct if seen else 0
+                stats["seen"] += seen
+                progress.update(stimuli, loss=loss, acc=stats["correct"] / max(1, stats["seen"]),
                                 sparsity=self.sparsity())
                 if state["batches"] % plan["every"] == 0 or state["batches"] == plan["total"]:
                     self._log_point(state, stats, plan, progress)
@@ -197,36 +207,45 @@ class Trainer:
         return state
 
     def _next_batch(self, state: Dict[str, Any], plan: Dict[str, int]):
+        if not plan["per_epoch"] and self.ranks.world > 1:
+            chosen = torch.randint(0, self.provider.epoch_size, (self.batch_size,),
+                                   generator=self.generator)
+            return self.ranks.local_batch(self.provider, chosen, (self.seed, state["batches"]))
         if not plan["per_epoch"]:
             return self.provider.random_batch("Learn", self.generator)
         index = state["batches"] % plan["per_epoch"]
         if index == 0 or state["order"] is None:
             state["order"] = torch.randperm(self.provider.epoch_size, generator=self.generator)
         chosen = state["order"][index * self.batch_size:(index + 1) * self.batch_size]
+        if self.ranks.world > 1:  # every rank drew the same global batch; keep our share
+            return self.ranks.local_batch(self.provider, chosen, (self.seed, state["batches"]))
         return self.provider.batch("Learn", chosen, self.generator)
 
     def _step(self, x: torch.Tensor, labels: torch.Tensor):
         if not self.net.training:  # evaluate() leaves it in eval mode; train() walks every cell
             self.net.train()
-        outputs = self.net.outputs(x, self._keep)
+        outputs = self.ranks.forward(self.net, x, self._keep)  # through DDP if distributed
         first, *others = self.objectives
         loss = first.loss(outputs, labels)
         for objective in others:
             loss = loss + objective.loss(outputs, labels)
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=False)
-        loss.backward()
+        self.ranks.scale(loss).backward()
         for optimizer in self.optimizers:
             optimizer.step()
         fired = [cell.quantizer.update(self.batch_size) for cell in self._pruned]
         if any(fired):
             self._sparsity = None
+            self.ranks.check_identical(self.net, "after a mask update")
         with torch.no_grad():
             correct = int((self.objectives[0].estimated(outputs) == labels).sum())
         return float(loss.detach()), correct
 
     # ------------------------------------------------------------------ log points
     def _log_point(self, state, stats, plan, progress: Progress) -> None:
+        self.ranks.check_identical(self.net, f"at {state['stimuli']} stimuli")
+        stats = self.ranks.sum_numbers(stats)
         validation = self.evaluate("Validation") if self.provider.size("Validation") else None
         row = {
             "log_point": len(state["rows"]) + 1,
@@ -250,9 +269,10 @@ class Trainer:
                                  "state": copy.deepcopy(self.net.state_dict())}
                 progress.line(f"+++ BEST validation score: {100 * row['validation_score']:.2f}% "
                               f"[{self.options.valid_metric}]")
-        self._save_checkpoint(state)
-        from n2prune.train.report import write_log
-        write_log(self.output, state["rows"])
+        if self.writes_files:
+            self._save_checkpoint(state)
+            from n2prune.train.report import write_log
+            write_log(self.output, state["rows"])
 
     def _describe(self, row: Dict[str, Any]) -> str:
         text = (f"log point {row['log_point']}: epoch {row['epoch']:.2f}, loss "
@@ -310,11 +330,16 @@ class Trainer:
         objective = self.objectives[0]
         confusion = Confusion(objective.nb_outputs)
         generator = torch.Generator().manual_seed(self.seed + 2)
-        for x, labels in self.provider.batches(set_name, generator=generator,
-                                               batch_size=max(self.batch_size, 256)):
+        for x, labels in self.ranks.eval_batches(self.provider, set_name, generator,
+                                                 max(self.batch_size, 256)):
             outputs = self.net.outputs(x, [objective.target.cell])
             confusion.add(labels, objective.estimated(outputs))
-        return confusion
+        return self.ranks.reduce_confusion(confusion)  # summed over the ranks' shares
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process writes the outputs (rank 0 of a distributed run)."""
+        return self.ranks.writer
 
     @torch.no_grad()
     def sparsity(self) -> float:

@@ -1,0 +1,233 @@
+"""Learning on several processes: shares of the global batch, identical replicas, equality
+with one process, errors on one rank, a distributed run killed and resumed (gloo, CPU)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from n2prune.cli import train_main
+from n2prune.train.distributed import (Ranks, bit_checksum, reduce_statistics,
+                                       world_from_env)
+from n2prune.train.launch import free_port, launch, rank_environment, train_command
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = str(ROOT / "networks" / "digits.ini")
+ARGS = [DIGITS, "-learn-epoch", "3", "-seed", "5", "--threads", "1", "--quiet"]
+
+# Each rank runs n2prune's CLI; the test's own hooks (patched in this rank's process only)
+# save the rank's final state, make rank 1 fail, or kill rank 0 after two log points.
+WORKER = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    from n2prune.cli import train_main
+    from n2prune.train import trainer as T
+    from n2prune.train.distributed import reduce_statistics
+    mode, out, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+    rank = int(os.environ["RANK"])
+    if mode == "fail" and rank == 1:
+        step, calls = T.Trainer._step, []
+        def failing(self, x, labels):
+            calls.append(1)
+            if len(calls) == 3:
+                raise ValueError("boom on the third step")
+            return step(self, x, labels)
+        T.Trainer._step = failing
+    if mode == "kill" and rank == 0:
+        log_point = T.Trainer._log_point
+        def log_then_die(self, state, *rest):
+            log_point(self, state, *rest)
+            if len(state["rows"]) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        T.Trainer._log_point = log_then_die
+    if mode == "learn":
+        run = T.Trainer.run
+        def run_and_save(self):
+            stats = {"sum": torch.tensor([rank + 1.0]), "frac": torch.tensor([2.0 * rank])}
+            reduce_statistics(stats, average=["frac"])
+            report = run(self)
+            saved = {"net": {k: v.clone() for k, v in self.net.state_dict().items()
+                             if isinstance(v, torch.Tensor)}, "stats": stats}
+            if rank == 1:
+                with torch.no_grad():
+                    self.net.cells["fc2"].weight.view(-1)[0] += 1e-3
+            try:
+                self.ranks.check_identical(self.net, "in the test")
+            except RuntimeError as error:
+                saved["guard"] = str(error)
+            torch.save(saved, os.path.join(out, f"rank{rank}.pt"))
+            return report
+        T.Trainer.run = run_and_save
+    sys.exit(train_main(argv))
+""")
+
+
+class _Provider:
+    """Records the indices a batch was asked for."""
+
+    def batch(self, set_name, index, generator):
+        return index.clone(), index.clone()
+
+    def size(self, set_name):
+        return 10
+
+    def batches(self, set_name, generator=None, batch_size=None):
+        yield torch.arange(10), torch.arange(10)
+
+
+@pytest.mark.parametrize("size,world", [(7, 3), (8, 2), (2, 3), (1, 1)])
+def test_shares_cover_the_global_batch_and_weights_give_its_mean(size, world):
+    chosen = torch.arange(100, 100 + size)
+    shares, weighted = [], 0.0
+    for rank in range(world):
+        ranks = Ranks(world, rank)
+        x, _ = ranks.local_batch(_Provider(), chosen, (5, 0))
+        seen, stimuli = ranks.counts(len(x))
+        assert stimuli == size
+        shares.append(x[:seen])
+        weighted += ranks.weight * float(x.double().mean()) / world  # what DDP averages
+        if seen == 0:
+            assert ranks.weight == 0.0 and len(x) == 1  # a stand-in that weighs nothing
+    assert torch.equal(torch.cat(shares), chosen)
+    assert weighted == pytest.approx(float(chosen.double().mean()))
+
+
+def test_shares_of_seven_over_three_ranks():
+    sizes = []
+    for rank in range(3):
+        ranks = Ranks(3, rank)
+        x, _ = ranks.local_batch(_Provider(), torch.arange(7), (0, 0))
+        sizes.append((x.tolist(), ranks.weight))
+    assert sizes == [([0, 1, 2], 9 / 7), ([3, 4], 6 / 7), ([5, 6], 6 / 7)]
+
+
+def test_evaluation_shares_cover_the_set_once():
+    seen = []
+    for rank in range(3):
+        for x, _ in Ranks(3, rank).eval_batches(_Provider(), "Test", None, batch_size=2):
+            seen += x.tolist()
+    assert seen == list(range(10))
+
+
+def test_one_process_is_the_identity():
+    ranks = Ranks()
+    loss = torch.tensor(2.5)
+    assert ranks.writer and ranks.scale(loss) is loss and ranks.counts(32) == (32, 32)
+    assert ranks.sum_numbers({"a": 1.5}) == {"a": 1.5}
+    stats = {"grad_sq": torch.tensor([3.0])}
+    assert reduce_statistics(stats)["grad_sq"].item() == 3.0
+    assert ranks.from_writer(lambda: 7) == 7
+
+
+def test_bit_checksum_sees_one_ulp():
+    a = torch.linspace(-1, 1, 1000)
+    b = a.clone()
+    b[500] = torch.nextafter(b[500], torch.tensor(2.0))
+    assert torch.equal(bit_checksum(a), bit_checksum(a.clone()))
+    assert not torch.equal(bit_checksum(a), bit_checksum(b))
+
+
+def test_environment_errors_and_launcher_environment():
+    assert world_from_env({}) == (1, 0, 0)
+    assert world_from_env({"WORLD_SIZE": "4", "RANK": "2", "LOCAL_RANK": "0"}) == (4, 2, 0)
+    with pytest.raises(ValueError, match="RANK=4 WORLD_SIZE=4"):
+        world_from_env({"WORLD_SIZE": "4", "RANK": "4"})
+    env = rank_environment(1, 2, 29500, base={})
+    assert env["RANK"] == "1" and env["WORLD_SIZE"] == "2" and env["MASTER_ADDR"] == "127.0.0.1"
+    port = free_port()
+    with socket.socket() as sock:  # free: it can be bound again
+        sock.bind(("127.0.0.1", port))
+
+
+def test_a_batch_smaller_than_the_processes_is_refused():
+    with pytest.raises(ValueError, match=r"BatchSize=2 is the global batch .* \(3\)"):
+        Ranks(3, 0).check_batch(2)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The one-process run every distributed run is compared with."""
+    output = tmp_path_factory.mktemp("single") / "run"
+    assert train_main([*ARGS, "--output", str(output)]) == 0
+    return torch.load(output / "model.pt", weights_only=True)["net"], output
+
+
+def _worker(tmp_path, mode, output, nproc=2):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    command = [sys.executable, str(script), mode, str(tmp_path), *ARGS, "--output", str(output)]
+    log = tmp_path / f"{mode}.stderr"
+    with open(log, "w") as stream:
+        code = launch(command, nproc, stderr=stream)
+    return code, log.read_text()
+
+
+def _tensors(state):
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _assert_close_to_single(net, single_net):
+    for name, value in _tensors(single_net).items():
+        if name.endswith(".mask"):
+            assert torch.equal(net[name], value), name
+        elif value.is_floating_point():
+            torch.testing.assert_close(net[name], value, rtol=1e-4, atol=1e-5, msg=name)
+        else:
+            assert torch.equal(net[name], value), name  # counters: global stimuli
+
+
+def test_two_ranks_learn_identical_replicas_equal_to_one_process(tmp_path, single):
+    output = tmp_path / "two"
+    code, stderr = _worker(tmp_path, "learn", output)
+    assert code == 0, stderr
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    zero, one = _tensors(ranks[0]["net"]), _tensors(ranks[1]["net"])
+    assert zero.keys() == one.keys() and any(k.endswith(".mask") for k in zero)
+    for name in zero:
+        assert torch.equal(zero[name], one[name]), name  # bitwise: same masks and weights
+    _assert_close_to_single(zero, single[0])
+    assert ranks[0]["stats"]["sum"].item() == 3.0 and ranks[1]["stats"]["frac"].item() == 1.0
+    for rank in ranks:  # the guard saw rank 1's nudged weight, on both ranks
+        assert rank["guard"].startswith("layers.fc2.weight differs between rank 0 and rank 1")
+    single_log = (single[1] / "log.csv").read_text().splitlines()
+    log = (output / "log.csv").read_text().splitlines()
+    assert len(log) == len(single_log) == 4
+    for ours, theirs in zip(log[1:], single_log[1:]):  # stimuli, accuracies: global and equal
+        assert ours.split(",")[1:3] == theirs.split(",")[1:3]
+        assert ours.split(",")[4:7] == theirs.split(",")[4:7]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("rank")) == \
+        ["rank0.pt", "rank1.pt"]
+
+
+def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
+    code, stderr = _worker(tmp_path, "fail", tmp_path / "out")
+    assert code == 2
+    assert stderr.strip().splitlines()[-1] == "error: rank 1: boom on the third step"
+
+
+def test_a_distributed_run_killed_resumes_on_one_process(tmp_path, single):
+    output = tmp_path / "cut"
+    code, stderr = _worker(tmp_path, "kill", output)
+    assert code == 2 and stderr.strip().endswith("error: rank 0: killed by signal SIGKILL")
+    assert len((output / "log.csv").read_text().splitlines()) == 3  # two log points
+    assert not (output / "model.pt").exists()
+    assert train_main([*ARGS, "--output", str(output), "--resume"]) == 0
+    net = torch.load(output / "model.pt", weights_only=True)["net"]
+    _assert_close_to_single(net, single[0])
+    assert len((output / "log.csv").read_text().splitlines()) == 4
+
+
+def test_nproc_runs_the_cli_on_two_processes(tmp_path, single):
+    output = tmp_path / "cli"
+    process = subprocess.run(train_command([*ARGS, "--output", str(output), "--nproc", "2"]),
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr
+    net = torch.load(output / "model.pt", weights_only=True)["net"]
+    _assert_close_to_single(net, single[0])
