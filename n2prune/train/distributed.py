@@ -207,8 +207,8 @@ class Ranks:
             return
         names, sums = [], []
         for name, tensor in net.state_dict().items():
-            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and (name.endswith(".mask") or
-                                               name.endswith("weight")):
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() \
+                    and (name.endswith(".mask") or name.endswith("weight")):
                 names.append(name)
                 sums.append(bit_checksum(tensor))
         mine = torch.stack(sums).to(self._comm_device()) if sums else \
