@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from n2prune.errors import ConfigError
 from n2prune.ini.params import check_prefixed, kwargs_from
-from n2prune.prune.prunecell import PRUNE_KEYS, PruneCell
+from n2prune.quantizer import N2D2_ONLY, QUANTIZERS
 from n2prune.registry import did_you_mean
 from n2prune.solvers.optimizers import SOLVERS
 from n2prune.ini.values import read_text, read_word
@@ -26,7 +26,6 @@ SOLVER_ROLES = {
     "BatchNorm": (("ScaleSolver", "weight"), ("BiasSolver", "bias")),
 }
 QUANTIZED_TYPES = ("Conv", "Fc")
-UNSUPPORTED_QUANTIZERS = ("SAT", "LSQ")
 
 
 class ConfigView:
@@ -125,7 +124,7 @@ def routed_prefixes(cell_type: str) -> List[str]:
 
 
 def weight_quantizer(cell_type: str, section: Any, config: Any,
-                     seed: int) -> Optional[PruneCell]:
+                     seed: int) -> Optional[Any]:
     """The PruneCell a ``QWeight=Prune`` cell section asks for (None without QWeight)."""
     if config is not None:
         for key in ("QWeight", "QAct"):
@@ -147,11 +146,11 @@ def weight_quantizer(cell_type: str, section: Any, config: Any,
     if cell_type not in QUANTIZED_TYPES:
         raise section.error("QWeight", f"QWeight is read by Conv and Fc cells only, not "
                                        f"{cell_type}")
-    if name in UNSUPPORTED_QUANTIZERS:
+    if name in N2D2_ONLY and name not in QUANTIZERS:
         raise section.error("QWeight", f"weight quantizer {name!r} is not supported yet "
-                                       f"(n2prune supports QWeight=Prune)")
-    if name != "Prune":
-        raise section.error("QWeight", did_you_mean(name, ["Prune", *UNSUPPORTED_QUANTIZERS],
+                                       f"(n2prune supports {', '.join(QUANTIZERS.names())})")
+    if name not in QUANTIZERS:
+        raise section.error("QWeight", did_you_mean(name, QUANTIZERS.names() + list(N2D2_ONLY),
                                                     "weight quantizer"))
     layers = [(section, "QWeight.")] + ([(config, "QWeight.")] if config is not None else [])
     if config is not None and config.prefixed("QWeightSolver."):
@@ -160,19 +159,23 @@ def weight_quantizer(cell_type: str, section: Any, config: Any,
                                 "'Unknown parameter' here (write QWeightSolver.* in the cell "
                                 "section, where it is accepted and unused)")
     section.mark_read(*section.prefixed("QWeightSolver"))
-    return _prune_cell(layers, seed)
+    return _quantizer(name, layers, seed)
 
 
-def _prune_cell(layers, seed: int) -> PruneCell:
+def _quantizer(name: str, layers, seed: int) -> Any:
+    """Build the quantizer ``name`` from the ``QWeight.`` keys of ``layers``; its table
+    (``ini_keys()``) is read now, so a member registered after import has its keys."""
+    factory = QUANTIZERS.get(name)
+    keys = factory.ini_keys()
     kwargs: Dict[str, Any] = {}
     where: Dict[str, Tuple[Any, str]] = {}
     for view, prefix in layers:
-        check_prefixed(view, PRUNE_KEYS, prefix, "Prune")
+        check_prefixed(view, keys, prefix, name)
         for full in view.prefixed(prefix):
-            where[next(k.arg for k in PRUNE_KEYS if k.ini == full[len(prefix):])] = (view, full)
-        kwargs.update(kwargs_from(view, PRUNE_KEYS, prefix))
+            where[next(k.arg for k in keys if k.ini == full[len(prefix):])] = (view, full)
+        kwargs.update(kwargs_from(view, keys, prefix))
     try:
-        return PruneCell(seed=seed, **kwargs)
+        return factory(seed=seed, **kwargs)
     except (TypeError, ValueError) as exc:
         arg = next((name for name in where if f"{name}=" in str(exc) or f" {name} " in
                     str(exc)), None)

@@ -2,135 +2,74 @@
 
 Attach it to a Conv or Fc cell with ``cell.quantizer = PruneCell(...)``. The masks are computed
 from the cell's weights **when it is attached**, at the current threshold (Identity 0, Static
-``threshold``, Gradual ``start``), as N2D2's Python API does; ``recompute()`` redoes it later.
-The forward pass uses weight × mask, so pruned weights get zero gradient while the weight stays
-the same Parameter. Masks, the current threshold and the Gradual counter are buffers: they travel
-in the cell's ``state_dict`` and ``load_state_dict`` restores them exactly.
+``threshold``, Gradual the schedule's first value), as N2D2's Python API does; ``recompute()``
+redoes it later. The forward pass uses weight × mask, so pruned weights get zero gradient while
+the weight stays the same Parameter. Masks, the current threshold, the schedule's counters,
+statistics and rewind weights are buffers: they travel in the cell's ``state_dict`` and
+``load_state_dict`` restores them exactly. Arguments are checked against one table
+(``n2prune.prune.options``); a filler, criterion, pattern or schedule registered later is
+accepted by name.
 
 >>> import torch, n2prune
 >>> fc = n2prune.cells.Fc(8, 4)
->>> fc.quantizer = n2prune.prune.prunecell.PruneCell(prune_mode="Static", threshold=0.5,
-...                                            prune_filler="IterNonStruct")
->>> float((fc.quantizer.get_pruned_masks() == 0).float().mean()) >= 0.5
-True
+>>> fc.quantizer = n2prune.PruneCell(prune_mode="Static", threshold=0.5,
+...                                  prune_filler="Magnitude")
+>>> int((fc.quantizer.get_pruned_masks() == 0).sum())
+16
 """
 
 from __future__ import annotations
 
-import math
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.n2d2io.masks import PathLike, read_masks, write_masks
-from n2prune.ini.params import Key
-from n2prune.registry import did_you_mean
-from n2prune.prune.schedules import gradual_step, gradual_tick
-from n2prune.ini.values import read_enum, read_float, read_uint
+from n2prune.prune import masks as criterion_masks
+from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.fillers import MASK_FILLERS
+from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
+from n2prune.prune.patterns import PATTERNS, resolve_pattern
+from n2prune.prune.schedules import SCHEDULES, gradual_step, gradual_tick, scheduled_fraction
+from n2prune.prune.sparsity import mask_sparsity
 
-PRUNE_MODES = ("Identity", "Static", "Gradual")
-QUANT_MODES = ("Default", "Symmetric", "Asymmetric", "FullRange")
-
-# INI key (after "QWeight.") <-> Python argument <-> reader <-> default: spec §4.2.
-PRUNE_KEYS = (
-    Key("PruningMode", "prune_mode", read_enum(list(PRUNE_MODES)), "Identity"),
-    Key("PruningFiller", "prune_filler", read_enum(MASK_FILLERS.names()), "Random"),
-    Key("Threshold", "threshold", read_float, 0.2, "target fraction of zeros"),
-    Key("Delta", "delta", read_float, 0.001, "IterNonStruct magnitude step"),
-    Key("StartThreshold", "start", read_float, 0.1, "first Gradual fraction"),
-    Key("StepSizeThreshold", "stepsize", read_uint, 0, "Gradual period in stimuli"),
-    Key("GammaThreshold", "gamma", read_float, 0.05, "Gradual increment"),
-    Key("Range", "range", read_uint, 255, "accepted and ignored"),
-    Key("QuantMode", "quant_mode", read_enum(list(QUANT_MODES)), "Default",
-        "accepted and ignored"),
-)
-_DEFAULTS = {key.arg: key.default for key in PRUNE_KEYS}
-_EXTRA_ARGS = {"seed": None}
-
-
-def _check_choice(name: str, value: Any, choices) -> str:
-    if value is None and name == "prune_filler":
-        return "None"
-    if not isinstance(value, str):
-        raise TypeError(f"PruneCell: {name} must be a string, got {value!r} "
-                        f"({type(value).__name__}); allowed: {', '.join(choices)}")
-    if value not in choices:
-        raise ValueError(f"PruneCell: {name}={value!r}: " + did_you_mean(value, list(choices),
-                                                                          "value"))
-    return value
-
-
-def _check_number(name: str, value: Any, integer: bool, low: float, high: float,
-                  low_open: bool = False) -> Any:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds + (np.integer, np.floating)):
-        kind = "an integer" if integer else "a number"
-        raise TypeError(f"PruneCell: {name} must be {kind}, got {value!r} "
-                        f"({type(value).__name__})")
-    if integer and isinstance(value, (float, np.floating)):
-        raise TypeError(f"PruneCell: {name} must be an integer, got {value!r}")
-    bad = math.isnan(value) or value > high or value < low or (low_open and value <= low)
-    if bad:
-        left = "(" if low_open else "["
-        right = "]" if high != math.inf else ")"
-        raise ValueError(f"PruneCell: {name}={value!r} is out of range; allowed: "
-                         f"{left}{low:g}, {high:g}{right}")
-    return int(value) if integer else float(value)
-
-
-def _validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    known = list(_DEFAULTS) + list(_EXTRA_ARGS)
-    for name in kwargs:
-        if name not in known:
-            raise TypeError("PruneCell: " + did_you_mean(name, known, "argument"))
-    args = {**_DEFAULTS, **_EXTRA_ARGS, **kwargs}
-    args["prune_mode"] = _check_choice("prune_mode", args["prune_mode"], PRUNE_MODES)
-    args["prune_filler"] = _check_choice("prune_filler", args["prune_filler"],
-                                         MASK_FILLERS.names())
-    args["quant_mode"] = _check_choice("quant_mode", args["quant_mode"], QUANT_MODES)
-    args["threshold"] = _check_number("threshold", args["threshold"], False, 0.0, 1.0)
-    args["start"] = _check_number("start", args["start"], False, 0.0, 1.0)
-    args["delta"] = _check_number("delta", args["delta"], False, 0.0, math.inf, low_open=True)
-    args["gamma"] = _check_number("gamma", args["gamma"], False, 0.0, math.inf)
-    args["stepsize"] = _check_number("stepsize", args["stepsize"], True, 0, math.inf)
-    args["range"] = _check_number("range", args["range"], True, 0, math.inf)
-    if args["seed"] is not None:
-        args["seed"] = _check_number("seed", args["seed"], True, 0, 2**63 - 1)
-    return args
+__all__ = ["PRUNE_KEYS", "PRUNE_MODES", "QUANT_MODES", "PruneCell", "prune_keys"]
+_STAT = "stat_"
 
 
 class PruneCell(nn.Module):
     """N2D2's pruning quantizer for one Conv or Fc cell.
 
     Arguments and defaults are those of N2D2's Python wrapper: ``prune_mode`` Identity |
-    Static | Gradual, ``prune_filler`` Random | IterNonStruct | None, ``threshold`` 0.2 (target
-    fraction of zeros), ``delta`` 0.001, ``start`` 0.1, ``stepsize`` 0 (Gradual period in
-    stimuli), ``gamma`` 0.05; ``quant_mode`` and ``range`` are accepted and ignored. ``seed``
-    (ours) seeds the Random filler; by default it is drawn from torch's global generator, so
-    ``torch.manual_seed`` makes masks reproducible.
+    Static | Gradual, ``prune_filler`` Random | IterNonStruct | None or a criterion
+    (Magnitude, L1Norm, L2Norm, ...), ``threshold`` 0.2 (target fraction of zeros), ``delta``
+    0.001, ``start`` 0.1, ``stepsize`` 0 (Gradual period in stimuli), ``gamma`` 0.05;
+    ``quant_mode`` and ``range`` are accepted and ignored. Ours: ``pattern`` (Unstructured,
+    N:M as ``"2:4"``, KxL as ``"4x1"``, Channel), ``scope`` (Layer | Global), ``min_keep``,
+    ``schedule`` (Linear | Cubic | OneShot | Iterative, with their window parameters),
+    ``rewind`` (stimuli), ``stats`` (initial statistics for criteria), and ``seed`` for the
+    Random filler (by default drawn from torch's global generator).
 
     Gradual period: ``stepsize`` when > 0, else ``default_period`` (the trainer sets it to
     ``-log-epoch`` epochs of stimuli, as the ``n2d2`` program does); used stand-alone it stays
-    0, and, as in N2D2's Python API, a step then fires on every ``update`` call.
+    0, and, as in N2D2's Python API, a step then fires on every ``update`` call. The trainer or
+    Pruner also sets ``horizon`` (stimuli in the run) and ``epoch_size`` for the position-based
+    schedules.
     """
 
     def __init__(self, **kwargs: Any):
         super().__init__()
-        args = _validated(kwargs)
-        self.prune_mode: str = args["prune_mode"]
-        self.prune_filler: str = args["prune_filler"]
-        self.threshold: float = args["threshold"]
-        self.delta: float = args["delta"]
-        self.start: float = args["start"]
-        self.stepsize: int = args["stepsize"]
-        self.gamma: float = args["gamma"]
-        self.quant_mode: str = args["quant_mode"]
-        self.range: int = args["range"]
-        self.default_period: int = 0
+        args = validated(kwargs)
+        for key in PRUNE_KEYS:
+            setattr(self, key.arg, args[key.arg])
+        self.params: Dict[str, Dict[str, Any]] = args["params"]
+        name, _ = resolve_pattern(self.pattern)
+        self._pattern = PATTERNS.get(name)(**self.params["pattern"])
+        self._schedule = SCHEDULES.get(self.schedule)(**self.params["schedule"])
+        self.default_period, self.horizon, self.epoch_size = 0, 0, 0
         seed = args["seed"]
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -140,7 +79,16 @@ class PruneCell(nn.Module):
         self.register_buffer("current_threshold", torch.tensor(0.0, dtype=torch.float32))
         self.register_buffer("counter", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("increment", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("position", torch.tensor(0, dtype=torch.int64))
+        self.register_buffer("rewind_weight", None)
+        for stat, value in (args["stats"] or {}).items():
+            self.set_stat(stat, value)
         self._cell_ref: Optional[weakref.ref] = None
+
+    @classmethod
+    def ini_keys(cls):
+        """The ``QWeight.*`` table now (ours and every registered member's parameters)."""
+        return prune_keys()
 
     # ----------------------------------------------------------------- attaching
     def attach(self, cell: nn.Module) -> None:
@@ -155,9 +103,11 @@ class PruneCell(nn.Module):
                              "create one PruneCell per cell")
         self._cell_ref = weakref.ref(cell)
         self.mask = torch.ones_like(weight, dtype=torch.float32)
-        self.counter.zero_()
-        self.increment.zero_()
+        for buffer in (self.counter, self.increment, self.position):
+            buffer.zero_()
+        self.rewind_weight = None
         self.recompute()
+        self._save_rewind()
 
     @property
     def cell(self) -> nn.Module:
@@ -170,9 +120,13 @@ class PruneCell(nn.Module):
         return list(getattr(self.cell, "input_slices", None) or [slice(None)])
 
     def _initial_threshold(self) -> float:
-        if self.prune_filler == "None" or self.prune_mode == "Identity":
+        if self.prune_filler == "None":
             return 0.0
-        return self.threshold if self.prune_mode == "Static" else self.start
+        return PRUNE_MODES.get(self.prune_mode).initial(self)
+
+    def schedule_initial(self) -> float:
+        """The Gradual threshold before the first step (``start`` for Linear)."""
+        return self._schedule.initial(self.start, self.threshold)
 
     def recompute(self) -> None:
         """Reset the current threshold to its initial value and refill the masks from the
@@ -185,13 +139,72 @@ class PruneCell(nn.Module):
         if self.prune_filler == "None":
             self.mask.fill_(1.0)
             return
-        filler = MASK_FILLERS.get(self.prune_filler)
         target = float(self.current_threshold)
         weight = self.cell.weight
+        if self.prune_filler not in MASK_FILLERS:
+            criterion = CRITERIA.get(self.prune_filler)
+            if criterion.missing(self.stats):
+                return  # the statistics arrive later (a Pruner gathers them and recomputes)
+            keeps = criterion_masks.criterion_masks(
+                criterion, self._pattern, weight, self.stats, self._slices(), target,
+                self.params["criterion"])
+            self.apply_keep(keeps)
+            return
+        filler = MASK_FILLERS.get(self.prune_filler)
         for part in self._slices():
             new = filler(weight[:, part], self.mask[:, part], target, delta=self.delta,
                          generator=self.generator)
             self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
+
+    # ----------------------------------------------------------------- criteria, Global scope
+    @property
+    def stats(self) -> Dict[str, torch.Tensor]:
+        """The statistics criteria read (buffers ``stat_<name>``, saved in state_dict)."""
+        return {name[len(_STAT):]: value for name, value in self._buffers.items()
+                if name.startswith(_STAT) and value is not None}
+
+    def set_stat(self, name: str, value: torch.Tensor) -> None:
+        """Store (or replace) the statistic ``name`` as a buffer."""
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"PruneCell: statistic {name!r} must be a tensor, got "
+                            f"{type(value).__name__}")
+        key = _STAT + name
+        if key in self._buffers and self._buffers[key] is not None \
+                and self._buffers[key].shape == value.shape:
+            self._buffers[key].copy_(value.detach())
+        else:
+            self.register_buffer(key, value.detach().clone())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key, value in state_dict.items():  # statistics and rewind weights saved earlier
+            name = key[len(prefix):]
+            if key.startswith(prefix) and (name.startswith(_STAT) or name == "rewind_weight") \
+                    and "." not in name and getattr(self, name, None) is None:
+                self.register_buffer(name, torch.empty_like(value))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def group_scores(self) -> List[torch.Tensor]:
+        """The group scores of each input block (for Global scope ranking)."""
+        if self.prune_filler not in CRITERIA:
+            raise ValueError(f"PruneCell: prune_filler={self.prune_filler!r} gives no scores")
+        criterion = CRITERIA.get(self.prune_filler)
+        missing = criterion.missing(self.stats)
+        if missing:
+            raise ValueError(f"PruneCell: criterion {self.prune_filler!r} needs the statistics "
+                             f"{', '.join(missing)}; a Pruner gathers them")
+        return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
+                                            self.stats, self._slices(),
+                                            self.params["criterion"])
+
+    @torch.no_grad()
+    def apply_keep(self, keeps: List[torch.Tensor], groups: bool = False) -> None:
+        """Set the masks of each input block from bool keep-masks (of groups when ``groups``,
+        expanded by the pattern)."""
+        weight = self.cell.weight
+        for keep, part in zip(keeps, self._slices()):
+            if groups:
+                keep = self._pattern.expand(keep, weight[:, part].shape)
+            self.mask[:, part].copy_(keep)
 
     # ----------------------------------------------------------------- forward
     def quantize(self, weight: torch.Tensor) -> torch.Tensor:
@@ -204,22 +217,49 @@ class PruneCell(nn.Module):
     # ----------------------------------------------------------------- schedule
     def update(self, batch_size: int) -> bool:
         """Count ``batch_size`` stimuli after an optimiser step; returns whether a Gradual step
-        fired. The first call's batch size is the increment reused from then on (N2D2)."""
-        if self.prune_mode != "Gradual":
+        fired (the threshold changed). Linear: the first call's batch size is the increment
+        reused from then on (N2D2). Global scope: the masks are left to ``prune_global``."""
+        if not PRUNE_MODES.get(self.prune_mode).scheduled:
             return False
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"PruneCell.update: batch_size must be a positive integer, "
                              f"got {batch_size!r}")
-        if int(self.increment) == 0:
-            self.increment.fill_(int(batch_size))
-        counter, fired = gradual_tick(int(self.counter), int(self.increment), self.period)
-        self.counter.fill_(counter)
-        if fired and float(self.current_threshold) < float(np.float32(self.threshold)):
-            self.current_threshold.fill_(gradual_step(float(self.current_threshold),
-                                                      self.gamma, self.threshold))
-            self._refill()
+        self.position.add_(int(batch_size))
+        if self._schedule.staircase:
+            if int(self.increment) == 0:
+                self.increment.fill_(int(batch_size))
+            counter, fired = gradual_tick(int(self.counter), int(self.increment), self.period)
+            self.counter.fill_(counter)
+            if fired and float(self.current_threshold) < float(np.float32(self.threshold)):
+                self._step(gradual_step(float(self.current_threshold), self.gamma,
+                                        self.threshold))
+        else:
+            new = float(np.float32(scheduled_fraction(
+                self._schedule, int(self.position), self.start, self.threshold, self.period,
+                self.horizon, self.epoch_size)))
+            fired = new != float(self.current_threshold)
+            if fired:
+                self._step(new)
+        self._save_rewind()
         return fired
+
+    def _step(self, threshold: float) -> None:
+        self.current_threshold.fill_(threshold)
+        if self.scope == "Layer":
+            self._refill()
+            self.rewind_weights()
+
+    def _save_rewind(self) -> None:
+        if self.rewind is not None and self.rewind_weight is None \
+                and int(self.position) >= self.rewind:
+            self.rewind_weight = self.cell.weight.detach().clone()
+
+    @torch.no_grad()
+    def rewind_weights(self) -> None:
+        """Weights back to their values saved at ``rewind`` stimuli (when saved; masks kept)."""
+        if self.rewind_weight is not None:
+            self.cell.weight.copy_(self.rewind_weight)
 
     @property
     def period(self) -> int:
@@ -229,7 +269,7 @@ class PruneCell(nn.Module):
     @property
     def done(self) -> bool:
         """Whether the current threshold has reached the target (always true unless Gradual)."""
-        if self.prune_mode != "Gradual" or self.prune_filler == "None":
+        if not PRUNE_MODES.get(self.prune_mode).scheduled or self.prune_filler == "None":
             return True
         return float(self.current_threshold) >= float(np.float32(self.threshold))
 
@@ -255,10 +295,9 @@ class PruneCell(nn.Module):
         return float(self.current_threshold)
 
     def sparsity(self) -> float:
-        """Fraction of weights the masks prune."""
-        if self.mask.numel() == 0:
-            return 0.0
-        return float((self.mask == 0).sum()) / self.mask.numel()
+        """Fraction of the connected weights the masks prune (``n2prune.prune.sparsity``)."""
+        cell = self._cell_ref() if self._cell_ref is not None else None
+        return mask_sparsity(self.mask, getattr(cell, "connection", None))
 
     # ----------------------------------------------------------------- files
     def export_masks(self, path: PathLike) -> None:
@@ -321,6 +360,10 @@ class PruneCell(nn.Module):
     def extra_repr(self) -> str:
         attached = self._cell_ref is not None and self._cell_ref() is not None
         sparsity = f"{self.sparsity():.4f}" if attached else "n/a (not attached)"
+        extra = "".join(f", {name}={value!r}" for name, value in
+                        (("pattern", str(self._pattern)), ("scope", self.scope),
+                         ("schedule", self.schedule)) if value not in
+                        ("Unstructured", "Layer", "Linear"))
         return (f"prune_mode={self.prune_mode!r}, prune_filler={self.prune_filler!r}, "
-                f"threshold={self.threshold:g}, current={self.get_current_threshold():.6g}, "
-                f"sparsity={sparsity}")
+                f"threshold={self.threshold:g}{extra}, "
+                f"current={self.get_current_threshold():.6g}, sparsity={sparsity}")

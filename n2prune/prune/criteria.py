@@ -1,0 +1,100 @@
+"""Pruning criteria: pure functions scoring weights (importance, larger = keep).
+
+A criterion is registered in ``CRITERIA`` under its INI spelling with
+``@register_criterion(name, needs=..., norm=..., level=..., params=...)`` on a function
+``score(weight, stats, **params) -> Tensor``: same shape as ``weight`` for ``level="weight"``,
+``[out_channels]`` for ``level="channel"``. ``stats`` maps statistic names (``"grad"``,
+``"grad_sq"``, ...) to the tensors a Pruner gathered; ``needs`` lists the ones it reads.
+``norm`` (``"L1"`` or ``"L2"``) turns member scores into a group score for structured patterns.
+``params`` is the criterion's own parameter table (``Key`` with INI name, argument, default and
+valid range): ``QWeight.<ini>=`` in INI, ``PruneCell(<arg>=...)`` in Python.
+
+Every criterion name is a valid ``PruneCell(prune_filler=...)`` and ``QWeight.PruningFiller=``
+value: the PruneCell ranks the scores (through its pattern and scope) and prunes exactly
+``ceil(float32(t)·float32(N))`` of the lowest (ties: lower flat index pruned first).
+
+>>> import torch
+>>> @register_criterion("Doctest", norm="L2")
+... def doctest_score(weight, stats):
+...     return weight.abs()
+>>> CRITERIA.get("Doctest").norm
+'L2'
+>>> _ = CRITERIA._members.pop("Doctest")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Mapping, Sequence, Tuple
+
+import torch
+
+from n2prune.ini.params import Key
+from n2prune.registry import Registry
+
+Score = Callable[..., torch.Tensor]
+NORMS = ("L1", "L2")
+LEVELS = ("weight", "channel")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A registered criterion: its score function and what it declares."""
+
+    name: str
+    score: Score
+    needs: Tuple[str, ...] = ()
+    norm: str = "L1"
+    level: str = "weight"
+    params: Tuple[Key, ...] = ()
+
+    def __call__(self, weight: torch.Tensor, stats: Mapping[str, torch.Tensor],
+                 **params) -> torch.Tensor:
+        return self.score(weight, stats, **params)
+
+    def missing(self, stats: Mapping[str, torch.Tensor]) -> Tuple[str, ...]:
+        """The statistics this criterion needs that ``stats`` lacks."""
+        return tuple(name for name in self.needs if name not in stats)
+
+
+CRITERIA: Registry = Registry("pruning criterion")
+
+
+def register_criterion(name: str, needs: Sequence[str] = (), norm: str = "L1",
+                       level: str = "weight", params: Sequence[Key] = ()) -> Callable:
+    """Register ``score(weight, stats, **params)`` as the criterion ``name`` (decorator);
+    returns the function unchanged."""
+    if norm not in NORMS:
+        raise ValueError(f"criterion {name!r}: norm={norm!r}; allowed: {', '.join(NORMS)}")
+    if level not in LEVELS:
+        raise ValueError(f"criterion {name!r}: level={level!r}; allowed: {', '.join(LEVELS)}")
+
+    def decorator(score: Score) -> Score:
+        CRITERIA.register(name)(Criterion(name, score, tuple(needs), norm, level, tuple(params)))
+        return score
+    return decorator
+
+
+def group_norm(scores: torch.Tensor, norm: str, dim: int = -1) -> torch.Tensor:
+    """The group score of members along ``dim``: L1 = sum of |s|, L2 = sqrt(sum of s²)."""
+    if norm == "L2":
+        return scores.double().pow(2).sum(dim).sqrt()
+    return scores.double().abs().sum(dim)
+
+
+@register_criterion("Magnitude", norm="L1")
+def magnitude(weight: torch.Tensor, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """|w|: the smallest magnitudes are pruned first (groups: L1 norm)."""
+    return weight.detach().abs()
+
+
+@register_criterion("L1Norm", norm="L1")
+def l1_norm(weight: torch.Tensor, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """|w|, groups ranked by the L1 norm of their weights (Li et al. 2017's filter norm)."""
+    return weight.detach().abs()
+
+
+@register_criterion("L2Norm", norm="L2")
+def l2_norm(weight: torch.Tensor, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """|w|, groups ranked by the L2 norm of their weights."""
+    return weight.detach().abs()

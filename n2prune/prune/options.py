@@ -1,0 +1,186 @@
+"""PruneCell's arguments: one table (INI key <-> argument <-> reader <-> default <-> valid
+values), read at call time so members registered later (fillers, criteria, patterns,
+schedules, with their own parameter tables) work from Python and INI alike (spec §4.2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Tuple
+
+from n2prune.ini.params import Choice, Key, Range
+from n2prune.ini.values import read_enum, read_float, read_uint, read_word
+from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.fillers import MASK_FILLERS
+from n2prune.prune.patterns import PATTERNS, resolve_pattern
+from n2prune.prune.schedules import SCHEDULES
+from n2prune.prune.scope import SCOPES
+from n2prune.registry import Registry, did_you_mean
+
+
+@dataclass(frozen=True)
+class PruneMode:
+    """A prune mode: whether ``update`` follows a schedule, and the threshold at attach time
+    (from the PruneCell: 0, its target, or its schedule's first value)."""
+
+    name: str
+    scheduled: bool
+    initial: Callable[[Any], float]
+
+
+PRUNE_MODES: Registry = Registry("prune mode")
+for _mode in (PruneMode("Identity", False, lambda cell: 0.0),
+              PruneMode("Static", False, lambda cell: cell.threshold),
+              PruneMode("Gradual", True, lambda cell: cell.schedule_initial())):
+    PRUNE_MODES.register(_mode.name)(_mode)
+
+QUANT_MODES = ("Default", "Symmetric", "Asymmetric", "FullRange")
+
+
+def filler_names() -> List[str]:
+    """Valid ``prune_filler`` values now: mask fillers and criteria."""
+    return MASK_FILLERS.names() + [name for name in CRITERIA.names() if name not in MASK_FILLERS]
+
+
+def _pattern_check(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r} ({type(value).__name__}); "
+                        f"allowed: {', '.join(PATTERNS.names())}")
+    resolve_pattern(value)
+    return value
+
+
+class _PatternChoice:
+    check = staticmethod(_pattern_check)
+
+
+_FRACTION = Range(0.0, 1.0)
+_NONNEG = Range(0.0, math.inf)
+_COUNT = Range(0, math.inf, integer=True)
+
+# The PruneCell's own keys: N2D2's (spec §4.2) then ours.
+PRUNE_KEYS: Tuple[Key, ...] = (
+    Key("PruningMode", "prune_mode", read_enum(PRUNE_MODES), "Identity", "", Choice(PRUNE_MODES)),
+    Key("PruningFiller", "prune_filler", read_enum(filler_names), "Random",
+        "mask filler or criterion", Choice(filler_names)),
+    Key("Threshold", "threshold", read_float, 0.2, "target fraction of zeros", _FRACTION),
+    Key("Delta", "delta", read_float, 0.001, "IterNonStruct magnitude step",
+        Range(0.0, math.inf, low_open=True)),
+    Key("StartThreshold", "start", read_float, 0.1, "first Gradual fraction", _FRACTION),
+    Key("StepSizeThreshold", "stepsize", read_uint, 0, "Gradual period in stimuli", _COUNT),
+    Key("GammaThreshold", "gamma", read_float, 0.05, "Gradual increment", _NONNEG),
+    Key("Range", "range", read_uint, 255, "accepted and ignored", _COUNT),
+    Key("QuantMode", "quant_mode", read_enum(list(QUANT_MODES)), "Default",
+        "accepted and ignored", Choice(QUANT_MODES)),
+    Key("PruningPattern", "pattern", read_word, "Unstructured",
+        "Unstructured, N:M (2:4), KxL (4x1), Channel", _PatternChoice()),
+    Key("PruningScope", "scope", read_enum(SCOPES), "Layer", "Layer or Global", Choice(SCOPES)),
+    Key("PruningMinKeep", "min_keep", read_float, 0.0,
+        "Global scope: smallest kept fraction of each cell", _FRACTION),
+    Key("PruningSchedule", "schedule", read_enum(SCHEDULES), "Linear", "Gradual schedule",
+        Choice(SCHEDULES)),
+    Key("PruningRewind", "rewind", read_float, None,
+        "stimuli at which weights are saved; restored after each pruning step", _NONNEG),
+)
+EXTRA_ARGS: Dict[str, Any] = {"seed": None, "stats": None}
+
+
+def member_keys() -> List[Tuple[str, str, Key]]:
+    """(family, member, key) for the parameters every registered member declares."""
+    found = []
+    for family, registry in (("criterion", CRITERIA), ("pattern", PATTERNS),
+                             ("schedule", SCHEDULES)):
+        for name in registry.names():
+            for key in registry.get(name).params:
+                found.append((family, name, key))
+    return found
+
+
+def prune_keys() -> Tuple[Key, ...]:
+    """The full table now: PRUNE_KEYS and every member's parameters (first declaration wins)."""
+    table = {key.ini: key for key in PRUNE_KEYS}
+    for _, _, key in member_keys():
+        table.setdefault(key.ini, key)
+    return tuple(table.values())
+
+
+def validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """PruneCell's arguments checked against the table; member parameters resolved.
+
+    Returns the base arguments plus ``params``: {"criterion"|"pattern"|"schedule": kwargs}.
+    Raises TypeError/ValueError starting with 'PruneCell: ' and naming the argument.
+    """
+    table = {key.arg: key for key in prune_keys()}
+    known = list(table) + list(EXTRA_ARGS)
+    for name in kwargs:
+        if name not in known:
+            raise TypeError("PruneCell: " + did_you_mean(name, known, "argument"))
+    base = {key.arg for key in PRUNE_KEYS}
+    args = {key.arg: key.default for key in PRUNE_KEYS}
+    args.update(EXTRA_ARGS)
+    args.update({k: v for k, v in kwargs.items() if k in base or k in EXTRA_ARGS})
+    if args["prune_filler"] is None:
+        args["prune_filler"] = "None"
+    try:
+        for key in PRUNE_KEYS:
+            if args[key.arg] is not None:
+                args[key.arg] = key.check(args[key.arg])
+        if args["seed"] is not None:
+            args["seed"] = Range(0, 2**63 - 1, integer=True).check("seed", args["seed"])
+        args["params"] = _member_params(args, kwargs)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"PruneCell: {exc}") from None
+    if "schedule" in kwargs and "prune_mode" not in kwargs:
+        args["prune_mode"] = "Gradual"  # a schedule alone asks for gradual pruning
+    _check_combination(args)
+    return args
+
+
+def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    pattern, shorthand = resolve_pattern(args["pattern"])
+    chosen = {"pattern": (pattern, PATTERNS.get(pattern).params),
+              "schedule": (args["schedule"], SCHEDULES.get(args["schedule"]).params),
+              "criterion": (args["prune_filler"], CRITERIA.get(args["prune_filler"]).params
+                            if args["prune_filler"] in CRITERIA else ())}
+    params: Dict[str, Dict[str, Any]] = {}
+    used = set()
+    for family, (_, keys) in chosen.items():
+        values = {}
+        for key in keys:
+            used.add(key.arg)
+            if key.arg in given and key.arg in shorthand and family == "pattern":
+                raise ValueError(f"{key.arg}={given[key.arg]!r} repeats what "
+                                 f"pattern={args['pattern']!r} says; give one of them")
+            value = given.get(key.arg, shorthand.get(key.arg, key.default)
+                              if family == "pattern" else key.default)
+            values[key.arg] = key.check(value) if value is not None else None
+        params[family] = values
+    base = {key.arg for key in PRUNE_KEYS} | set(EXTRA_ARGS)
+    for name in given:
+        if name not in base and name not in used:
+            owners = [f"{family} {member!r}" for family, member, key in member_keys()
+                      if key.arg == name]
+            raise ValueError(f"{name} is a parameter of {' or '.join(owners)}, which this "
+                             f"PruneCell does not use")
+    return params
+
+
+def _check_combination(args: Dict[str, Any]) -> None:
+    filler, pattern = args["prune_filler"], resolve_pattern(args["pattern"])[0]
+    if filler in MASK_FILLERS and filler != "None" and pattern != "Unstructured":
+        raise ValueError(f"PruneCell: prune_filler={filler!r} fills masks weight by weight; "
+                         f"pattern={args['pattern']!r} needs a criterion ("
+                         f"{', '.join(CRITERIA.names())})")
+    if filler in MASK_FILLERS and filler != "None" and args["scope"] != "Layer":
+        raise ValueError(f"PruneCell: scope={args['scope']!r} ranks scores: prune_filler="
+                         f"{filler!r} has none; use a criterion ({', '.join(CRITERIA.names())})")
+    if filler in CRITERIA and CRITERIA.get(filler).level == "channel" and pattern != "Channel":
+        raise ValueError(f"PruneCell: criterion {filler!r} scores whole channels: it needs "
+                         f"pattern='Channel', not {args['pattern']!r}")
+    if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
+        raise ValueError(f"PruneCell: pattern={args['pattern']!r} prunes within each group; "
+                         f"it cannot be ranked with scope='Global'")
+    if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual":
+        raise ValueError(f"PruneCell: schedule={args['schedule']!r} needs "
+                         f"prune_mode='Gradual', not {args['prune_mode']!r}")

@@ -1,0 +1,132 @@
+"""Scope: which group scores are ranked together, as pure functions.
+
+``Layer`` (N2D2's way, the default): each cell prunes its own ``ceil(t·groups)`` lowest groups.
+``Global``: the group scores of many cells are ranked together against one threshold, exactly
+``ceil(float32(t)·float32(total))`` groups pruned over all of them, optionally never pruning more
+than ``1 - min_keep`` of any one cell.
+
+Ties are broken by position: the lower flat index (and, globally, the earlier cell) is pruned
+first, so masks are deterministic.
+
+>>> import torch
+>>> [k.tolist() for k in global_keep([torch.tensor([1., 5.]), torch.tensor([2., 3.])], 0.5)]
+[[False, True], [False, True]]
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from n2prune.prune.fillers import zeros_target
+from n2prune.registry import Registry
+
+SCOPES: Registry = Registry("pruning scope")
+SCOPES.register("Layer")("Layer")
+SCOPES.register("Global")("Global")
+
+
+def select_lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Bool keep-mask (same shape) pruning exactly the ``count`` lowest scores.
+
+    Ties at the cut are pruned lower flat index first. One partition pass (numpy on CPU,
+    ``kthvalue`` elsewhere), no full sort. NaN scores are an error.
+    """
+    flat = scores.detach().reshape(-1)
+    size = flat.numel()
+    count = max(0, min(int(count), size))
+    if count == 0:
+        return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    if count == size:
+        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    if flat.device.type == "cpu":
+        keep = _select_numpy(flat.contiguous().numpy(), count)
+        return torch.from_numpy(keep).reshape(scores.shape)
+    if bool(torch.isnan(flat).any()):
+        raise ValueError("pruning scores contain NaN (check the weights and statistics)")
+    cut = flat.kthvalue(count).values
+    keep = flat > cut
+    ties = torch.nonzero(flat == cut).reshape(-1)
+    extra = count - int((flat < cut).sum())
+    keep[ties[extra:]] = True
+    return keep.reshape(scores.shape)
+
+
+def _select_numpy(flat: np.ndarray, count: int) -> np.ndarray:
+    work = flat.copy()
+    work.partition(count - 1)
+    cut = work[count - 1]
+    if np.isnan(cut) or np.isnan(work[count:]).any():
+        raise ValueError("pruning scores contain NaN (check the weights and statistics)")
+    keep = flat > cut
+    ties = np.flatnonzero(flat == cut)
+    extra = count - (flat.size - int(np.count_nonzero(keep)) - ties.size)
+    keep[ties[extra:]] = True
+    return keep
+
+
+def layer_keep(scores: torch.Tensor, target: float) -> torch.Tensor:
+    """Keep-mask of one cell's group scores at fraction ``target`` (``Layer`` scope)."""
+    return select_lowest(scores, zeros_target(target, scores.numel()))
+
+
+def global_keep(scores: Sequence[torch.Tensor], target: float,
+                min_keep: Union[float, Sequence[float]] = 0.0) -> List[torch.Tensor]:
+    """Keep-masks of many cells' group scores ranked together (``Global`` scope).
+
+    Exactly ``ceil(float32(target)·float32(total))`` groups are pruned over all tensors, the
+    lowest scores first, except that each tensor ``i`` keeps at least
+    ``ceil(min_keep[i]·size_i)`` of its groups (its highest); when the floors make the target
+    unreachable, every group not protected by a floor is pruned.
+    """
+    sizes = [int(s.numel()) for s in scores]
+    floors = [min_keep] * len(scores) if isinstance(min_keep, (int, float)) else list(min_keep)
+    if len(floors) != len(scores):
+        raise ValueError(f"global_keep: {len(floors)} min_keep values for {len(scores)} tensors")
+    flats = []
+    for s, size, floor in zip(scores, sizes, floors):
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"min_keep={floor!r} is out of range; allowed: [0, 1]")
+        flat = s.detach().reshape(-1).to("cpu", torch.float64).clone()
+        protect = int(np.ceil(floor * size - 1e-9)) if size else 0
+        if protect:
+            flat[~select_lowest(flat, size - protect)] = float("inf")
+        flats.append(flat)
+    if not flats:
+        return []
+    every = torch.cat(flats)
+    count = min(zeros_target(target, every.numel()), int(torch.isfinite(every).sum()))
+    keep = select_lowest(every, count)
+    out, start = [], 0
+    for s, size in zip(scores, sizes):
+        out.append(keep[start:start + size].reshape(s.shape).to(s.device))
+        start += size
+    return out
+
+
+def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
+    """Rank the group scores of ``cells`` (PruneCells) together and set their masks.
+
+    ``target`` defaults to the cells' common current threshold (an error when they differ);
+    each cell's ``min_keep`` is its floor. Cells with several inputs rank each block.
+    """
+    cells = list(cells)
+    if not cells:
+        return
+    if target is None:
+        values = {float(q.current_threshold) for q in cells}
+        if len(values) != 1:
+            raise ValueError(f"prune_global: the cells' current thresholds differ "
+                             f"({', '.join(f'{v:g}' for v in sorted(values))}); give target")
+        target = values.pop()
+    scores, floors, owners = [], [], []
+    for q in cells:
+        for part_scores in q.group_scores():
+            scores.append(part_scores)
+            floors.append(q.min_keep)
+            owners.append(q)
+    keeps = global_keep(scores, target, floors)
+    for q in cells:
+        q.apply_keep([k for k, owner in zip(keeps, owners) if owner is q], groups=True)
