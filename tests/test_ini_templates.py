@@ -1,10 +1,13 @@
 """Template inclusion ``[sec@file.tpl]`` in INI files (spec §1.2, §1.3, §1.9)."""
 
+import os
 import warnings
 
 import pytest
 
+from n2prune import ini
 from n2prune.errors import ConfigError, ConfigWarning
+from n2prune.ini import inifile
 from n2prune.ini.inifile import load
 
 BLOCK_TPL = """[{{SECTION_NAME}}_conv]
@@ -152,7 +155,7 @@ def test_render_error_is_located_in_the_template(tmp_path):
     path = write(tmp_path, "net.ini", "[a@t.tpl]\n")
     message = load_error(path)
     assert message.startswith(f"{tmp_path}/t.tpl:2: undefined variable name {{{{MISSING}}}}")
-    assert message.endswith(f"(template included by [a] at {path}:1)")
+    assert message.endswith(f"\n{path}:1: included from here")
 
 
 def test_syntax_errors_in_template_output_point_at_the_template(tmp_path):
@@ -160,15 +163,64 @@ def test_syntax_errors_in_template_output_point_at_the_template(tmp_path):
     path = write(tmp_path, "net.ini", "[a@t.tpl]\n")
     lines = load_error(path).split("\n")
     assert lines[0].startswith(f"{tmp_path}/t.tpl:3: [a_x] missing value for property")
-    assert lines[1].startswith(f"{tmp_path}/t.tpl:4: section [a] already exists "
+    assert lines[1] == f"{path}:1: included from here"
+    assert lines[2].startswith(f"{tmp_path}/t.tpl:4: section [a] already exists "
                                f"(defined at {path}:1)")
+    assert lines[3] == f"{path}:1: included from here"
 
 
 def test_template_cycle_is_an_error(tmp_path):
     write(tmp_path, "t.tpl", "[{{SECTION_NAME}}_x@t.tpl]\n")
     path = write(tmp_path, "net.ini", "[a@t.tpl]\n")
-    assert load_error(path).startswith(f"{tmp_path}/t.tpl:1: [a_x] template cycle: "
-                                       f"'{tmp_path}/t.tpl' includes itself")
+    assert load_error(path) == (f"{tmp_path}/t.tpl:1: [a_x] template cycle: "
+                                f"'{tmp_path}/t.tpl' includes itself\n"
+                                f"{path}:1: included from here")
+
+
+def test_an_include_cycle_names_the_ini_file_and_line_that_included_it(tmp_path):
+    # issue 7 item 8: like a compiler, every includer is named, outermost last.
+    write(tmp_path, "loop.ini.tpl", "x\n{% include inner.tpl %}\n")
+    write(tmp_path, "inner.tpl", "{% include loop.ini.tpl %}\n")
+    path = write(tmp_path, "cycle.ini", "[sp]\nSizeX=1\n\n[a@loop.ini.tpl]\n")
+    assert load_error(path).split("\n") == [
+        f"{tmp_path}/inner.tpl:1: template include cycle: 'loop.ini.tpl' includes itself "
+        f"({tmp_path}/loop.ini.tpl -> {tmp_path}/inner.tpl -> {tmp_path}/loop.ini.tpl)",
+        f"{tmp_path}/loop.ini.tpl:2: included from here",
+        f"{path}:4: included from here"]
+
+
+def test_a_template_rendering_error_names_every_includer(tmp_path):
+    write(tmp_path, "outer.tpl", "{% include inner.tpl %}\n")
+    write(tmp_path, "inner.tpl", "\n{% for i in range(1e99) %}{% endfor %}\n")
+    path = write(tmp_path, "net.ini", "[a]\n[b@outer.tpl]\n")
+    assert load_error(path).split("\n") == [
+        f"{tmp_path}/inner.tpl:2: template rendering exceeds 2000000 steps "
+        "(runaway for/block loop?)",
+        f"{tmp_path}/outer.tpl:1: included from here",
+        f"{path}:2: included from here"]
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_an_ini_file_or_template_must_be_a_regular_file(tmp_path, special):
+    if special == "fifo":
+        special = str(tmp_path / "fifo")
+        os.mkfifo(special)
+    kind = "a character device" if special == "/dev/zero" else "a FIFO"
+    with pytest.raises(ConfigError) as info:
+        ini.load(special)
+    assert str(info.value) == f"{special}: could not open INI file: not a regular file ({kind})"
+    path = write(tmp_path, "net.ini", f"[a]\n[b@{special}]\n")
+    assert load_error(path) == (f"{path}:2: [b] could not open template file {special!r}: "
+                                f"not a regular file ({kind})")
+
+
+def test_an_oversized_ini_file_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(inifile, "MAX_INI_BYTES", 100)
+    path = write(tmp_path, "net.ini", "[a]\n" + "; comment\n" * 20)
+    with pytest.raises(ConfigError) as info:
+        ini.load(path)
+    assert str(info.value) == (f"{path}: could not open INI file: 204 bytes is more than the "
+                               "limit of 100 bytes")
 
 
 def test_lines_before_the_first_header_of_a_template_go_to_the_global_section(tmp_path):

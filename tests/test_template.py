@@ -1,9 +1,12 @@
 """N2D2's template language (spec §1.3): substitution, control statements, errors, lines."""
 
+import os
+
 import pytest
 
 from n2prune.errors import ConfigError
-from n2prune.ini.template import cpp_double, parse_template, render_file
+from n2prune.ini import template, template_nodes
+from n2prune.ini.template import Budget, cpp_double, parse_template, render_file
 
 
 def render(text, params=None, path="t.tpl"):
@@ -191,8 +194,77 @@ def test_output_lines_map_back_to_template_lines():
 
 
 def test_runaway_loop_is_stopped():
-    message = render_error("{% for i in range(1e12) %}xxxxxxxxxxxxxxxxxxxx{% endfor %}")
-    assert "template output exceeds" in message
+    message = render_error("{% for i in range(1e12) %}" + "x" * 100 + "{% endfor %}")
+    assert message.startswith("t.tpl:1: template output exceeds 20000000 characters")
+
+
+@pytest.mark.parametrize("text, params", [
+    ("{% for i in range(1000000000) %}{% endfor %}", {}),
+    ("{% for i in range(S, E) %}{% endfor %}", {"S": "9007199254740992", "E": "1e300"}),
+    ("{% for i in range(1e999) %}{% endfor %}", {}),
+    ("{% block N %}{% endblock %}", {"N": "2147483647"}),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", {}),
+    ("{% for i in range(1e12) %}{% set X %}{% endset %}{% endfor %}", {}),
+], ids=["empty-for", "float-stuck-at-2**53", "inf-range", "huge-block", "nested", "set-loop"])
+def test_loops_that_produce_no_text_are_bounded_by_steps(text, params, monkeypatch):
+    monkeypatch.setattr(template_nodes, "MAX_STEPS", 100_000)  # the default takes ~1 s
+    message = render_error("\n" + text, params)
+    assert message.startswith("t.tpl:2: template rendering exceeds 100000 steps")
+
+
+def test_a_set_that_grows_quadratically_is_bounded_by_characters():
+    text = "{% set X %}x{% endset %}{% for i in range(1e9) %}{% set X %}{{X}}{{X}}" \
+           "{% endset %}{% endfor %}"
+    assert "template output exceeds 20000000 characters" in render_error(text)
+
+
+def test_the_budget_is_shared_by_parsing_and_rendering():
+    budget = Budget(max_steps=11)
+    template = parse_template("{% for i in range(3) %}{{i}}{% endfor %}", "t.tpl",
+                              budget=budget)
+    assert template.render({}, budget).text == "012"
+    # parsing: for, endfor; rendering: text, for, text, then 3 x (iteration + its text)
+    assert budget.steps == 11
+    with pytest.raises(ConfigError, match="exceeds 11 steps"):
+        template.render({}, budget)
+
+
+def test_deep_nesting_is_a_located_error_not_a_recursion_error():
+    text = "x\n" + "{% if A exists %}" * 5000 + "{% endif %}" * 5000
+    assert render_error(text).startswith("t.tpl:2: statements nested more than 100 deep")
+
+
+def test_exponential_includes_are_bounded(tmp_path):
+    # f0 includes f1 twice, f1 includes f2 twice...: 2**40 copies without a bound.
+    for level in range(40):
+        (tmp_path / f"f{level}.tpl").write_text(f"{{% include f{level + 1}.tpl %}}" * 2)
+    (tmp_path / "f40.tpl").write_text("x")
+    with pytest.raises(ConfigError) as info:
+        render_file(str(tmp_path / "f0.tpl"), {})
+    assert "exceeds 2000000 steps" in str(info.value)
+    assert str(info.value).endswith(f"{tmp_path}/f0.tpl:1: included from here")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "too-large"])
+def test_only_regular_files_of_bounded_size_are_read(tmp_path, kind, monkeypatch):
+    path = str(tmp_path / "t.tpl")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path = "/dev/zero"
+    elif kind == "directory":
+        os.mkdir(path)
+    else:
+        monkeypatch.setattr(template, "MAX_TEMPLATE_BYTES", 10)
+        with open(path, "w") as stream:
+            stream.write("x" * 11)
+    with pytest.raises(ConfigError) as info:
+        render_file(path, {})
+    reason = {"fifo": "not a regular file (a FIFO)",
+              "dev-zero": "not a regular file (a character device)",
+              "directory": "not a regular file (a directory)",
+              "too-large": "11 bytes is more than the limit of 10 bytes"}[kind]
+    assert str(info.value) == f"{path}: could not open template file: {reason}"
 
 
 def test_cpp_double_printing():

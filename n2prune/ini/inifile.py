@@ -25,6 +25,7 @@ import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from n2prune.errors import ConfigError, ConfigWarning
+from n2prune.ini.files import MAX_INI_BYTES, read_text_file
 from n2prune.ini.evaluate import EvalError, evaluate, expand_env, located
 from n2prune.ini.reader import read_sections
 from n2prune.ini.store import Entry, SectionData, SectionTable, key_error
@@ -42,12 +43,7 @@ def load(path: str, environ: Optional[Mapping[str, str]] = None) -> "IniFile":
 
     ``environ`` (default ``os.environ``) expands ``${VAR}`` in template paths and path keys.
     """
-    try:
-        with open(path, "rb") as stream:
-            text = stream.read().decode("utf-8", "surrogateescape")
-    except OSError as error:
-        raise ConfigError(f"could not open INI file: {error.strerror}", path=path) from None
-    return loads(text, path, environ)
+    return loads(read_text_file(path, "INI file", MAX_INI_BYTES), path, environ)
 
 
 def loads(text: str, path: str = "<string>",

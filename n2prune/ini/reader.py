@@ -16,7 +16,8 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 from n2prune.errors import ConfigError, ConfigWarning
 from n2prune.ini.evaluate import EvalError, evaluate, expand_env, located
 from n2prune.ini.store import Entry, SectionData, SectionTable, key_error, short
-from n2prune.ini.template import Template, parse_template
+from n2prune.ini.template import Budget, MAX_NESTING, Template, parse_template, read_template
+from n2prune.ini.template_nodes import included_from
 
 MAX_LISTED_ERRORS = 50
 _WS = " \t\n\v\f\r"                     # C isspace
@@ -107,6 +108,8 @@ class _Reader:
         self.errors: List[ConfigError] = []
         self.templates: Dict[str, Template] = {}
         self.stack: List[str] = []  # real paths of the templates being expanded
+        self.includers: List[Tuple[str, int]] = []  # (path, line) of each [x@file.tpl]
+        self.budget = Budget()  # shared by every template of the load
         self.base_dir = os.path.dirname(path) or "."
 
     def read_text(self, text: str) -> None:
@@ -116,7 +119,13 @@ class _Reader:
             raise _combined(self.errors)
 
     def error(self, message: str, path: str, line: Optional[int], **fields) -> None:
-        self.errors.append(ConfigError(message, path=path, line=line, **fields))
+        self.add(ConfigError(message, path=path, line=line, **fields))
+
+    def add(self, error: ConfigError) -> None:
+        """Record ``error``, adding "included from here" for each template includer."""
+        for includer in reversed(self.includers):
+            error = included_from(error, *includer)
+        self.errors.append(error)
 
     def warn(self, message: str, path: str, line: Optional[int], **fields) -> None:
         self.warn_sink(ConfigWarning(message, path=path, line=line, **fields))
@@ -225,23 +234,29 @@ class _Reader:
             self.error(f"template cycle: {resolved!r} includes itself", path, line,
                        section=data.name)
             return
+        if len(self.stack) >= MAX_NESTING:
+            self.error(f"templates nested more than {MAX_NESTING} deep", path, line,
+                       section=data.name)
+            return
         params = self.parameters(data, resolved)
         template = self.parsed(resolved, unset, path, line, data)
         if params is None or template is None:
             return
-        note = f" (template included by [{data.name}] at {path}:{line})"
+        self.includers.append((path, line))
         try:
-            rendered = template.render(params)
-        except ConfigError as error:
-            self.errors.append(ConfigError(error.reason + note, path=error.path,
-                                           line=error.line))
-            return
-        via = f"[{data.name}] at {path}:{line}" + (f", {data.via}" if data.via else "")
-        self.stack.append(real)
-        try:
-            self.parse(rendered.lines(), lambda index: rendered.origins[index], data, via)
+            try:
+                rendered = template.render(params, self.budget)
+            except ConfigError as error:
+                self.add(error)
+                return
+            via = f"[{data.name}] at {path}:{line}" + (f", {data.via}" if data.via else "")
+            self.stack.append(real)
+            try:
+                self.parse(rendered.lines(), lambda index: rendered.origins[index], data, via)
+            finally:
+                self.stack.pop()
         finally:
-            self.stack.pop()
+            self.includers.pop()
 
     def parameters(self, data: SectionData, resolved: str) -> Optional[Dict[str, str]]:
         """Template parameters: every key of the section, evaluated now (at load time)."""
@@ -269,19 +284,19 @@ class _Reader:
         if resolved in self.templates:
             return self.templates[resolved]
         try:
-            with open(resolved, "rb") as stream:
-                text = stream.read().decode("utf-8", "surrogateescape")
-        except OSError as error:
-            hint = "".join(f" (environment variable {var} is not set)" for var in unset)
-            self.error(f"could not open template file {resolved!r}: {error.strerror}{hint}",
-                       path, line, section=data.name)
-            return None
-        try:
-            template = parse_template(text, resolved, _stack=tuple(self.stack))
+            text = read_template(resolved)
         except ConfigError as error:
-            self.errors.append(ConfigError(
-                f"{error.reason} (template included by [{data.name}] at {path}:{line})",
-                path=error.path, line=error.line))
+            hint = "".join(f" (environment variable {var} is not set)" for var in unset)
+            self.error(f"could not open template file {resolved!r}: {error.detail}{hint}", path, line, section=data.name)
             return None
+        self.includers.append((path, line))
+        try:
+            template = parse_template(text, resolved, _stack=tuple(self.stack),
+                                      budget=self.budget)
+        except ConfigError as error:
+            self.add(error)
+            return None
+        finally:
+            self.includers.pop()
         self.templates[resolved] = template
         return template
