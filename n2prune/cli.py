@@ -177,3 +177,48 @@ def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:
         print(f"Report in {output}/test_report.json")
     else:
         print(f"Results in {output}/ (report.json, log.csv, weights/, model.pt, *.png)")
+
+
+COMPACT_EPILOG = """\
+Writes DIR/NET.ini (NbOutputs and Mapping tables reduced, the rest as written), DIR/weights/
+(N2D2 text files of the smaller network) and DIR/NET.onnx.
+
+Example: n2prune-compact networks/resnet-mini.ini -w runs/resnet-mini/weights --output small
+"""
+
+
+def compact_main(argv: Optional[List[str]] = None) -> int:
+    """``n2prune-compact NET.ini -w WEIGHTS --output DIR``: remove pruned channels for real."""
+    parser = _Parser(prog="n2prune-compact", epilog=COMPACT_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Remove the channels whose weights the masks prune entirely "
+                     "(with the channels tied to them) and write the smaller network.")
+    parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
+    parser.add_argument("-w", "--weights", metavar="WEIGHTS_DIR",
+                        help="N2D2 weight files (and _masks.syntxt) to start from")
+    parser.add_argument("--output", "-o", metavar="DIR", required=True,
+                        help="folder for NET.ini, weights/ and NET.onnx")
+    parser.add_argument("--no-onnx", action="store_true", help="do not write NET.onnx")
+    parser.add_argument("-seed", "--seed", type=int, default=0,
+                        help="seed of the weight fillers when -w is not given (default 0)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    args = parser.parse_args(argv)
+
+    def action() -> int:
+        from n2prune.compact.costs import cost_lines
+        from n2prune.compact.writeback import write_compacted
+        from n2prune.n2d2io.read import read_weights
+        from n2prune.network.build import load_network
+        net = load_network(args.ini, seed=args.seed)
+        if args.weights is not None:
+            if not read_weights(net, args.weights, ignore_missing=True):
+                raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's "
+                                 f"cells found there (<cell>_weights.syntxt)")
+        net.eval()
+        written, small = write_compacted(net, args.ini, args.output, onnx=not args.no_onnx)
+        print("\n".join(cost_lines(net, small)))
+        print(f"removed {small.compaction['removed_groups']} channel group(s); wrote "
+              f"{len(written)} files in {args.output}")
+        return 0
+
+    return run_guarded(action, args.debug)

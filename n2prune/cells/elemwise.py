@@ -61,9 +61,9 @@ class ElemWise(nn.Module):
         return row.view(1, channels, 1, 1)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        shapes = {tuple(x.shape) for x in inputs}
-        if len(shapes) != 1:
-            raise ValueError(f"ElemWise: inputs must have the same shape, got {sorted(shapes)}")
+        if any(tuple(x.shape) != tuple(inputs[0].shape) for x in inputs[1:]):  # traceable
+            shapes = sorted({tuple(int(d) for d in x.shape) for x in inputs})
+            raise ValueError(f"ElemWise: inputs must have the same shape, got {shapes}")
         y = self._combine(inputs)
         return self.activation(y) if self.activation is not None else y
 

@@ -187,8 +187,10 @@ def compact(net, atol: float = 1e-6):
         _update_info(small, name, plan)
     folds = {name: _fold(small, graph, name, value, atol)
              for name, value in contributions.items()}
-    small.compaction = {"removed_groups": len(removed), "folds": folds,
-                        "kept": dict(plan.keep_out)}
+    small.compaction = {
+        "removed_groups": len(removed), "folds": folds, "kept": dict(plan.keep_out),
+        "channels_before": {n: net.info[n].output_shape[0] for n in net.cells},
+        "inputs_before": {n: [c for c, _, _ in net.info[n].input_shapes] for n in net.cells}}
     return small
 
 

@@ -1,0 +1,173 @@
+"""What a network costs: parameters, multiply-accumulates (MACs) and measured CPU latency.
+
+MACs count the convolutions (connected kernels only, as N2D2 counts synapses) and the fully
+connected layers, per input sample; ``nonzero`` counts only the weights the masks keep (what an
+ideal sparse kernel would do; a dense CPU kernel does the dense count). Latency is measured,
+never estimated: medians of repeats that alternate between the networks compared, so machine
+noise hits them alike.
+
+>>> macs(net)                                     # doctest: +SKIP
+{'dense': 2307072, 'nonzero': 412160}
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+
+def _is_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) or (type(module).__name__ in ("Conv", "ShiftedConv")
+                                             and hasattr(module, "groups"))
+
+
+def _is_deconv(module: nn.Module) -> bool:
+    return isinstance(module, nn.ConvTranspose2d) or type(module).__name__ == "Deconv"
+
+
+def _is_fc(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or type(module).__name__ in ("Fc", "ShiftedFc")
+
+
+def _weight(module: nn.Module) -> torch.Tensor:
+    effective = getattr(module, "effective_weight", None)
+    return effective().detach() if callable(effective) else module.weight.detach()
+
+
+@torch.no_grad()
+def macs(net: nn.Module, input_shape: Optional[Sequence[int]] = None) -> Dict[str, int]:
+    """Dense and non-zero MACs of one sample through ``net`` (input ``(1, *input_shape)``,
+    default ``net.input_shape``)."""
+    shape = tuple(input_shape or net.input_shape)
+    totals = {"dense": 0, "nonzero": 0}
+
+    def hook(module, inputs, output):
+        weight = _weight(module)
+        connection = getattr(module, "connection", None)
+        if _is_fc(module):
+            dense, nonzero = weight.numel(), int((weight != 0).sum())
+        elif _is_deconv(module):
+            positions = inputs[0][0, 0].numel()
+            dense, nonzero = weight.numel() * positions, int((weight != 0).sum()) * positions
+        else:
+            positions = output[0, 0].numel()
+            kept = weight.numel() if connection is None else int(
+                connection.expand_as(weight).sum())
+            dense, nonzero = kept * positions, int((weight != 0).sum()) * positions
+        totals["dense"] += dense
+        totals["nonzero"] += nonzero
+
+    hooks = [m.register_forward_hook(hook) for m in net.modules()
+             if _is_conv(m) or _is_deconv(m) or _is_fc(m)]
+    was_training = net.training
+    try:
+        net.eval()
+        net(torch.zeros(1, *shape))
+    finally:
+        net.train(was_training)
+        for handle in hooks:
+            handle.remove()
+    return totals
+
+
+def parameters(net: nn.Module) -> Dict[str, int]:
+    """All parameters, and those not zeroed by a mask or a connection map."""
+    total = sum(p.numel() for p in net.parameters())
+    zeros = 0
+    for module in net.modules():
+        if (_is_conv(module) or _is_fc(module) or _is_deconv(module)) and \
+                getattr(module, "weight", None) is not None:
+            zeros += int((_weight(module) == 0).sum())
+    return {"total": total, "nonzero": total - zeros}
+
+
+@torch.no_grad()
+def compare_latency(nets: Mapping[str, nn.Module], input_shape: Sequence[int],
+                    batch: int = 1, repeats: int = 15, threads: Optional[int] = None,
+                    warmup: int = 3, min_seconds: float = 0.02) -> Dict[str, float]:
+    """Median seconds per forward pass of each network on a ``(batch, *input_shape)`` input,
+    repeats alternating between the networks. ``threads`` sets torch's intra-op threads for
+    the measurement (restored after). Each repeat runs enough passes to last ``min_seconds``."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
+    modes = {name: net.training for name, net in nets.items()}
+    try:
+        for net in nets.values():
+            net.eval()
+            for _ in range(warmup):
+                net(x)
+        loops = {name: _loops(net, x, min_seconds) for name, net in nets.items()}
+        times: Dict[str, List[float]] = {name: [] for name in nets}
+        for _ in range(repeats):
+            for name, net in nets.items():
+                start = time.perf_counter()
+                for _ in range(loops[name]):
+                    net(x)
+                times[name].append((time.perf_counter() - start) / loops[name])
+    finally:
+        torch.set_num_threads(previous)
+        for name, net in nets.items():
+            net.train(modes[name])
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _loops(net: nn.Module, x: torch.Tensor, min_seconds: float) -> int:
+    start = time.perf_counter()
+    net(x)
+    once = max(time.perf_counter() - start, 1e-6)
+    return max(1, int(min_seconds / once))
+
+
+def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
+                latency: bool = True, batch: int = 1, repeats: int = 7,
+                threads: Optional[int] = 2) -> Dict[str, Dict[str, float]]:
+    """Parameters, MACs and CPU latency of the dense network (masks off), the masked one and
+    the compacted one (default ``compact(net)``): ``{"dense": {...}, "masked": ..., ...}``."""
+    from n2prune.compact.onnx_export import baked
+    from n2prune.compact.shrink import compact
+    small = compact(net) if small is None else small
+    dense = _unmasked(net)
+    nets = {"dense": dense, "masked": net, "compacted": small}
+    report: Dict[str, Dict[str, float]] = {}
+    for name, model in nets.items():
+        count, flops = parameters(model), macs(model)
+        report[name] = {"parameters": count["total"], "nonzero_parameters": count["nonzero"],
+                        "macs": flops["dense"], "nonzero_macs": flops["nonzero"]}
+    if latency:
+        timed = compare_latency({"dense": dense, "masked": net, "compacted": baked(small)},
+                                net.input_shape, batch=batch, repeats=repeats, threads=threads)
+        for name, seconds in timed.items():
+            report[name]["latency_ms"] = round(seconds * 1e3, 4)
+            report[name]["batch"] = batch
+    return report
+
+
+@torch.no_grad()
+def _unmasked(net: nn.Module) -> nn.Module:
+    """A copy without PruneCells and with its masks undone (the weights as trained)."""
+    import copy
+    dense = copy.deepcopy(net)
+    for module in dense.modules():
+        if getattr(module, "quantizer", None) is not None:
+            module.quantizer = None
+    return dense
+
+
+def cost_lines(net: nn.Module, small: nn.Module, latency: bool = True) -> List[str]:
+    """The cost report as lines of text (for ``n2prune-info --costs`` and
+    ``n2prune-compact``)."""
+    report = cost_report(net, small, latency=latency)
+    lines = [f"{'':10} {'parameters':>12} {'MACs':>14} {'nonzero MACs':>14}"
+             + (f" {'CPU ms (b=1)':>13}" if latency else "")]
+    for name, row in report.items():
+        line = f"{name:10} {row['parameters']:>12,} {row['macs']:>14,} {row['nonzero_macs']:>14,}"
+        if latency:
+            line += f" {row['latency_ms']:>13.3f}"
+        lines.append(line)
+    return lines

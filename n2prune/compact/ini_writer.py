@@ -1,0 +1,180 @@
+"""Writing a compacted network back as the user's INI file, changed only where it must be.
+
+Only channel counts change: ``NbOutputs`` of the cells that lost channels, ``Mapping(P)``
+matrices, ``Mapping.NbGroups`` of depthwise convolutions and ``PerChannel`` ElemWise
+coefficients. Every other line (comments, key order, ``${VAR}`` and ``$(...)`` values) is kept
+as written. A value still right after the change (``NbOutputs=[conv1]NbOutputs``) is kept; a
+wrong one becomes a literal, in the cell's own section (a key it inherited gets an override
+line under its header). A template instance (``[block@file.tpl]``) is expanded in place only
+when one of its sections changes; relative template paths are rewritten for the new folder.
+
+>>> text = compacted_ini_text(small, "net.ini", "out")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from n2prune.cells.mapping import parent_key_name
+from n2prune.ini.template import render_file
+
+Edits = Dict[str, Dict[str, str]]   # section -> key -> new raw value
+_REFERENCE = re.compile(r"^\s*\[([^\]]+)\]\s*NbOutputs\s*$")
+
+
+def compacted_ini_text(small, source_path: str, out_dir: str) -> str:
+    """The INI text describing ``small`` (a compacted network built from ``source_path``),
+    for a file written in ``out_dir``."""
+    edits = ini_edits(small)
+    with open(source_path, "rb") as stream:
+        text = stream.read().decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    table = small.ini._table
+    expand = sorted({_instance_of(table.by_name[s]) for s in edits
+                     if table.by_name[s].via}, key=lambda n: -table.by_name[n].header_line)
+    for name in expand:
+        lines = _expand_instance(lines, small.ini, name, source_path)
+    for section, keys in edits.items():
+        for key, value in keys.items():
+            lines = _set_key(lines, section, key, value)
+    lines = [_relocate_template(line, os.path.dirname(source_path) or ".", out_dir)
+             for line in lines]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- what changes
+def ini_edits(small) -> Edits:
+    """Section -> key -> new value, for every key whose value compaction changed."""
+    edits: Edits = {}
+    counts = {name: info.output_shape[0] for name, info in small.info.items()}
+    for name, cell in small.cells.items():
+        section, info = small.ini[name], small.info[name]
+        old = small.compaction["channels_before"][name]
+        if counts[name] != old and "NbOutputs" in section:
+            raw = section.raw("NbOutputs")
+            match = _REFERENCE.match(raw)
+            if not (match and counts.get(match.group(1)) == counts[name]):
+                edits.setdefault(name, {})["NbOutputs"] = str(counts[name])
+        _mapping_edits(small, name, cell, section, info, edits)
+        if info.type == "ElemWise" and cell.coeff_mode == "PerChannel":
+            for key, values in (("Weights", cell.weights), ("Shifts", cell.shifts)):
+                if key in section:
+                    edits.setdefault(name, {})[key] = " ".join(f"{v:.9g}" for v in values)
+    return edits
+
+
+def _mapping_edits(small, name, cell, section, info, edits: Edits) -> None:
+    before = small.compaction["inputs_before"][name]
+    if [c for c, _, _ in info.input_shapes] == before:
+        return
+    if "Mapping.NbGroups" in section and info.type == "Conv" and cell.groups > 1 \
+            and cell.nb_inputs == cell.groups:
+        edits.setdefault(name, {})["Mapping.NbGroups"] = str(cell.groups)
+    table = _map_of(cell)
+    if table is None:
+        return
+    first = 0
+    for parent, (channels, _, _) in zip(info.inputs, info.input_shapes):
+        key = f"Mapping({parent_key_name(parent)})"
+        part = table[:, first:first + channels]
+        first += channels
+        if key in section:
+            rows = part.t().int().tolist()   # one text row per input channel
+            edits.setdefault(name, {})[key] = "\n".join(" ".join(map(str, row)) for row in rows)
+
+
+def _map_of(cell) -> Optional[torch.Tensor]:
+    if getattr(cell, "connection", None) is not None:
+        return cell.connection[:, :, 0, 0].bool()
+    if getattr(cell, "mapping", None) is not None and cell.mapping.dim() == 2:
+        return cell.mapping.bool()
+    return None
+
+
+# ----------------------------------------------------------------------------- text edits
+def _header(line: str) -> Optional[str]:
+    text = line.split(";")[0].strip()
+    if text.startswith("[") and "]" in text:
+        return text[1:text.index("]")].split("@")[0]
+    return None
+
+
+def _section_span(lines: List[str], section: str) -> Tuple[int, int]:
+    start = next((i for i, line in enumerate(lines) if _header(line) == section), None)
+    if start is None:
+        raise ValueError(f"cannot write back [{section}]: its header is not in the file (a "
+                         f"section from a nested template?)")
+    end = next((i for i in range(start + 1, len(lines)) if _header(lines[i]) is not None),
+               len(lines))
+    return start, end
+
+
+def _set_key(lines: List[str], section: str, key: str, value: str) -> List[str]:
+    """Replace ``key``'s value in ``section`` (keeping a trailing comment), or add it under
+    the header."""
+    start, end = _section_span(lines, section)
+    rows = value.split("\n")
+    new = [f"{key}={rows[0]}"] if len(rows) == 1 else \
+        [f"{key}=\\"] + [row + " \\" for row in rows[:-1]] + [rows[-1]]
+    for i in range(start + 1, end):
+        code, sep, comment = lines[i].partition(";")
+        if "=" in code and code.split("=", 1)[0].strip() == key:
+            last = i
+            while lines[last].endswith("\\") and last + 1 < len(lines):
+                last += 1    # a value continued with '\' over several lines
+            indent = code[:len(code) - len(code.lstrip())]
+            new[0] = indent + new[0]
+            if sep and last == i:
+                new[-1] += f" {sep}{comment}"
+            return lines[:i] + new + lines[last + 1:]
+    return lines[:start + 1] + new + lines[start + 1:]
+
+
+def _instance_of(data) -> str:
+    """The top-level template instance whose output holds ``data``."""
+    return re.findall(r"\[([^\]]+)\] at ", data.via)[-1]
+
+
+def _expand_instance(lines: List[str], ini, name: str, source_path: str) -> List[str]:
+    """Replace ``[name@file.tpl]`` and its parameter lines with the rendered sections."""
+    start = next(i for i, line in enumerate(lines)
+                 if line.strip().startswith(f"[{name}@"))
+    header = lines[start].strip()
+    template = header[header.index("@") + 1:header.index("]")]
+    end = next((i for i in range(start + 1, len(lines)) if _header(lines[i]) is not None),
+               len(lines))
+    resolved = _expand_env(template, ini.environ)
+    if not os.path.isabs(resolved):
+        resolved = os.path.join(os.path.dirname(source_path) or ".", resolved)
+    data = ini._table.by_name[name]
+    section = ini[name]
+    params = {"SECTION_NAME": name, "SECTION_FILE_NAME": resolved}
+    for key in data.entries:
+        if key not in params:
+            params[key] = section[key]
+    rendered = render_file(resolved, params).text.rstrip("\n").split("\n")
+    note = [f"; [{header[1:header.index(']')]}] expanded by n2prune-compact: its sections "
+            f"lost different numbers of channels"]
+    return lines[:start] + note + rendered + [""] + lines[end:]
+
+
+def _expand_env(text: str, environ) -> str:
+    return re.sub(r"\$\{([^}]+)\}", lambda m: environ.get(m.group(1), m.group(0)), text)
+
+
+def _relocate_template(line: str, source_dir: str, out_dir: str) -> str:
+    """A relative ``[name@path]`` include, rewritten to be found from ``out_dir``."""
+    stripped = line.strip()
+    if not (stripped.startswith("[") and "@" in stripped.split("]")[0]):
+        return line
+    close = stripped.index("]")
+    name, path = stripped[1:close].split("@", 1)
+    if path.startswith(("$", "/")):
+        return line
+    new = os.path.relpath(os.path.join(os.path.abspath(source_dir), path),
+                          os.path.abspath(out_dir))
+    return f"[{name}@{new}]{stripped[close + 1:]}"
