@@ -23,6 +23,11 @@ from n2prune.cells.fc import Fc
 from n2prune.n2d2io.write import BN_FILES, Kernels, PathLike, cell_path, named_cells, suffixed
 
 _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:nan|inf|infinity))")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class _BadValue(ValueError):
+    """A value that is not a finite float32 number; read_weights adds the cell's name."""
 
 
 def read_weights(net, directory: PathLike, ignore_missing: bool = True) -> List[Path]:
@@ -39,11 +44,15 @@ def read_weights(net, directory: PathLike, ignore_missing: bool = True) -> List[
     imports: List[Tuple[nn.Module, Callable[[], None], List[Path]]] = []
     for name, cell in named_cells(net):
         if isinstance(cell, (Conv, Deconv, Fc)):
-            found = _plan_weighted(name, cell, cell_path(directory, name), ignore_missing)
+            plan = _plan_weighted
         elif isinstance(cell, BatchNorm):
-            found = _plan_batchnorm(name, cell, cell_path(directory, name), ignore_missing)
+            plan = _plan_batchnorm
         else:
             continue
+        try:
+            found = plan(name, cell, cell_path(directory, name), ignore_missing)
+        except _BadValue as error:
+            raise ValueError(f"{error} (cell {name!r})") from None
         if found is not None:
             imports.append((cell, *found))
     saved = [(t, t.detach().clone()) for cell, _, _ in imports
@@ -181,7 +190,14 @@ def _parse_line(text: str, path: Path, line: int) -> np.ndarray:
     for index, word in enumerate(words):
         if not _NUMBER.fullmatch(word):
             raise ValueError(f"{path}:{line}: value {index + 1} is {word!r}, not a number")
-    return np.array([float(word) for word in words], dtype=np.float64)
+    values = np.array([float(word) for word in words], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        bad = np.flatnonzero(~np.isfinite(values.astype(np.float32)))
+    if bad.size:
+        index = int(bad[0])
+        raise _BadValue(f"{path}:{line}: value {index + 1} is {words[index]!r}, not a finite "
+                        f"float32 number (|x| <= {_FLOAT32_MAX:.8g})")
+    return values
 
 
 def _read_rows(path: Path, counts: Sequence[int], describe: Callable[[int], str],

@@ -20,7 +20,9 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune import ini as ini_module
-from n2prune.train.checkpoint import load_checkpoint, save_atomic
+from n2prune.train.checkpoint import (BEST_KEYS, MODEL_KEYS, RUN_KEYS, STATE_KEYS,
+                                       load_checkpoint, load_state_into, require_keys,
+                                       save_atomic)
 from n2prune.train.distributed import Ranks
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
@@ -84,7 +86,7 @@ class Trainer:
             seed = int(checkpoint["seed"])
         elif seed == 0 and self.options.test_only and (self.output / "model.pt").exists():
             # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
-            seed = int(load_checkpoint(self.output / "model.pt")["seed"])
+            seed = load_checkpoint(self.output / "model.pt", MODEL_KEYS)["seed"]
         elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
             seed = int(time.time()) % (2**31 - 1) or 1
         return checkpoint, seed
@@ -92,7 +94,15 @@ class Trainer:
     def _previous_checkpoint(self) -> Optional[Dict[str, Any]]:
         path = self.output / CHECKPOINT
         if self.options.resume:
-            state = load_checkpoint(path)
+            if not path.exists():
+                raise ValueError(f"{path}: no checkpoint to resume from (run without --resume "
+                                 f"first)")
+            state = load_checkpoint(path, RUN_KEYS)
+            require_keys(state["state"], STATE_KEYS, f"{path}: state")
+            if state["state"]["best"] is not None:
+                require_keys(state["state"]["best"], BEST_KEYS, f"{path}: best")
+                if not 1 <= state["state"]["best"]["log_point"] <= len(state["state"]["rows"]):
+                    raise ValueError(f"{path}: its best log point is not one of its rows")
             if state.get("ini_digest") != self.ini_digest:
                 raise ValueError(f"{path}: this checkpoint was made from another version of "
                                  f"{self.ini_path}; resume needs the same INI file")
@@ -285,7 +295,7 @@ class Trainer:
     def _restore_best(self, state: Dict[str, Any]) -> None:
         """The best eligible validation point's weights; the last ones when none qualified."""
         if state["best"] is not None:
-            self.net.load_state_dict(state["best"]["state"])
+            load_state_into(self.net, state["best"]["state"], "the best log point's weights")
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, state: Dict[str, Any]) -> None:
@@ -298,11 +308,20 @@ class Trainer:
         }, self.output / CHECKPOINT)
 
     def _restore(self, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
-        self.net.load_state_dict(checkpoint["net"])
-        for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"]):
-            optimizer.load_state_dict(saved)
-        torch.set_rng_state(checkpoint["torch_rng"])
-        self.generator.set_state(checkpoint["generator"])
+        where = str(self.output / CHECKPOINT)
+        load_state_into(self.net, checkpoint["net"], where)
+        if len(checkpoint["optimizers"]) != len(self.optimizers):
+            raise ValueError(f"{where}: {len(checkpoint['optimizers'])} solver states, this "
+                             f"network has {len(self.optimizers)}")
+        try:
+            for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"]):
+                optimizer.load_state_dict(saved)
+            torch.set_rng_state(checkpoint["torch_rng"])
+            self.generator.set_state(checkpoint["generator"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            reason = (str(exc).splitlines() or [""])[0]
+            raise ValueError(f"{where}: its solver or random state does not fit this run "
+                             f"({type(exc).__name__}: {reason})") from None
         return checkpoint["state"]
 
     # ------------------------------------------------------------------ weights
@@ -317,8 +336,8 @@ class Trainer:
         if not path.exists():
             raise ValueError(f"-test: no trained network in {self.output} (model.pt); learn "
                              f"first, or give -w DIR with N2D2 weight files")
-        saved = load_checkpoint(path)
-        self.net.load_state_dict(saved["net"])
+        saved = load_checkpoint(path, MODEL_KEYS)
+        load_state_into(self.net, saved["net"], str(path))
 
     # ------------------------------------------------------------------ measures
     @torch.no_grad()
