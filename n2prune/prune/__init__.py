@@ -15,6 +15,7 @@ from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.schedules import SCHEDULES
 from n2prune.prune.scope import SCOPES, global_keep, prune_global
 from n2prune.prune.attach import attach, detach  # noqa: E402  (after PruneCell: uses it)
+from n2prune.prune.pruner import Pruner  # noqa: E402
 
-__all__ = ["CRITERIA", "MASK_FILLERS", "PATTERNS", "PruneCell", "SCHEDULES", "SCOPES", "attach",
-           "detach", "global_keep", "prune_global", "register_criterion"]
+__all__ = ["CRITERIA", "MASK_FILLERS", "PATTERNS", "PruneCell", "SCHEDULES", "SCOPES", "Pruner",
+           "attach", "detach", "global_keep", "prune_global", "register_criterion"]

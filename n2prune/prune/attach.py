@@ -166,6 +166,7 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
     ``select`` chooses; returns ``{layer name: PruneCell}`` (masks computed now).
 
     With ``seed=s`` the i-th chosen layer's cell gets seed ``s + i`` (distinct Random masks).
+    With ``scope="Global"`` the new cells' masks come from one ranking over all of them.
     A layer that already carries a quantizer is an error: ``detach`` it first.
     """
     layers = select(model, include, exclude, types)
@@ -184,8 +185,14 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
     for index, (name, layer) in enumerate(layers.items()):
         extra = {} if seed is None else {"seed": seed + index}
         cell = PruneCell(**prunecell_args, **extra)
+        # Global cells skip their own Layer mask at attach: one ranking over all of them follows
+        cell._ranked_later = getattr(cell, "scope", "Layer") == "Global"
         layer.quantizer = cell  # attaches (WeightCell.__setattr__ or the registration hook)
         cells[name] = cell
+    ranked = [cell for cell in cells.values() if cell.__dict__.pop("_ranked_later")]
+    if ranked:
+        from n2prune.prune.scope import prune_global
+        prune_global(ranked)
     return cells
 
 

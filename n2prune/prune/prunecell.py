@@ -136,6 +136,8 @@ class PruneCell(nn.Module):
 
     @torch.no_grad()
     def _refill(self) -> None:
+        if self.__dict__.get("_ranked_later"):
+            return  # n2prune.attach ranks its Global cells together right after attaching
         if self.prune_filler == "None":
             self.mask.fill_(1.0)
             return

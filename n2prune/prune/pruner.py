@@ -1,0 +1,232 @@
+"""Pruner: drives the PruneCells of a model from a training loop (yours or ``n2prune-train``).
+
+It owns schedule stepping (``PruneCell.update`` for every cell after each optimiser step) and
+the global ranking (one ``prune_global`` over all cells with ``scope="Global"`` whenever their
+threshold moves), and reports sparsity. The hooks are those INC's pruning users know; a loop
+calls them in this order::
+
+    pruner = n2prune.Pruner(model, epoch_size=len(train_set), epochs=10)
+    pruner.on_train_begin()
+    for epoch in range(10):
+        pruner.on_epoch_begin(epoch)
+        for step, (x, y) in enumerate(loader):
+            pruner.on_step_begin(step)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(); loss.backward()
+            pruner.on_before_optimizer_step()
+            optimizer.step()
+            pruner.on_step_end(len(x))
+        pruner.on_epoch_end()
+    pruner.on_train_end()
+
+Extensions (statistics for criteria, regularisers) are *callbacks*: objects with any of the
+hook methods, each called with the Pruner as its first argument after the Pruner's own work,
+plus optional ``bind(pruner)`` (install forward hooks on ``pruner.layers``) and ``unbind()``.
+They store what they gather in the cells (``PruneCell.set_stat``), so it travels in state_dict;
+``pruner.recompute()`` then refills the masks at the current thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+import torch
+from torch import nn
+
+from n2prune.prune.prunecell import PruneCell
+
+HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_begin", "on_before_optimizer_step",
+         "on_step_end", "on_epoch_end", "on_train_end")
+ModelOrCells = Union[nn.Module, Mapping[str, PruneCell], Iterable[PruneCell]]
+
+
+def find_cells(model_or_cells: ModelOrCells) -> Dict[str, PruneCell]:
+    """``{name: PruneCell}`` from a model (every layer's ``quantizer``), a dict as ``attach``
+    returns, or a list of PruneCells (named by position)."""
+    if isinstance(model_or_cells, PruneCell):
+        return {"": model_or_cells}
+    if isinstance(model_or_cells, nn.Module):
+        found = {name: layer._modules["quantizer"]
+                 for name, layer in model_or_cells.named_modules()
+                 if isinstance(layer._modules.get("quantizer"), PruneCell)}
+        if not found:
+            raise ValueError(f"Pruner: {type(model_or_cells).__name__} holds no PruneCell; "
+                             f"use n2prune.attach(model, ...) first")
+        return found
+    items = (list(model_or_cells.items()) if isinstance(model_or_cells, Mapping)
+             else [(str(i), cell) for i, cell in enumerate(model_or_cells)])
+    for name, cell in items:
+        if not isinstance(cell, PruneCell):
+            raise TypeError(f"Pruner: {name!r} is a {type(cell).__name__}, not a PruneCell")
+    if not items:
+        raise ValueError("Pruner: no PruneCell given")
+    return dict(items)
+
+
+class Pruner:
+    """Schedule stepping, global ranking and statistics for a set of PruneCells.
+
+    ``epoch_size`` (stimuli per epoch) lets schedules take positions in epochs; ``epochs``
+    (or ``horizon``, stimuli in the whole run) lets a schedule without an end reach its target
+    before learning ends; ``period`` is the Gradual period of cells without ``stepsize``
+    (N2D2's default: the log period). Values a cell already has are not overwritten unless
+    given here. ``callbacks``: extensions, see the module docstring.
+    """
+
+    def __init__(self, model_or_cells: ModelOrCells, *, epoch_size: int = 0,
+                 epochs: Optional[float] = None, horizon: Optional[int] = None,
+                 period: Optional[int] = None, callbacks: Iterable[Any] = ()):
+        self.cells: Dict[str, PruneCell] = find_cells(model_or_cells)
+        if epochs is not None and horizon is not None:
+            raise ValueError("Pruner: give epochs or horizon (stimuli), not both")
+        if epochs is not None:
+            if epoch_size <= 0:
+                raise ValueError("Pruner: epochs needs epoch_size (stimuli per epoch)")
+            horizon = int(round(epochs * epoch_size))
+        for value, name in ((epoch_size, "epoch_size"), (horizon, "horizon"),
+                            (period, "period")):
+            if value is not None and (isinstance(value, bool) or int(value) != value
+                                      or value < 0):
+                raise ValueError(f"Pruner: {name}={value!r} must be a non-negative integer")
+        for cell in self.cells.values():
+            if epoch_size:
+                cell.epoch_size = int(epoch_size)
+            if horizon is not None:
+                cell.horizon = int(horizon)
+            if period is not None:
+                cell.default_period = int(period)
+        self.global_cells: List[PruneCell] = [c for c in self.cells.values()
+                                              if getattr(c, "scope", "Layer") == "Global"]
+        self.epoch, self.step, self.stimuli = 0, 0, 0
+        self.callbacks: List[Any] = []
+        for callback in callbacks:
+            self.add_callback(callback)
+        if self.global_cells:
+            self.rank_global()
+
+    # ----------------------------------------------------------------- layers and callbacks
+    @property
+    def layers(self) -> Dict[str, nn.Module]:
+        """``{name: layer}``: the module each cell prunes (for forward hooks)."""
+        return {name: cell.cell for name, cell in self.cells.items()}
+
+    def add_callback(self, callback: Any) -> None:
+        """Add an extension; its ``bind(pruner)`` (if any) is called now."""
+        bind = getattr(callback, "bind", None)
+        if bind is not None:
+            bind(self)
+        self.callbacks.append(callback)
+
+    def _dispatch(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
+
+    # ----------------------------------------------------------------- hooks
+    def on_train_begin(self) -> None:
+        self._dispatch("on_train_begin")
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self._dispatch("on_epoch_begin", epoch)
+
+    def on_step_begin(self, step: int) -> None:
+        self.step = int(step)
+        self._dispatch("on_step_begin", step)
+
+    def on_before_optimizer_step(self) -> None:
+        """After backward, before the optimiser: where gradient statistics are read."""
+        self._dispatch("on_before_optimizer_step")
+
+    def on_step_end(self, batch_size: int) -> bool:
+        """Advance every cell's schedule by ``batch_size`` stimuli; returns whether a mask
+        changed. Global cells are ranked together when their threshold moves."""
+        fired = False
+        global_fired = False
+        for cell in self.cells.values():
+            if cell.update(batch_size):
+                fired = True
+                global_fired = global_fired or getattr(cell, "scope", "Layer") == "Global"
+        self.stimuli += int(batch_size)
+        if global_fired:
+            self.rank_global()
+            for cell in self.global_cells:
+                rewind = getattr(cell, "rewind_weights", None)
+                if rewind is not None:
+                    rewind()
+        self._dispatch("on_step_end", batch_size)
+        return fired
+
+    def on_epoch_end(self) -> None:
+        self._dispatch("on_epoch_end")
+
+    def on_train_end(self) -> None:
+        self._dispatch("on_train_end")
+        for callback in self.callbacks:
+            unbind = getattr(callback, "unbind", None)
+            if unbind is not None:
+                unbind()
+
+    # ----------------------------------------------------------------- masks
+    def rank_global(self) -> None:
+        """One ranking over every Global-scope cell at their common current threshold."""
+        if self.global_cells:
+            from n2prune.prune.scope import prune_global
+            prune_global(self.global_cells)
+
+    @torch.no_grad()
+    def recompute(self) -> None:
+        """Refill every mask at the current thresholds (after new statistics, say)."""
+        for cell in self.cells.values():
+            if getattr(cell, "scope", "Layer") != "Global":
+                cell._refill()
+        self.rank_global()
+
+    # ----------------------------------------------------------------- statistics
+    def statistics(self) -> Dict[str, Dict[str, float]]:
+        """Per cell and ``"total"``: weights, pruned, sparsity; per cell also the current
+        and target thresholds."""
+        from n2prune.prune.sparsity import mask_counts
+        stats: Dict[str, Dict[str, float]] = {}
+        pruned_all = weights_all = 0
+        for name, cell in self.cells.items():
+            layer = cell._cell_ref() if cell._cell_ref is not None else None
+            pruned, weights = mask_counts(cell.mask, getattr(layer, "connection", None))
+            stats[name] = {"weights": weights, "pruned": pruned,
+                           "sparsity": pruned / weights if weights else 0.0,
+                           "threshold": cell.get_current_threshold(),
+                           "target": cell.threshold}
+            pruned_all, weights_all = pruned_all + pruned, weights_all + weights
+        stats["total"] = {"weights": weights_all, "pruned": pruned_all,
+                          "sparsity": pruned_all / weights_all if weights_all else 0.0}
+        return stats
+
+    def sparsity(self) -> float:
+        """Pruned over (connected) weights of all cells."""
+        return self.statistics()["total"]["sparsity"]
+
+    def summary(self) -> List[str]:
+        """One line per cell (name, layer, weight shape, how it prunes, sparsity), then total."""
+        stats = self.statistics()
+        width = max([len(name) for name in self.cells] + [5])
+        lines = []
+        for name, cell in self.cells.items():
+            layer = cell._cell_ref() if cell._cell_ref is not None else None
+            shape = "x".join(str(d) for d in cell.mask.shape)
+            how = " ".join(str(v) for v in (cell.prune_mode, cell.prune_filler,
+                                            getattr(cell, "pattern", "Unstructured"),
+                                            getattr(cell, "scope", "Layer"),
+                                            getattr(cell, "schedule", "Linear")))
+            s = stats[name]
+            lines.append(f"{name or '<model>':<{width}}  {type(layer).__name__:<16} "
+                         f"{shape:<14} {how:<48} {s['threshold']:.4f}/{s['target']:.4f}  "
+                         f"sparsity {s['sparsity']:.4f} ({s['pruned']}/{s['weights']})")
+        total = stats["total"]
+        lines.append(f"{'total':<{width}}  {len(self.cells)} cells, sparsity "
+                     f"{total['sparsity']:.4f} ({total['pruned']}/{total['weights']})")
+        return lines
+
+    def __repr__(self) -> str:
+        return (f"Pruner({len(self.cells)} cells, {len(self.global_cells)} global, "
+                f"sparsity={self.sparsity():.4f}, epoch={self.epoch}, stimuli={self.stimuli})")

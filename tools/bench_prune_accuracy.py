@@ -1,0 +1,193 @@
+"""Accuracy at high sparsity: n2prune's global Magnitude + Cubic schedule (attach + Pruner)
+against torch.nn.utils.prune.global_unstructured with the same schedule, same loop.
+
+    python tools/bench_prune_accuracy.py [--epochs 10] [--seeds 1 2] [--sparsity 0.95 0.98]
+                                         [--data ../shared/data/mnist-10k]
+
+Both sides train networks/lenet.ini's LeNet (built by n2prune from the INI, the INI's own
+PruneCells removed, same initial weights for a seed) on the same MNIST Learn set, in the same
+hand-written loop: torch.optim.SGD with the INI's learning rate, momentum and weight decay,
+cosine decay over the run, batch 64, the same shuffling. Only the pruning differs:
+
+- n2prune: ``attach(net, prune_mode="Gradual", prune_filler="Magnitude", scope="Global",
+  schedule="Cubic", start=0, threshold=s)`` and a ``Pruner`` whose hooks the loop calls (masks
+  re-ranked from the current weights at each step of the schedule);
+- torch: at each step of the same cubic schedule (same positions), ``global_unstructured``
+  with ``L1Unstructured`` prunes the count that brings the total to the schedule's value
+  (torch prunes among the weights still unpruned: masks only grow).
+
+Cubic window: from 0 to 75 % of the run, a step every ``--frequency`` epochs (default 0.25).
+Prints the test accuracy of the final weights per seed, and the mean per method and sparsity.
+Takes minutes; not a CI test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+import n2prune
+from n2prune.prune.schedules import HORIZON_FRACTION, cubic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist-10k"
+BATCH = 64
+
+
+def build(ini: Path, environ: Dict[str, str], seed: int, scratch: Path):
+    """The LeNet (INI PruneCells removed), its SGD groups, the Learn and Test tensors."""
+    from n2prune.train.trainer import Trainer, TrainOptions
+    options = TrainOptions(learn_epoch=1, seed=seed, threads=1, quiet=True,
+                           output=str(scratch), overwrite=True, environ=environ)
+    trainer = Trainer(str(ini), options)
+    net = trainer.net
+    n2prune.detach(net, bake=False)
+    groups = []
+    for name, info in net.info.items():
+        cell = net.cells[name]
+        for role, spec in info.solvers.items():
+            param = getattr(cell, role, None)
+            if isinstance(param, nn.Parameter):
+                kw = spec.kwargs()
+                groups.append({"params": [param], "lr": kw.get("learning_rate", 0.01),
+                               "momentum": kw.get("momentum", 0.0),
+                               "weight_decay": kw.get("decay", 0.0)})
+    provider = trainer.provider
+    learn = provider.batch("Learn", torch.arange(provider.epoch_size))
+    test = provider.batch("Test", torch.arange(provider.size("Test")))
+    layers = [c for c in net.cells.values() if type(c).__name__ in ("Conv", "Fc")]
+    return net, trainer.objectives[0], layers, groups, learn, test
+
+
+def accuracy(net, objective, data) -> float:
+    x, labels = data
+    net.eval()
+    with torch.no_grad():
+        out = net.outputs(x, [objective.target.cell])
+        correct = int((objective.estimated(out) == labels).sum())
+    net.train()
+    return correct / len(labels)
+
+
+def run(method: str, target: float, seed: int, epochs: int, frequency: float, ini: Path,
+        environ: Dict[str, str], scratch: Path) -> Tuple[float, float]:
+    """Train once; returns (test accuracy, achieved sparsity)."""
+    net, objective, layers, groups, (x, labels), test = build(ini, environ, seed, scratch)
+    size = len(x)
+    horizon = epochs * size
+    end = HORIZON_FRACTION * horizon
+    step_every = max(1, int(frequency * size))
+    pruner = None
+    if method == "n2prune":
+        cells = n2prune.attach(net, types=tuple(type(c) for c in layers), prune_mode="Gradual",
+                               prune_filler="Magnitude", scope="Global", schedule="Cubic",
+                               start=0.0, threshold=target, frequency=step_every)
+        pruner = n2prune.Pruner(cells, epoch_size=size, horizon=horizon)
+    else:
+        for layer in layers:  # start from all-ones masks (weight_orig, weight_mask)
+            prune.identity(layer, "weight")
+    total_weights = sum(layer.weight.numel() for layer in layers)
+    optimizer = torch.optim.SGD(groups, lr=groups[0]["lr"])
+    steps = epochs * math.ceil(size / BATCH)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    generator = torch.Generator().manual_seed(seed)
+    criterion = objective.loss
+    position, pruned_now = 0, 0
+    net.train()
+    if pruner:
+        pruner.on_train_begin()
+    for epoch in range(epochs):
+        if pruner:
+            pruner.on_epoch_begin(epoch)
+        order = torch.randperm(size, generator=generator)
+        for first in range(0, size, BATCH):
+            index = order[first:first + BATCH]
+            outputs = net.outputs(x.index_select(0, index), [objective.source])  # logits
+            loss = criterion(outputs, labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            if pruner:
+                pruner.on_before_optimizer_step()
+            optimizer.step()
+            scheduler.step()
+            position += len(index)
+            if pruner:
+                pruner.on_step_end(len(index))
+            else:
+                t = math.floor(position / step_every) * step_every
+                wanted = math.ceil(cubic(t, 0.0, end, 0.0, target) * total_weights)
+                if wanted > pruned_now:
+                    prune.global_unstructured([(layer, "weight") for layer in layers],
+                                              pruning_method=prune.L1Unstructured,
+                                              amount=wanted - pruned_now)
+                    pruned_now = wanted
+        if pruner:
+            pruner.on_epoch_end()
+    if pruner:
+        pruner.on_train_end()
+        sparsity = pruner.sparsity()
+    else:
+        sparsity = sum(int((layer.weight_mask == 0).sum()) for layer in layers) / total_weights
+    return accuracy(net, objective, test), sparsity
+
+
+def _environ(data: Path, scratch: Path) -> Dict[str, str]:
+    link = scratch / "data" / "mnist"
+    link.parent.mkdir()
+    link.symlink_to(data.resolve())
+    return dict(os.environ, N2D2_DATA=str(link.parent))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.95, 0.98])
+    parser.add_argument("--frequency", type=float, default=0.25,
+                        help="epochs between schedule steps (default 0.25)")
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    if not (data / "train-images-idx3-ubyte.gz").exists():
+        parser.error(f"--data {data}: no MNIST IDX files there")
+    torch.set_num_threads(1)
+    results: Dict[Tuple[str, float], List[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_prune_accuracy_") as folder:
+        scratch = Path(folder)
+        environ = _environ(data, scratch)
+        print(f"networks/lenet.ini on {data}, {args.epochs} epochs, seeds {args.seeds}, "
+              f"cubic steps every {args.frequency} epoch", flush=True)
+        for target in args.sparsity:
+            for seed in args.seeds:
+                order = ("n2prune", "torch") if seed % 2 else ("torch", "n2prune")
+                for method in order:
+                    acc, achieved = run(method, target, seed, args.epochs, args.frequency,
+                                        ROOT / "networks" / "lenet.ini", environ,
+                                        scratch / "run")
+                    results.setdefault((method, target), []).append(acc)
+                    print(f"  {target:.0%} seed {seed} {method:8s}: test accuracy "
+                          f"{100 * acc:.2f} %, sparsity {achieved:.4f}", flush=True)
+    print("| sparsity | n2prune global Magnitude, Cubic | torch global_unstructured, Cubic |")
+    print("|---|---|---|")
+    for target in args.sparsity:
+        cells = []
+        for method in ("n2prune", "torch"):
+            values = results[(method, target)]
+            cells.append(f"{100 * statistics.mean(values):.2f} % "
+                         f"({', '.join(f'{100 * v:.2f}' for v in values)})")
+        print(f"| {target:.0%} | {cells[0]} | {cells[1]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
