@@ -67,3 +67,61 @@ def test_a_bad_activation_is_refused_at_construction(cls):
     with pytest.raises(TypeError, match="activation must be None, an activation name or a "
                                         "module, not int"):
         make(3)
+
+
+# X-first dims: Conv, Deconv and Pool read them with one helper (n2prune.cells.dims.pair).
+@pytest.mark.parametrize("dims, expected", [
+    ([3], [3, 1]),      # N2D2's 1-D dims: [n] is [n, 1]
+    (3, [3, 3]),        # an int is square
+    ([3, 2], [3, 2]),   # width first
+])
+def test_conv_deconv_and_pool_read_kernel_dims_alike(dims, expected):
+    conv, deconv, pool = Conv(1, 1, kernel_dims=dims), Deconv(1, 1, dims), Pool(1, dims)
+    assert conv.kernel_dims == deconv.kernel_dims == pool.pool_dims == expected
+    width, height = expected
+    assert conv.weight.shape[2:] == deconv.weight.shape[2:] == (height, width)
+
+
+def test_one_item_padding_pads_the_width_only_in_every_cell():
+    conv = Conv(1, 1, kernel_dims=[1, 1], padding_dims=[2])
+    deconv = Deconv(1, 1, [1, 1], padding_dims=[-2])
+    assert conv.padding_dims == [2, 0]
+    assert deconv.padding_dims == [-2, 0]
+    assert conv(torch.ones(1, 1, 3, 3)).shape == (1, 1, 3, 7)
+
+
+@pytest.mark.parametrize("make", [lambda d: Conv(1, 1, kernel_dims=d),
+                                  lambda d: Deconv(1, 1, d)], ids=["Conv", "Deconv"])
+@pytest.mark.parametrize("dims, message", [
+    ([3, 3, 3], r"kernel_dims=\[3, 3, 3\]: expected \[X\] or \[X, Y\] \(width first\); 3-D "
+                r"dims are not supported"),
+    ([0, 3], r"kernel_dims=\[0, 3\]: values must be >= 1"),
+    ("3", r"kernel_dims='3': expected an int, \[X\] or \[X, Y\] \(width first\)"),
+    ([3, 2.0], r"kernel_dims=\[3, 2.0\]: expected integers"),
+    (1.5, r"kernel_dims=1.5: expected an int, \[X\] or \[X, Y\]"),
+])
+def test_bad_dims_name_argument_and_form(make, dims, message):
+    with pytest.raises(ValueError, match=message):
+        make(dims)
+
+
+def test_grouped_conv_with_several_inputs_is_refused_with_the_equivalent_form():
+    with pytest.raises(ValueError, match=r"^Conv: input_channels=\[2, 2\] with groups=2 is not "
+                                         r"supported: .*use groups=1 with a block-diagonal "
+                                         r"connection map"):
+        Conv(4, 4, groups=2, input_channels=[2, 2])
+
+
+def test_grouped_conv_with_one_input_and_the_equivalent_two_input_conv_agree():
+    grouped = Conv(4, 4, kernel_dims=[3, 3], groups=2, input_channels=[4])
+    assert [grouped.weight[:, part].shape[1] for part in grouped.input_slices] == [2]
+    block = torch.block_diag(torch.ones(2, 2), torch.ones(2, 2)).bool()
+    two_inputs = Conv(4, 4, kernel_dims=[3, 3], connection=block, input_channels=[2, 2])
+    with torch.no_grad():
+        two_inputs.weight.zero_()
+        two_inputs.weight[:2, :2] = grouped.weight[:2]
+        two_inputs.weight[2:, 2:] = grouped.weight[2:]
+        two_inputs.bias.copy_(grouped.bias)
+    assert [two_inputs.weight[:, part].numel() for part in two_inputs.input_slices] == [72, 72]
+    x = torch.randn(1, 4, 5, 5)
+    assert torch.allclose(two_inputs(x[:, :2], x[:, 2:]), grouped(x), atol=1e-6)

@@ -38,7 +38,8 @@ def test_stride_like_dims_priority_and_per_axis_defaults():
 
 def test_pair_extends_one_d_and_rejects_three_d():
     assert pair("pool_dims", [3], 1, 1) == (3, 1)
-    assert pair("padding_dims", 2, 0, 0) == (2, 0)
+    assert pair("padding_dims", [2], 0, 0) == (2, 0)
+    assert pair("padding_dims", 2, 0, 0) == (2, 2)  # an int is square, as in PyTorch
     with pytest.raises(ValueError, match="3-D dims are not supported"):
         pair("pool_dims", [1, 2, 3], 1, 1)
 

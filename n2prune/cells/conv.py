@@ -10,7 +10,7 @@ from torch import nn
 
 from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
-from n2prune.cells.dims import key_of, read_dims, read_kernel_dims
+from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
 from n2prune.cells.weighted import WeightCell
 from n2prune.cells.initializers import build_initializer
@@ -19,28 +19,13 @@ from n2prune.ini.params import Key
 from n2prune.ini.values import read_bool, read_int, read_text, read_uint, read_word
 
 
-def _pair(name: str, value, default: int, allow_negative: bool = False) -> tuple:
-    """An N2D2 dims list [X, Y] (or one int for both) -> validated (x, y)."""
-    if value is None:
-        value = [default, default]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value, value]
-    value = list(value)
-    if len(value) == 1:
-        value = value * 2
-    low = None if allow_negative else (0 if name == "padding_dims" else 1)
-    if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in value) \
-            or (low is not None and any(v < low for v in value)):
-        bound = "integers" if low is None else f"integers >= {low}"
-        raise ValueError(f"{name}={value!r}: expected [X, Y] (width first), {bound}")
-    return value[0], value[1]
-
-
 class Conv(WeightCell):
     """2-D convolution, N2D2 style.
 
     Dims are N2D2 lists, width first: ``kernel_dims=[5, 3]`` is 5 wide, 3 high, so the weight
-    is ``(nb_outputs, nb_inputs // groups, 3, 5)`` in PyTorch's layout. ``sub_sample_dims``
+    is ``(nb_outputs, nb_inputs // groups, 3, 5)`` in PyTorch's layout. An int is square
+    (``kernel_dims=3``: 3x3); a one-item list is N2D2's 1-D dims (``[3]``: 3 wide, 1 high;
+    padding ``[p]``: ``[p, 0]``), as for Deconv and Pool (``n2prune.cells.dims.pair``). ``sub_sample_dims``
     multiplies the stride (N2D2's subsampling keeps every n-th output); negative padding crops.
     ``connection`` (bool, ``(nb_outputs, nb_inputs)``) is N2D2's fixed channel map: unconnected
     kernels stay zero. ``input_channels`` splits ``nb_inputs`` among several inputs, which are
@@ -64,16 +49,22 @@ class Conv(WeightCell):
             raise ValueError(f"Conv: groups={groups} must divide nb_inputs={nb_inputs} and "
                              f"nb_outputs={nb_outputs}")
         self.nb_inputs, self.nb_outputs, self.groups = nb_inputs, nb_outputs, groups
-        kx, ky = _pair("kernel_dims", kernel_dims, 1)
-        sx, sy = _pair("stride_dims", stride_dims, 1)
-        ssx, ssy = _pair("sub_sample_dims", sub_sample_dims, 1)
+        kx, ky = pair("kernel_dims", kernel_dims, 1, 1)
         self.kernel_dims = [kx, ky]
-        self.stride_dims, self.sub_sample_dims = [sx, sy], [ssx, ssy]
-        self.padding_dims = list(_pair("padding_dims", padding_dims, 0, allow_negative=True))
-        self.dilation_dims = list(_pair("dilation_dims", dilation_dims, 1))
+        self.stride_dims = list(pair("stride_dims", stride_dims, 1, 1))
+        self.sub_sample_dims = list(pair("sub_sample_dims", sub_sample_dims, 1, 1))
+        self.padding_dims = list(pair("padding_dims", padding_dims, 0, None))
+        self.dilation_dims = list(pair("dilation_dims", dilation_dims, 1, 1))
         self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs // groups, ky, kx))
         self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
         self.activation = as_activation(activation)
+        if groups > 1 and input_channels is not None and len(input_channels) > 1:
+            # Each input's weights must be a block of weight columns (N2D2 keeps one tensor
+            # per input, PruneCell prunes each block); grouped columns mix the inputs.
+            raise ValueError(f"Conv: input_channels={list(input_channels)} with groups="
+                             f"{groups} is not supported: with groups, an input's weights are "
+                             f"not a block of columns; use groups=1 with a block-diagonal "
+                             f"connection map (the same convolution)")
         self._set_inputs(input_channels, nb_inputs, "input_channels")
         if connection is not None:
             connection = torch.as_tensor(connection, dtype=torch.bool)

@@ -8,7 +8,7 @@ defaults) cut to the kernel's number of dims. All lists are X first: ``[width, h
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from n2prune.ini.values import read_list, read_uint
 
@@ -47,17 +47,31 @@ def key_of(section: Any, stem: str) -> str:
     return f"{stem}Dims"
 
 
-def pair(name: str, dims: Sequence[int], fill: int, low: Optional[int]) -> Tuple[int, int]:
-    """X-first ``[x]`` or ``[x, y]`` -> (x, y); a 1-D ``[x]`` gets ``y = fill``.
+def pair(name: str, dims: Union[None, int, Sequence[int]], fill: int,
+         low: Optional[int]) -> Tuple[int, int]:
+    """X-first dims of every 2-D cell (Conv, Deconv, Pool) -> (x, y).
 
-    Values must be >= ``low`` (``None``: any integer, e.g. signed padding).
+    ``[x, y]`` is width first; a 1-D ``[x]`` gets ``y = fill`` (N2D2 extends a 1-D pool or
+    stride ``[n]`` to ``[n, 1]`` and a padding ``[p]`` to ``[p, 0]``); a plain int ``n`` is
+    square ``(n, n)``, as in PyTorch; None is ``(fill, fill)``. Values must be >= ``low``
+    (``None``: any integer, e.g. signed padding).
+
+    >>> pair("kernel_dims", [3], 1, 1), pair("kernel_dims", 3, 1, 1)
+    ((3, 1), (3, 3))
     """
-    dims = [dims] if isinstance(dims, int) else list(dims)
-    if len(dims) == 1:
-        dims.append(fill)
-    if len(dims) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in dims):
-        raise ValueError(f"{name}={list(dims)!r}: expected [X] or [X, Y] integers (width "
-                         f"first); 3-D dims are not supported")
+    given = dims
+    if dims is None:
+        dims = [fill, fill]
+    elif isinstance(dims, int) and not isinstance(dims, bool):
+        dims = [dims, dims]
+    if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+        raise ValueError(f"{name}={given!r}: expected an int, [X] or [X, Y] (width first)")
+    dims = list(dims)
+    if len(dims) not in (1, 2):
+        raise ValueError(f"{name}={dims!r}: expected [X] or [X, Y] (width first); "
+                         f"{len(dims)}-D dims are not supported")
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in dims):
+        raise ValueError(f"{name}={dims!r}: expected integers")
     if low is not None and any(v < low for v in dims):
-        raise ValueError(f"{name}={list(dims)!r}: values must be >= {low}")
-    return dims[0], dims[1]
+        raise ValueError(f"{name}={dims!r}: values must be >= {low}")
+    return (dims[0], dims[1]) if len(dims) == 2 else (dims[0], fill)
