@@ -128,3 +128,17 @@ def penalty(weight: torch.Tensor, kind: str, strength: float, position: float = 
     if kind == "None" or scale == 0.0:
         return weight.new_zeros(())
     return scale * REGULARIZERS.get(kind)(weight, pattern, args)
+
+
+def cell_penalty(cell: Any, position: float) -> Optional[torch.Tensor]:
+    """The penalty a PruneCell asks for (its ``regularization*`` arguments) on its effective
+    weight, grouped by its pattern; None when it asks for none."""
+    kind = getattr(cell, "regularization", "None")
+    if kind == "None":
+        return None
+    pattern = getattr(cell, "_pattern", None)
+    name = getattr(pattern, "name", "Unstructured")
+    layer = cell.cell
+    return penalty(layer.weight * cell.mask, kind, cell.regularization_strength, position,
+                   cell.regularization_start, cell.regularization_end, name,
+                   getattr(pattern, "args", None))

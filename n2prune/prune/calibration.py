@@ -1,0 +1,237 @@
+"""StatisticsCollector: gathers the statistics the criteria need, as a Pruner callback.
+
+A Pruner whose cells use data-driven criteria adds one. Forward hooks on the pruned layers
+feed their inputs and outputs to :mod:`n2prune.prune.statistics` (running values, no batch
+kept); gradients are read in ``on_before_optimizer_step``. A *window* gathers
+``batches`` training batches (``calibration_batches=`` / ``QWeight.CalibrationBatches=``);
+when it is complete the masks are recomputed at the current thresholds, and a new window
+opens after every schedule step, so each pruning step uses statistics of recent weights.
+SnipMomentum's running score is updated at every step, window or not. Only forward passes
+in training mode count (validation passes are ignored).
+
+``calibrate(model, batches, loss_fn)`` runs a window at once, outside any training loop
+(one-shot pruning, the strategies): forward and backward on each batch, no optimiser step,
+the model's gradients and mode restored afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
+
+import torch
+from torch import nn
+
+from n2prune.prune import statistics
+from n2prune.prune.criteria import CRITERIA
+
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def criterion_names(cell: Any) -> Tuple[str, ...]:
+    """The criteria a PruneCell scores with (several when combined)."""
+    names = getattr(cell, "criteria", None)
+    if names is None:
+        names = (getattr(cell, "prune_filler", "None"),)
+    return tuple(name for name in names if name in CRITERIA)
+
+
+def needs_of(cell: Any) -> Set[str]:
+    """The statistics the cell's criteria read."""
+    out: Set[str] = set()
+    for name in criterion_names(cell):
+        out |= statistics.check_needs(CRITERIA.get(name).needs, f"criterion {name!r}")
+    return out
+
+
+class _Store:
+    """The PruneCell's statistics as a dict for the pure update functions; new or replaced
+    tensors are written back as buffers (``set_stat``) on exit."""
+
+    def __init__(self, cell: Any):
+        self.cell = cell
+
+    def __enter__(self) -> Dict[str, torch.Tensor]:
+        self.before = dict(self.cell.stats)
+        self.stats = dict(self.before)
+        return self.stats
+
+    def __exit__(self, *exc) -> None:
+        for name, value in self.stats.items():
+            if self.before.get(name) is not value:
+                self.cell.set_stat(name, value)
+
+
+def _param(cell: Any, name: str, default: Any) -> Any:
+    params = getattr(cell, "params", None) or {}
+    return params.get("criterion", {}).get(name, default)
+
+
+def _layer_input(module: nn.Module, inputs: tuple) -> torch.Tensor:
+    """One tensor from a forward's inputs: several inputs are joined as the layer joins
+    them (an n2prune Fc flattens and concatenates, a Conv concatenates channels)."""
+    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
+    if len(tensors) == 1:
+        return tensors[0]
+    if module.weight.dim() <= 2:
+        return torch.cat([x.reshape(x.shape[0], -1) for x in tensors], dim=1)
+    return torch.cat(tensors, dim=1)
+
+
+class StatisticsCollector:
+    """Hooks and running statistics for a set of PruneCells (``{name: PruneCell}``, or those of
+    the Pruner it is added to)."""
+
+    def __init__(self, cells: Optional[Dict[str, Any]] = None, batches: Optional[int] = None):
+        if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
+                                    or batches < 1):
+            raise ValueError(f"calibration_batches={batches!r} must be an integer >= 1")
+        self._given = batches
+        self.batches, self.seen = batches or statistics.DEFAULT_BATCHES, 0
+        self.cells: Dict[str, Any] = {}
+        self._needs: Dict[str, Set[str]] = {}
+        self._handles: list = []
+        self._thresholds: Dict[str, float] = {}
+        self._pruner: Any = None
+        if cells is not None:
+            self._bind_cells(cells)
+
+    # ----------------------------------------------------------------- binding
+    def bind(self, pruner: Any) -> None:
+        """Install the forward hooks on the pruner's layers (Pruner.add_callback calls it)."""
+        self._pruner = pruner
+        self._bind_cells(pruner.cells)
+
+    def _bind_cells(self, cells: Dict[str, Any]) -> None:
+        self.unbind()
+        self.cells = {name: cell for name, cell in cells.items() if needs_of(cell)}
+        self._needs = {name: needs_of(cell) for name, cell in self.cells.items()}
+        io = set(statistics.INPUT_STATS + statistics.OUTPUT_STATS)
+        for name, cell in self.cells.items():
+            layer = cell.cell
+            if not self._needs[name] & io:
+                continue
+            if isinstance(layer, _TRANSPOSED):
+                raise ValueError(f"layer {name!r}: activation statistics are not supported for "
+                                 f"{type(layer).__name__} (use a weight or gradient criterion)")
+            self._handles.append(layer.register_forward_hook(self._hook(name)))
+        if self._given is None and self.cells:  # the cells' CalibrationBatches: the largest
+            self.batches = max(int(_param(cell, "calibration_batches",
+                                          statistics.DEFAULT_BATCHES))
+                               for cell in self.cells.values())
+        self._thresholds = self._current_thresholds()
+
+    def unbind(self, *_: Any) -> None:
+        """Remove the forward hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    @property
+    def active(self) -> bool:
+        """Whether the current window still gathers batches."""
+        return self.seen < self.batches
+
+    def _current_thresholds(self) -> Dict[str, float]:
+        return {name: cell.get_current_threshold() for name, cell in self.cells.items()}
+
+    # ----------------------------------------------------------------- gathering
+    def _hook(self, name: str) -> Callable:
+        def hook(layer: nn.Module, inputs: tuple, output: Any) -> None:
+            if not (self.active and layer.training) or not isinstance(output, torch.Tensor):
+                return
+            needs = self._needs[name]
+            bins = int(_param(self.cells[name], "entropy_bins", statistics.DEFAULT_BINS))
+            with torch.no_grad(), _Store(self.cells[name]) as stats:
+                if needs & set(statistics.INPUT_STATS):
+                    statistics.update_inputs(stats, _layer_input(layer, inputs),
+                                             layer.weight, needs)
+                if needs & set(statistics.OUTPUT_STATS):
+                    statistics.update_outputs(stats, output, layer.weight, needs, bins)
+        return hook
+
+    @torch.no_grad()
+    def after_backward(self) -> None:
+        """Read the weight gradients (after backward, before the optimiser step)."""
+        for name, cell in self.cells.items():
+            needs, layer = self._needs[name], cell.cell
+            grad = layer.weight.grad
+            if grad is None or not needs & set(statistics.GRADIENT_STATS):
+                continue
+            with _Store(cell) as stats:
+                if "grad" in needs and self.active:
+                    statistics.update_grad(stats, grad)
+                if "momentum_score" in needs:
+                    statistics.update_momentum(stats, layer.weight, grad,
+                                               float(_param(cell, "score_momentum", 0.9)))
+
+    def end_batch(self) -> bool:
+        """Count one batch of the window; True when this batch completed it."""
+        if not self.active:
+            return False
+        self.seen += 1
+        return not self.active
+
+    def restart(self) -> None:
+        """Open a new window: the next batches replace the gathered values (SnipMomentum's
+        score stays)."""
+        self.seen = 0
+        for cell in self.cells.values():
+            with _Store(cell) as stats:
+                statistics.reset(stats)
+
+    # ----------------------------------------------------------------- Pruner hooks
+    def on_before_optimizer_step(self, pruner: Any) -> None:
+        self.after_backward()
+
+    def on_step_end(self, pruner: Any, batch_size: int) -> None:
+        """Recompute the masks when the window completes; open a new window after a schedule
+        step moved a threshold."""
+        if self.end_batch():
+            pruner.recompute()
+        thresholds = self._current_thresholds()
+        if thresholds != self._thresholds:
+            self._thresholds = thresholds
+            self.restart()
+
+    def on_train_end(self, pruner: Any) -> None:
+        self.unbind()
+
+    # ----------------------------------------------------------------- one shot
+    def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Callable) -> int:
+        """Gather a whole window now from the first ``batches`` ``(inputs, targets)`` pairs
+        of an iterable, then recompute the masks (through the Pruner when bound, for the
+        Global ranking); returns the number of batches used. The model's mode and gradients
+        are left as they were."""
+        saved = {p: (None if p.grad is None else p.grad.clone()) for p in model.parameters()}
+        training = model.training
+        model.train()
+        self.restart()
+        used = 0
+        try:
+            for inputs, targets in batches:
+                if used >= self.batches:
+                    break
+                model.zero_grad(set_to_none=True)
+                loss_fn(model(inputs), targets).backward()
+                self.after_backward()
+                self.end_batch()
+                used += 1
+        finally:
+            model.train(training)
+            for p, grad in saved.items():
+                p.grad = grad
+        if used == 0:
+            raise ValueError("calibration: no batches (the iterable is empty)")
+        self.seen = self.batches  # the window is complete even with fewer batches
+        if self._pruner is not None:
+            self._pruner.recompute()
+        else:
+            for cell in self.cells.values():
+                cell._refill()
+        self._thresholds = self._current_thresholds()
+        return used
+
+
+def waiting(cell: Any) -> bool:
+    """Whether a cell's criteria still lack statistics (its masks wait for a window)."""
+    return any(CRITERIA.get(name).missing(cell.stats) for name in criterion_names(cell))
