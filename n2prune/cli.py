@@ -58,12 +58,14 @@ def info_main(argv: Optional[List[str]] = None) -> int:
                         help="seed of the weight fillers and Random masks (default 0)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"n2prune {__version__}")
+    _add_cost_options(parser)
     args = parser.parse_args(argv)
 
     def action() -> int:
         from n2prune.network.build import load_network
         net = load_network(args.ini, seed=args.seed)
         print("\n".join(net.summary()))
+        _print_costs(net, args)
         return 0
 
     return run_guarded(action, args.debug)
@@ -222,3 +224,24 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
         return 0
 
     return run_guarded(action, args.debug)
+
+
+def _add_cost_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-w", "--weights", metavar="WEIGHTS_DIR",
+                        help="with --costs: N2D2 weight files (and masks) to load first")
+    parser.add_argument("--costs", action="store_true",
+                        help="also print parameters, MACs and CPU latency of the dense, masked "
+                        "and compacted network")
+
+
+def _print_costs(net, args) -> None:
+    if not args.costs:
+        return
+    from n2prune.compact.costs import cost_lines
+    from n2prune.compact.shrink import compact
+    from n2prune.n2d2io.read import read_weights
+    if args.weights is not None and not read_weights(net, args.weights, ignore_missing=True):
+        raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's cells "
+                         f"found there (<cell>_weights.syntxt)")
+    net.eval()
+    print("\n".join(cost_lines(net, compact(net))))

@@ -150,3 +150,11 @@ def test_cost_report_compacted_is_smaller():
         report["compacted"]["macs"] < report["masked"]["macs"]
     assert report["compacted"]["parameters"] < report["dense"]["parameters"]
     assert all(row["latency_ms"] > 0 for row in report.values())
+
+
+def test_info_prints_costs(capsys):
+    from n2prune.cli import info_main
+    assert info_main([str(ROOT / "networks" / "digits.ini"), "--costs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4].split()[:3] == ["parameters", "MACs", "nonzero"]
+    assert [line.split()[0] for line in lines[-3:]] == ["dense", "masked", "compacted"]

@@ -126,7 +126,8 @@ def _loops(net: nn.Module, x: torch.Tensor, min_seconds: float) -> int:
 
 def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
                 latency: bool = True, batch: int = 1, repeats: int = 7,
-                threads: Optional[int] = 2) -> Dict[str, Dict[str, float]]:
+                threads: Optional[int] = 1, min_seconds: float = 0.02
+                ) -> Dict[str, Dict[str, float]]:
     """Parameters, MACs and CPU latency of the dense network (masks off), the masked one and
     the compacted one (default ``compact(net)``): ``{"dense": {...}, "masked": ..., ...}``."""
     from n2prune.compact.onnx_export import baked
@@ -141,7 +142,8 @@ def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
                         "macs": flops["dense"], "nonzero_macs": flops["nonzero"]}
     if latency:
         timed = compare_latency({"dense": dense, "masked": net, "compacted": baked(small)},
-                                net.input_shape, batch=batch, repeats=repeats, threads=threads)
+                                net.input_shape, batch=batch, repeats=repeats, threads=threads,
+                                min_seconds=min_seconds)
         for name, seconds in timed.items():
             report[name]["latency_ms"] = round(seconds * 1e3, 4)
             report[name]["batch"] = batch

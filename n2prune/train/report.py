@@ -91,6 +91,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
     }
+    report["costs"] = _costs(trainer.net)
     if not getattr(trainer, "writes_files", True):  # a distributed run's rank > 0
         return report
     if trainer.options.test_only:  # leave the learning run's files as they are
@@ -109,3 +110,12 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         plot_sparsity(pruned, output / "sparsity.png")
     atomic_write_text(output / "report.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _costs(net: Any) -> Optional[Dict[str, Any]]:
+    """Parameters, MACs and CPU latency (batch 1) of the dense, masked and compacted network
+    (``n2prune.compact.costs``); None for a network compaction does not know."""
+    if not hasattr(net, "info"):
+        return None
+    from n2prune.compact.costs import cost_report
+    return cost_report(net, repeats=5, min_seconds=0.005)
