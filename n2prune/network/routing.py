@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from n2prune.errors import ConfigError
 from n2prune.ini.params import check_prefixed, kwargs_from
 from n2prune.quantizer import N2D2_ONLY, QUANTIZERS
 from n2prune.registry import did_you_mean
@@ -159,10 +158,10 @@ def weight_quantizer(cell_type: str, section: Any, config: Any,
                                 "'Unknown parameter' here (write QWeightSolver.* in the cell "
                                 "section, where it is accepted and unused)")
     section.mark_read(*section.prefixed("QWeightSolver"))
-    return _quantizer(name, layers, seed)
+    return _quantizer(name, section, layers, seed)
 
 
-def _quantizer(name: str, layers, seed: int) -> Any:
+def _quantizer(name: str, section: Any, layers, seed: int) -> Any:
     """Build the quantizer ``name`` from the ``QWeight.`` keys of ``layers``; its table
     (``ini_keys()``) is read now, so a member registered after import has its keys."""
     factory = QUANTIZERS.get(name)
@@ -177,8 +176,10 @@ def _quantizer(name: str, layers, seed: int) -> Any:
     try:
         return factory(seed=seed, **kwargs)
     except (TypeError, ValueError) as exc:
-        arg = next((name for name in where if f"{name}=" in str(exc) or f" {name} " in
-                    str(exc)), None)
-        view, full = where.get(arg, layers[0])
-        reason = str(exc).replace("PruneCell: ", "")
-        raise (view.error(full, reason) if arg else ConfigError(reason)) from None
+        arg = getattr(exc, "arg", None)  # PruneCell names the argument to blame
+        if arg is None:  # a quantizer that does not: guess from the message
+            arg = next((name for name in where if f"{name}=" in str(exc)
+                        or f" {name} " in str(exc)), None)
+        reason = str(exc).replace(f"{factory.__name__}: ", "")
+        view, full = where.get(arg, (section, "QWeight"))
+        raise view.error(full, reason) from None

@@ -9,9 +9,22 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Sequence
 
 import torch
+from torch import nn
 
 from n2prune.prune.criteria import Criterion
 from n2prune.prune.patterns import Pattern
+
+
+def out_dim(cell: nn.Module) -> int:
+    """The weight dimension holding output channels: 1 for ConvTranspose ([in, out, ...])."""
+    if isinstance(cell, nn.modules.conv._ConvTransposeNd):
+        return 1
+    return int(getattr(cell, "out_channel_dim", 0))
+
+
+def as_out_in(tensor: torch.Tensor, dim: int) -> torch.Tensor:
+    """``tensor`` viewed with output channels first (a transposed view when ``dim`` is 1)."""
+    return tensor.transpose(0, 1) if dim == 1 and tensor.dim() > 1 else tensor
 
 
 def part_stats(stats: Mapping[str, torch.Tensor], weight: torch.Tensor,
@@ -31,15 +44,27 @@ def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, to
 
 def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                     stats: Mapping[str, torch.Tensor], parts: Sequence[slice], target: float,
-                    params: Mapping) -> List[torch.Tensor]:
-    """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope)."""
-    return [pattern.keep(scores, target, criterion.norm, weight[:, part].shape)
-            for scores, part in zip(scores_of(criterion, weight, stats, parts, params), parts)]
+                    params: Mapping, dim: int = 0) -> List[torch.Tensor]:
+    """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope);
+    ``dim`` is the output-channel dimension of ``weight``."""
+    masks = []
+    for scores, part in zip(scores_of(criterion, weight, stats, parts, params), parts):
+        shape = as_out_in(weight[:, part], dim).shape
+        scores = as_out_in(scores, dim) if scores.dim() > 1 else scores
+        masks.append(as_out_in(pattern.keep(scores, target, criterion.norm, shape), dim))
+    return masks
 
 
 def group_scores(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                  stats: Mapping[str, torch.Tensor], parts: Sequence[slice],
-                 params: Mapping) -> List[torch.Tensor]:
+                 params: Mapping, dim: int = 0) -> List[torch.Tensor]:
     """Group scores of each input block (what Global scope ranks across cells)."""
-    return [pattern.groups(scores, criterion.norm, weight[:, part].shape)
+    return [pattern.groups(as_out_in(scores, dim) if scores.dim() > 1 else scores,
+                           criterion.norm, as_out_in(weight[:, part], dim).shape)
             for scores, part in zip(scores_of(criterion, weight, stats, parts, params), parts)]
+
+
+def expand_groups(pattern: Pattern, keep: torch.Tensor, weight: torch.Tensor,
+                  dim: int = 0) -> torch.Tensor:
+    """The per-weight keep-mask (shaped like ``weight``) of a group keep-mask."""
+    return as_out_in(pattern.expand(keep, as_out_in(weight, dim).shape), dim)

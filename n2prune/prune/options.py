@@ -105,11 +105,38 @@ def prune_keys() -> Tuple[Key, ...]:
     return tuple(table.values())
 
 
+class PruneArgumentError(ValueError):
+    """A bad PruneCell argument; ``arg`` names it (for INI errors located at its key)."""
+
+    def __init__(self, message: str, arg: str):
+        super().__init__(message)
+        self.arg = arg
+
+
+class PruneArgumentTypeError(TypeError):
+    """A PruneCell argument of the wrong type; ``arg`` names it."""
+
+    def __init__(self, message: str, arg: str):
+        super().__init__(message)
+        self.arg = arg
+
+
+def _blame(arg: str, check: Callable[[], Any]) -> Any:
+    """``check()``, its TypeError/ValueError re-raised prefixed 'PruneCell: ' and naming arg."""
+    try:
+        return check()
+    except TypeError as exc:
+        raise PruneArgumentTypeError(f"PruneCell: {exc}", arg) from None
+    except ValueError as exc:
+        raise PruneArgumentError(f"PruneCell: {exc}", arg) from None
+
+
 def validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """PruneCell's arguments checked against the table; member parameters resolved.
 
-    Returns the base arguments plus ``params``: {"criterion"|"pattern"|"schedule": kwargs}.
-    Raises TypeError/ValueError starting with 'PruneCell: ' and naming the argument.
+    Returns the base arguments, ``params`` ({"criterion"|"pattern"|"schedule": kwargs}) and
+    the ``pattern`` and ``schedule`` members built. Errors are TypeError/ValueError starting
+    with 'PruneCell: ', with ``arg`` naming the argument to blame.
     """
     table = {key.arg: key for key in prune_keys()}
     known = list(table) + list(EXTRA_ARGS)
@@ -122,18 +149,23 @@ def validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     args.update({k: v for k, v in kwargs.items() if k in base or k in EXTRA_ARGS})
     if args["prune_filler"] is None:
         args["prune_filler"] = "None"
-    try:
-        for key in PRUNE_KEYS:
-            if args[key.arg] is not None:
-                args[key.arg] = key.check(args[key.arg])
-        if args["seed"] is not None:
-            args["seed"] = Range(0, 2**63 - 1, integer=True).check("seed", args["seed"])
-        args["params"] = _member_params(args, kwargs)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"PruneCell: {exc}") from None
+    for key in PRUNE_KEYS:
+        if args[key.arg] is not None:
+            args[key.arg] = _blame(key.arg, lambda: key.check(args[key.arg]))
+    if args["seed"] is not None:
+        args["seed"] = _blame("seed", lambda: Range(0, 2**63 - 1, integer=True).check(
+            "seed", args["seed"]))
+    args["params"] = _member_params(args, kwargs)
     if "schedule" in kwargs and "prune_mode" not in kwargs:
         args["prune_mode"] = "Gradual"  # a schedule alone asks for gradual pruning
-    _check_combination(args)
+    _blame(_check_combination(args), lambda: _combination_error(args))
+    pattern, shorthand = resolve_pattern(args["pattern"])
+    pattern_args = [key.arg for key in PATTERNS.get(pattern).params if key.arg in kwargs]
+    args["pattern_member"] = _blame("pattern" if shorthand or not pattern_args
+                                    else pattern_args[0],
+                                    lambda: PATTERNS.get(pattern)(**args["params"]["pattern"]))
+    args["schedule_member"] = _blame("schedule", lambda: SCHEDULES.get(args["schedule"])(
+        **args["params"]["schedule"]))
     return args
 
 
@@ -149,38 +181,49 @@ def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dic
         values = {}
         for key in keys:
             used.add(key.arg)
-            if key.arg in given and key.arg in shorthand and family == "pattern":
-                raise ValueError(f"{key.arg}={given[key.arg]!r} repeats what "
-                                 f"pattern={args['pattern']!r} says; give one of them")
-            value = given.get(key.arg, shorthand.get(key.arg, key.default)
-                              if family == "pattern" else key.default)
-            values[key.arg] = key.check(value) if value is not None else None
+            from_shorthand = family == "pattern" and key.arg in shorthand
+            if key.arg in given and from_shorthand:
+                raise PruneArgumentError(f"PruneCell: {key.arg}={given[key.arg]!r} repeats "
+                                         f"what pattern={args['pattern']!r} says; give one of "
+                                         f"them", key.arg)
+            value = given.get(key.arg, shorthand[key.arg] if from_shorthand else key.default)
+            if value is not None:
+                value = _blame("pattern" if from_shorthand else key.arg,
+                               lambda: key.check(value))
+            values[key.arg] = value
         params[family] = values
     base = {key.arg for key in PRUNE_KEYS} | set(EXTRA_ARGS)
     for name in given:
         if name not in base and name not in used:
             owners = [f"{family} {member!r}" for family, member, key in member_keys()
                       if key.arg == name]
-            raise ValueError(f"{name} is a parameter of {' or '.join(owners)}, which this "
-                             f"PruneCell does not use")
+            raise PruneArgumentError(f"PruneCell: {name} is a parameter of "
+                                     f"{' or '.join(owners)}, which this PruneCell does not "
+                                     f"use", name)
     return params
 
 
-def _check_combination(args: Dict[str, Any]) -> None:
+def _check_combination(args: Dict[str, Any]) -> str:
+    """The argument to blame when the combination is refused (see _combination_error)."""
+    return "schedule" if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual" \
+        else "pattern" if args["pattern"] != "Unstructured" else "scope"
+
+
+def _combination_error(args: Dict[str, Any]) -> None:
     filler, pattern = args["prune_filler"], resolve_pattern(args["pattern"])[0]
+    criteria = ", ".join(CRITERIA.names())
     if filler in MASK_FILLERS and filler != "None" and pattern != "Unstructured":
-        raise ValueError(f"PruneCell: prune_filler={filler!r} fills masks weight by weight; "
-                         f"pattern={args['pattern']!r} needs a criterion ("
-                         f"{', '.join(CRITERIA.names())})")
+        raise ValueError(f"prune_filler={filler!r} fills masks weight by weight; "
+                         f"pattern={args['pattern']!r} needs a criterion ({criteria})")
     if filler in MASK_FILLERS and filler != "None" and args["scope"] != "Layer":
-        raise ValueError(f"PruneCell: scope={args['scope']!r} ranks scores: prune_filler="
-                         f"{filler!r} has none; use a criterion ({', '.join(CRITERIA.names())})")
+        raise ValueError(f"scope={args['scope']!r} ranks scores: prune_filler={filler!r} "
+                         f"has none; use a criterion ({criteria})")
     if filler in CRITERIA and CRITERIA.get(filler).level == "channel" and pattern != "Channel":
-        raise ValueError(f"PruneCell: criterion {filler!r} scores whole channels: it needs "
+        raise ValueError(f"criterion {filler!r} scores whole channels: it needs "
                          f"pattern='Channel', not {args['pattern']!r}")
     if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
-        raise ValueError(f"PruneCell: pattern={args['pattern']!r} prunes within each group; "
-                         f"it cannot be ranked with scope='Global'")
+        raise ValueError(f"pattern={args['pattern']!r} prunes within each group; it cannot "
+                         f"be ranked with scope='Global'")
     if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual":
-        raise ValueError(f"PruneCell: schedule={args['schedule']!r} needs "
-                         f"prune_mode='Gradual', not {args['prune_mode']!r}")
+        raise ValueError(f"schedule={args['schedule']!r} needs prune_mode='Gradual', not "
+                         f"{args['prune_mode']!r}")

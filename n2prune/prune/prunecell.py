@@ -32,8 +32,7 @@ from n2prune.prune import masks as criterion_masks
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
-from n2prune.prune.patterns import PATTERNS, resolve_pattern
-from n2prune.prune.schedules import SCHEDULES, gradual_step, gradual_tick, scheduled_fraction
+from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
 
 __all__ = ["PRUNE_KEYS", "PRUNE_MODES", "QUANT_MODES", "PruneCell", "prune_keys"]
@@ -66,9 +65,8 @@ class PruneCell(nn.Module):
         for key in PRUNE_KEYS:
             setattr(self, key.arg, args[key.arg])
         self.params: Dict[str, Dict[str, Any]] = args["params"]
-        name, _ = resolve_pattern(self.pattern)
-        self._pattern = PATTERNS.get(name)(**self.params["pattern"])
-        self._schedule = SCHEDULES.get(self.schedule)(**self.params["schedule"])
+        self._pattern = args["pattern_member"]
+        self._schedule = args["schedule_member"]
         self.default_period, self.horizon, self.epoch_size = 0, 0, 0
         seed = args["seed"]
         if seed is None:
@@ -149,7 +147,7 @@ class PruneCell(nn.Module):
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
                 criterion, self._pattern, weight, self.stats, self._slices(), target,
-                self.params["criterion"])
+                self.params["criterion"], criterion_masks.out_dim(self.cell))
             self.apply_keep(keeps)
             return
         filler = MASK_FILLERS.get(self.prune_filler)
@@ -196,7 +194,8 @@ class PruneCell(nn.Module):
                              f"{', '.join(missing)}; a Pruner gathers them")
         return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
                                             self.stats, self._slices(),
-                                            self.params["criterion"])
+                                            self.params["criterion"],
+                                            criterion_masks.out_dim(self.cell))
 
     @torch.no_grad()
     def apply_keep(self, keeps: List[torch.Tensor], groups: bool = False) -> None:
@@ -205,7 +204,8 @@ class PruneCell(nn.Module):
         weight = self.cell.weight
         for keep, part in zip(keeps, self._slices()):
             if groups:
-                keep = self._pattern.expand(keep, weight[:, part].shape)
+                keep = criterion_masks.expand_groups(self._pattern, keep, weight[:, part],
+                                                     criterion_masks.out_dim(self.cell))
             self.mask[:, part].copy_(keep)
 
     # ----------------------------------------------------------------- forward
@@ -227,7 +227,7 @@ class PruneCell(nn.Module):
                 or batch_size <= 0:
             raise ValueError(f"PruneCell.update: batch_size must be a positive integer, "
                              f"got {batch_size!r}")
-        self.position.add_(int(batch_size))
+        position = int(self.position) + int(batch_size)
         if self._schedule.staircase:
             if int(self.increment) == 0:
                 self.increment.fill_(int(batch_size))
@@ -237,12 +237,13 @@ class PruneCell(nn.Module):
                 self._step(gradual_step(float(self.current_threshold), self.gamma,
                                         self.threshold))
         else:
-            new = float(np.float32(scheduled_fraction(
-                self._schedule, int(self.position), self.start, self.threshold, self.period,
+            new = float(np.float32(scheduled_fraction(  # raises before any state changes
+                self._schedule, position, self.start, self.threshold, self.period,
                 self.horizon, self.epoch_size)))
             fired = new != float(self.current_threshold)
             if fired:
                 self._step(new)
+        self.position.fill_(position)
         self._save_rewind()
         return fired
 
