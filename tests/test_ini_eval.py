@@ -329,3 +329,26 @@ def test_sections_and_membership():
     assert "sp" in ini and "SP" not in ini
     assert [section.name for section in ini.sections()] == ["", "sp"]
     assert ini["sp"] is ini["sp"]
+
+
+# -- bounded work (issue 8 item 4) ------------------------------------------------------------
+
+def test_many_expressions_on_one_line_evaluate_in_order():
+    values = " ".join(f"$({i}*2)" for i in range(5000))
+    ini = ini_of(f"[a]\nK={values}$(1)x\n")
+    assert ini["a"]["K"] == " ".join(str(i * 2) for i in range(5000)) + "1x"
+
+
+def test_too_many_expressions_on_one_line_are_a_located_error():
+    # 300k $(0) on one line did not finish (each replacement copied the whole line).
+    ini = ini_of("[a]\nX=1\nK=" + "$(0)" * 300_000 + "\n")
+    assert error_of(ini["a"], "K").startswith(
+        "net.ini:3: [a] K=$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$(0)$...: "
+        "too many substitutions (more than 10000, or 50000000 characters rescanned")
+
+
+def test_rescanning_long_values_is_bounded_by_the_characters_copied():
+    ini = ini_of("[a]\n$A=" + "y" * 99 + "\nK=" + "${A}" * 9000 + "\n")
+    assert "too many substitutions" in error_of(ini["a"], "K")
+    ini = ini_of("[a]\n$A=" + "y" * 99 + "\nK=" + "${A}" * 300 + "\n")
+    assert ini["a"]["K"] == "y" * 99 * 300

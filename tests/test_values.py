@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from n2prune.ini.values import read_bool, read_float, read_int, read_list, read_uint, read_word
@@ -53,3 +55,15 @@ def test_int_negative_and_lists_and_words():
     assert read_word("SGD") == "SGD"
     with pytest.raises(ValueError):
         read_word("two words")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("99999999999999999999999", "integer '99999999999999999999999' is out of range"),
+    ("-9223372036854775808", "integer '-9223372036854775808' is out of range"),
+    ("1e999", "integer expected, but '1e999' was provided"),
+    ("1e30", "integer '1e30' is out of range"),
+])
+def test_integers_past_int64_or_infinite_are_value_errors(text, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        read_int(text, lambda message: None)
+    assert read_int("9223372036854775807") == 2 ** 63 - 1

@@ -72,6 +72,8 @@ def total_channels(shapes: Iterable[Tuple[int, int, int]]) -> int:
 def read_nb_outputs(ctx: Any, expected: Optional[int] = None, why: str = "") -> int:
     """``NbOutputs`` (required); when ``expected`` is given it must match."""
     nb_outputs = ctx.section.get("NbOutputs", read_uint)
+    if nb_outputs == 0:
+        raise ctx.section.error("NbOutputs", "must be at least 1")
     if expected is not None and nb_outputs != expected:
         raise ctx.section.error("NbOutputs", f"is {nb_outputs} but must be {expected}"
                                              f"{' (' + why + ')' if why else ''}")

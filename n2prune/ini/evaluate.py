@@ -14,11 +14,14 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from n2prune.ini import expr
 from n2prune.errors import ConfigError
-from n2prune.ini.store import Entry, SectionData, SectionTable, key_error
+from n2prune.ini.store import Entry, SectionData, SectionTable, key_error, short
 
 MAX_DEPTH = 64                          # nested references/variables (N2D2 would crash)
-MAX_SUBSTITUTIONS = 10_000              # per value (N2D2 would loop forever)
-MAX_VALUE_CHARS = 1_000_000
+# Per value read. The stock N2D2 files use a handful of substitutions per value; these bounds
+# keep the worst value under about a second (N2D2 itself would loop forever or crash).
+MAX_SUBSTITUTIONS = 10_000              # [S]K, ${VAR} and $(...) replaced, each kind
+MAX_VALUE_CHARS = 1_000_000             # length of the text being evaluated
+MAX_COPIED_CHARS = 50_000_000           # characters copied by [S]K / ${VAR} rescans
 _WORD_END = re.compile(r"[ \t\n\v\f\r]")  # C isspace: a reference's key ends at one
 
 Where = Tuple[SectionData, str, Entry]
@@ -93,7 +96,7 @@ def _value(table: SectionTable, data: SectionData, key: str, entry: Entry,
 def _references(table: SectionTable, text: str, context: SectionData, trail, memo,
                 where) -> str:
     """Step 1: ``[S]K`` (K ends at whitespace); an unknown S or a lone ``[`` is text."""
-    position, steps = 0, 0
+    position, work = 0, [0, 0]
     while True:
         start = text.find("[", position)
         if start < 0:
@@ -112,7 +115,7 @@ def _references(table: SectionTable, text: str, context: SectionData, trail, mem
         end = match.start() if match else len(text)
         value = _reference(table, target, text[close + 1:end], context, trail, memo, where)
         text = text[:start] + value + text[end:]
-        steps = _count(steps, text, where)
+        _count(work, text, where)
         position = start  # N2D2 rescans the inserted text
 
 
@@ -136,7 +139,7 @@ def _reference(table: SectionTable, target: SectionData, key: str, context: Sect
 def _variables(table: SectionTable, text: str, context: SectionData, trail, memo,
                where) -> Tuple[str, bool]:
     """Step 2: ``${NAME}``; unknown names stay, an unclosed ``${`` stops evaluation."""
-    position, steps = 0, 0
+    position, work = 0, [0, 0]
     while True:
         start = text.find("${", position)
         if start < 0:
@@ -149,7 +152,7 @@ def _variables(table: SectionTable, text: str, context: SectionData, trail, memo
             position = end + 1
             continue
         text = text[:start] + value + text[end + 1:]
-        steps = _count(steps, text, where)
+        _count(work, text, where)
         position = start
 
 
@@ -178,28 +181,40 @@ def _previous_name(table: SectionTable, context: SectionData) -> str:
 
 
 def _expressions(text: str, where: Where) -> str:
-    """Step 3: ``$(...)``, closed by naive parenthesis pairing."""
-    position = 0
+    """Step 3: ``$(...)``, closed by naive parenthesis pairing.
+
+    N2D2 rescans from the start of each result; a result is a number or a boolean and never
+    holds ``$(``, so scanning on after it is the same, and linear: pieces are joined once.
+    """
+    pieces: List[str] = []
+    position, work = 0, [0, 0]
     while True:
         start = text.find("$(", position)
         if start < 0:
-            return text
+            break
         opening, close = text.find("(", start + 2), text.find(")", start + 2)
         while 0 <= opening < close:
             opening, close = text.find("(", opening + 1), text.find(")", close + 1)
         if close < 0:
-            return text
+            break
         inner = text[start + 2:close]
+        _count(work, inner, where)
         try:
             result = expr.evaluate(inner)
         except ValueError as error:
-            raise EvalError(f"cannot evaluate $({inner}): {error}", where) from None
-        text = text[:start] + result + text[close + 1:]
-        position = start
+            raise EvalError(f"cannot evaluate $({short(inner)}): {error}", where) from None
+        pieces += (text[position:start], result)
+        position = close + 1
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
-def _count(steps: int, text: str, where: Where) -> int:
-    if steps >= MAX_SUBSTITUTIONS or len(text) > MAX_VALUE_CHARS:
-        raise EvalError("too many substitutions (a reference or variable keeps "
-                        "producing itself)", where)
-    return steps + 1
+def _count(work: List[int], text: str, where: Where) -> None:
+    """Charge one substitution producing ``text`` to ``work`` ([substitutions, chars])."""
+    work[0] += 1
+    work[1] += len(text)
+    if work[0] > MAX_SUBSTITUTIONS or len(text) > MAX_VALUE_CHARS \
+            or work[1] > MAX_COPIED_CHARS:
+        raise EvalError(f"too many substitutions (more than {MAX_SUBSTITUTIONS}, or "
+                        f"{MAX_COPIED_CHARS} characters rescanned: a reference or variable "
+                        "that keeps producing itself, or a value too long to evaluate)", where)

@@ -6,6 +6,7 @@ reason (the caller adds file, line, section and key). A read must consume the wh
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable, List, Optional, Sequence, Union
 
@@ -13,6 +14,9 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 _GROUPED = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _INT_RE = re.compile(rf"^\s*([+-]?)({_GROUPED})$")
 _FLOAT_RE = re.compile(rf"^\s*[+-]?(?:{_GROUPED}(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+INT_MAX = 2 ** 63 - 1   # int64: what torch sizes and N2D2's widest integers hold
+INT_MIN = -INT_MAX
 
 Warn = Optional[Callable[[str], None]]
 
@@ -23,7 +27,7 @@ def _integral_float(text: str, type_name: str, warn: Warn) -> int:
         value = read_float(text)
     except ValueError:
         value = None
-    if value is None or value != int(value):
+    if value is None or math.isinf(value) or value != int(value):
         raise ValueError(f"{type_name} expected, but {text!r} was provided")
     if warn is not None:
         warn(f"integral float {text!r} read as the {type_name} {int(value)} "
@@ -32,11 +36,16 @@ def _integral_float(text: str, type_name: str, warn: Warn) -> int:
 
 
 def read_int(text: str, warn: Warn = None) -> int:
-    """A signed integer: '7', ' 7', '+5', '-3', '1,000'."""
+    """A signed integer: '7', ' 7', '+5', '-3', '1,000'; within int64, as torch needs."""
     match = _INT_RE.match(text)
     if not match:
-        return _integral_float(text, "integer", warn)
-    return int(match.group(1) + match.group(2).replace(",", ""))
+        value = _integral_float(text, "integer", warn)
+    else:
+        value = int(match.group(1) + match.group(2).replace(",", ""))
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError(f"integer {text.strip()!r} is out of range (at most {INT_MAX} in "
+                         "magnitude)")
+    return value
 
 
 def read_uint(text: str, warn: Warn = None) -> int:

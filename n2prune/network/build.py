@@ -20,6 +20,7 @@ from n2prune.errors import ConfigError
 from n2prune.registry import did_you_mean
 from n2prune.network.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
                              solver_specs, weight_quantizer)
+from n2prune.network.limits import MAX_NETWORK_ELEMENTS, AllocationGuard, OverLimit
 from n2prune.network.targets import Target, read_targets
 from n2prune.ini.values import read_bool, read_list, read_uint, read_word
 
@@ -141,20 +142,26 @@ def _release_plan(info: Dict[str, CellInfo]) -> Dict[str, List[str]]:
 
 
 def load_network(path: str, environ: Optional[Mapping[str, str]] = None, seed: int = 0,
-                 epoch_size: Optional[int] = None) -> Network:
+                 epoch_size: Optional[int] = None,
+                 max_elements: int = MAX_NETWORK_ELEMENTS) -> Network:
     """Parse ``path`` and build its network (see :func:`build_network`)."""
-    return build_network(ini_module.load(path, environ), seed=seed, epoch_size=epoch_size)
+    return build_network(ini_module.load(path, environ), seed=seed, epoch_size=epoch_size,
+                         max_elements=max_elements)
 
 
-def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None) -> Network:
+def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None,
+                  max_elements: int = MAX_NETWORK_ELEMENTS) -> Network:
     """Build the cells of a parsed INI file, level by level in file order (§2.3).
 
     ``seed`` seeds the weight fillers and the PruneCells; ``epoch_size`` (the Learn set size)
     is written to ``[sp]_EpochSize`` first, for files that refer to it in cell keys.
+    The tensors building allocates (parameters, masks, buffers), and each cell's output
+    per sample, are bounded by ``max_elements`` (see :mod:`n2prune.network.limits`).
     """
     _check_global(ini)
     provider = provider_section(ini)
     input_shape = _input_shape(ini[provider])
+    _check_size(ini[provider], input_shape, max_elements, "the input")
     if epoch_size is not None:
         ini[provider].set_computed("_EpochSize", epoch_size)
     order = _build_order(ini)
@@ -162,14 +169,33 @@ def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None) -> 
     shapes: Dict[str, Tuple[int, int, int]] = {"env": input_shape}
     cells: "OrderedDict[str, nn.Module]" = OrderedDict()
     info: Dict[str, CellInfo] = {}
+    guard = AllocationGuard(max_elements)
     for index, name in enumerate(order):
-        cell, cell_info = _build_cell(ini, name, shapes, generator, seed + 1 + index, order)
+        try:
+            with guard:
+                cell, cell_info = _build_cell(ini, name, shapes, generator, seed + 1 + index,
+                                              order)
+        except OverLimit as error:
+            raise guard.located(error, ini[name]) from None
+        _check_size(ini[name], cell_info.output_shape, max_elements, "its output")
         cells[name], info[name] = cell, cell_info
         shapes[name] = cell_info.output_shape
     if not cells:
         raise ConfigError("no cell found (a cell is a section with an Input= key)",
                           path=ini.path)
     return Network(ini, input_shape, cells, info, read_targets(ini, list(cells)))
+
+
+def _check_size(section: Any, shape: Tuple[int, ...], limit: int, what: str) -> None:
+    """One sample of ``shape`` must stay within ``limit`` elements (forward would allocate
+    it for every sample of a batch)."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    if count > limit:
+        raise section.error(None, f"{what} ({' x '.join(map(str, shape))} = {count:.4g} "
+                                  f"elements per sample) is over the limit of {limit} "
+                                  "elements (build_network(max_elements=...) changes it)")
 
 
 def provider_section(ini: Any) -> str:
@@ -254,7 +280,10 @@ def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
     config = ConfigView(view, routed_prefixes(cell_type)) if view is not None else None
     ctx = BuildContext(name, section, config, inputs, [shapes[p] for p in inputs],
                        extras={"generator": generator})
-    cell, shape = CELLS.get(cell_type)(ctx)
+    try:
+        cell, shape = CELLS.get(cell_type)(ctx)
+    except (OverflowError, MemoryError) as error:  # sizes Python or torch cannot hold
+        raise section.error(None, f"cannot build this {cell_type} cell: {error}") from None
     specs = solver_specs(cell_type, section, view)
     quantizer = weight_quantizer(cell_type, section, view, seed)
     if quantizer is not None:
