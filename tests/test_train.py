@@ -33,8 +33,10 @@ def test_embedded_default_learns_prunes_and_writes_every_output(tmp_path):
     assert report["epochs"] == 4 and report["seed"] == 7 and report["throughput"] > 0
     assert report["validation_accuracy"] is not None
     assert report["best_log_point"] >= 3  # only points at the final threshold compete
-    costs = report["costs"]   # unstructured masks: nothing to compact, fewer nonzero MACs
-    assert costs["compacted"]["macs"] == costs["dense"]["macs"] > costs["masked"]["nonzero_macs"]
+    costs = report["costs"]   # unstructured masks: fewer nonzero MACs; compaction removes only
+    # output channels whose weights are all pruned, which 75 % unstructured may or may not leave
+    assert costs["dense"]["macs"] >= costs["compacted"]["macs"] > costs["masked"]["nonzero_macs"]
+    assert costs["dense"]["macs"] > costs["masked"]["nonzero_macs"]
     assert all(costs[n]["latency_ms"] > 0 for n in ("dense", "masked", "compacted"))
     for name in ("conv1", "conv2", "fc1", "fc2"):
         cell = report["cells"][name]
