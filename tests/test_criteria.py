@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+import n2prune
+
 from n2prune.cells import Conv, Fc, Sequence
 from n2prune.prune import CRITERIA, PruneCell
 from n2prune.prune.calibration import StatisticsCollector, needs_of
@@ -132,3 +134,19 @@ def test_criterion_parameters_are_prunecell_arguments_with_ranges():
         PruneCell(prune_filler="Snip", entropy_bins=8)
     cell = PruneCell(prune_filler="Percentile", percentile_low=10, percentile_high=90)
     assert cell.params["criterion"] == {"percentile_low": 10.0, "percentile_high": 90.0}
+
+
+def test_global_data_driven_cells_wait_for_statistics_then_rank_together():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    cells = n2prune.attach(model, prune_mode="Static", threshold=0.75, prune_filler="Snip",
+                           scope="Global", calibration_batches=2)
+    assert all(cell.sparsity() == 0.0 for cell in cells.values())  # no statistics yet
+    collector = StatisticsCollector(cells)
+    assert collector.batches == 2
+    data = [(torch.randn(4, 6), torch.randint(0, 3, (4,))) for _ in range(3)]
+    collector.calibrate(model, data, _loss)
+    pruned = sum(int((cell.mask == 0).sum()) for cell in cells.values())
+    assert pruned == math.ceil(0.75 * (6 * 8 + 8 * 3))  # one ranking over both layers
+    assert {round(cell.sparsity(), 3) for cell in cells.values()} != {0.75}
+    assert all(p.grad is None for p in model.parameters())  # gradients left as they were

@@ -23,15 +23,14 @@ from torch import nn
 
 from n2prune.prune import statistics
 from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria_combined import split_criteria
 
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def criterion_names(cell: Any) -> Tuple[str, ...]:
-    """The criteria a PruneCell scores with (several when combined)."""
-    names = getattr(cell, "criteria", None)
-    if names is None:
-        names = (getattr(cell, "prune_filler", "None"),)
+    """The criteria a PruneCell scores with (several when combined: ``A+B``)."""
+    names = split_criteria(getattr(cell, "prune_filler", "None"))
     return tuple(name for name in names if name in CRITERIA)
 
 
@@ -226,10 +225,21 @@ class StatisticsCollector:
         if self._pruner is not None:
             self._pruner.recompute()
         else:
-            for cell in self.cells.values():
-                cell._refill()
+            recompute(self.cells.values())
         self._thresholds = self._current_thresholds()
         return used
+
+
+def recompute(cells: Iterable[Any]) -> None:
+    """Refill the masks of ``cells`` at their current thresholds: Layer-scope cells each on its
+    own, Global-scope ones ranked together."""
+    from n2prune.prune.scope import prune_global
+    cells = list(cells)
+    ranked = [cell for cell in cells if getattr(cell, "scope", "Layer") == "Global"]
+    for cell in cells:
+        if cell not in ranked:
+            cell._refill()
+    prune_global(ranked)
 
 
 def waiting(cell: Any) -> bool:

@@ -12,8 +12,11 @@ from typing import Any, Callable, Dict, List, Tuple
 from n2prune.ini.params import Choice, Key, Range
 from n2prune.ini.values import read_enum, read_float, read_uint, read_word
 from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, check_combined,
+                                             criterion_keys, is_combined, read_filler)
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.patterns import PATTERNS, resolve_pattern
+from n2prune.prune.regularization import REGULARIZATION_KEYS
 from n2prune.prune.schedules import SCHEDULES
 from n2prune.prune.scope import SCOPES
 from n2prune.registry import Registry, did_you_mean
@@ -62,8 +65,9 @@ _COUNT = Range(0, math.inf, integer=True)
 # The PruneCell's own keys: N2D2's (spec §4.2) then ours.
 PRUNE_KEYS: Tuple[Key, ...] = (
     Key("PruningMode", "prune_mode", read_enum(PRUNE_MODES), "Identity", "", Choice(PRUNE_MODES)),
-    Key("PruningFiller", "prune_filler", read_enum(filler_names), "Random",
-        "mask filler or criterion", Choice(filler_names)),
+    Key("PruningFiller", "prune_filler", read_filler(read_enum(filler_names)), "Random",
+        "mask filler or criterion, or criteria joined by + (combined: PruningCombine)",
+        FillerChoice(filler_names)),
     Key("Threshold", "threshold", read_float, 0.2, "target fraction of zeros", _FRACTION),
     Key("Delta", "delta", read_float, 0.001, "IterNonStruct magnitude step",
         Range(0.0, math.inf, low_open=True)),
@@ -83,6 +87,8 @@ PRUNE_KEYS: Tuple[Key, ...] = (
     Key("PruningRewind", "rewind", read_float, None,
         "stimuli at which weights are saved; restored after each pruning step", _NONNEG),
 )
+# Ours, declared beside their code: several criteria combined, sparsity regularisation.
+PRUNE_KEYS += (COMBINE_KEY,) + REGULARIZATION_KEYS
 EXTRA_ARGS: Dict[str, Any] = {"seed": None, "stats": None}
 
 
@@ -173,8 +179,7 @@ def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dic
     pattern, shorthand = resolve_pattern(args["pattern"])
     chosen = {"pattern": (pattern, PATTERNS.get(pattern).params),
               "schedule": (args["schedule"], SCHEDULES.get(args["schedule"]).params),
-              "criterion": (args["prune_filler"], CRITERIA.get(args["prune_filler"]).params
-                            if args["prune_filler"] in CRITERIA else ())}
+              "criterion": (args["prune_filler"], criterion_keys(args["prune_filler"]))}
     params: Dict[str, Dict[str, Any]] = {}
     used = set()
     for family, (_, keys) in chosen.items():
@@ -205,6 +210,8 @@ def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dic
 
 def _check_combination(args: Dict[str, Any]) -> str:
     """The argument to blame when the combination is refused (see _combination_error)."""
+    if is_combined(args["prune_filler"]):
+        return "prune_filler"
     return "schedule" if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual" \
         else "pattern" if args["pattern"] != "Unstructured" else "scope"
 
@@ -212,6 +219,9 @@ def _check_combination(args: Dict[str, Any]) -> str:
 def _combination_error(args: Dict[str, Any]) -> None:
     filler, pattern = args["prune_filler"], resolve_pattern(args["pattern"])[0]
     criteria = ", ".join(CRITERIA.names())
+    if is_combined(filler):
+        check_combined(args, pattern)
+        return
     if filler in MASK_FILLERS and filler != "None" and pattern != "Unstructured":
         raise ValueError(f"prune_filler={filler!r} fills masks weight by weight; "
                          f"pattern={args['pattern']!r} needs a criterion ({criteria})")

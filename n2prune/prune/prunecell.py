@@ -30,6 +30,7 @@ from torch import nn
 from n2prune.n2d2io.masks import PathLike, read_masks, write_masks
 from n2prune.prune import masks as criterion_masks
 from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria_combined import combined_masks, is_combined
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
@@ -141,6 +142,11 @@ class PruneCell(nn.Module):
             return
         target = float(self.current_threshold)
         weight = self.cell.weight
+        if is_combined(self.prune_filler):  # several criteria (n2prune.prune.criteria_combined)
+            keeps = combined_masks(self, target)
+            if keeps is not None:
+                self.apply_keep(keeps)
+            return
         if self.prune_filler not in MASK_FILLERS:
             criterion = CRITERIA.get(self.prune_filler)
             if criterion.missing(self.stats):

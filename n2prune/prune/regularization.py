@@ -24,22 +24,29 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from n2prune.ini.params import Key
-from n2prune.ini.values import read_float, read_uint, read_word
+from n2prune.ini.params import Choice, Key, Range
+from n2prune.ini.values import read_enum, read_float, read_uint
 from n2prune.registry import Registry
 
 REGULARIZERS: Registry = Registry("regularisation")
 
+
+def _kinds() -> list:
+    return ["None"] + REGULARIZERS.names()
+
+
 # INI key (after "QWeight.") <-> PruneCell argument <-> default.
 REGULARIZATION_KEYS = (
-    Key("Regularization", "regularization", read_word, "None",
-        "sparsity penalty added to the loss: None, L1 or GroupLasso"),
+    Key("Regularization", "regularization", read_enum(_kinds), "None",
+        "sparsity penalty added to the loss: None, L1 or GroupLasso", Choice(_kinds)),
     Key("RegularizationStrength", "regularization_strength", read_float, 1e-4,
-        "penalty weight, >= 0"),
+        "penalty weight", Range(0.0, math.inf)),
     Key("RegularizationStart", "regularization_start", read_uint, 0,
-        "position (stimuli) where the strength starts to ramp up"),
+        "position (stimuli) where the strength starts to ramp up",
+        Range(0, math.inf, integer=True)),
     Key("RegularizationEnd", "regularization_end", read_uint, 0,
-        "position (stimuli) where the ramp reaches the full strength"),
+        "position (stimuli) where the ramp reaches the full strength",
+        Range(0, math.inf, integer=True)),
 )
 
 

@@ -156,8 +156,9 @@ def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
     each cell's ``min_keep`` is its floor. Cells with several inputs rank each block.
     """
     cells = list(cells)
-    if not cells:
-        return
+    from n2prune.prune.calibration import waiting
+    if not cells or any(waiting(q) for q in cells):
+        return  # a criterion still lacks its statistics: a Pruner ranks once they arrive
     if target is None:
         values = {float(q.current_threshold) for q in cells}
         if len(values) != 1:
