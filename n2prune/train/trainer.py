@@ -24,6 +24,7 @@ from n2prune.train.checkpoint import (BEST_KEYS, MODEL_KEYS, RUN_KEYS, STATE_KEY
                                        load_checkpoint, load_state_into, require_keys,
                                        save_atomic)
 from n2prune.train.distributed import Ranks
+from n2prune.train.runlock import RunLock
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.train.metrics import Confusion
@@ -45,6 +46,14 @@ class Trainer:
     """One learning (or test-only) run of an INI network."""
 
     def __init__(self, ini_path: str, options: TrainOptions):
+        self._lock: Optional[RunLock] = None
+        try:
+            self._setup(ini_path, options)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _setup(self, ini_path: str, options: TrainOptions) -> None:
         options.check()
         self.options = options
         self.ini_path = ini_path
@@ -80,6 +89,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _checkpoint_and_seed(self):
+        self._lock = RunLock(self.output)  # one run per folder, until close()
         checkpoint = self._previous_checkpoint()
         seed = self.options.seed
         if checkpoint is not None:
@@ -161,6 +171,17 @@ class Trainer:
 
     def run(self) -> Dict[str, Any]:
         """Learn (unless test-only), test, write every output; returns the report."""
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def close(self, failed: bool = False) -> None:
+        """Release the output folder (``run()`` does it when it ends)."""
+        if self._lock is not None:
+            self._lock.release(failed)
+
+    def _run(self) -> Dict[str, Any]:
         from n2prune.train.report import write_outputs
         started = time.perf_counter()
         if self.writes_files:
