@@ -101,6 +101,7 @@ def test_a_run_killed_and_resumed_ends_exactly_like_an_uninterrupted_one(tmp_pat
     assert ra["best_log_point"] == rb["best_log_point"]
     assert (whole / "weights" / "fc1_masks.syntxt").read_text() == \
         (cut / "weights" / "fc1_masks.syntxt").read_text()
+    assert not list(cut.rglob("*.tmp"))
 
 
 @pytest.mark.parametrize("args,words", [
@@ -108,7 +109,6 @@ def test_a_run_killed_and_resumed_ends_exactly_like_an_uninterrupted_one(tmp_pat
     (["-learn", "10", "-learn-epoch", "1"], ["either -learn"]),
     ([], ["nothing to do", "-learn-epoch N"]),
     (["-valid-metric", "Acuracy", "-learn-epoch", "1"], ["Acuracy", "Accuracy"]),
-    (["--resume", "-learn-epoch", "1"], ["no checkpoint"]),
     (["-test"], ["no trained network"]),
     (["-w", "/nonexistent/dir", "-learn-epoch", "1"], ["/nonexistent/dir"]),
 ])

@@ -7,8 +7,12 @@ ConfigErrors naming the file.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import os
 import stat
+from typing import Iterator, List, Optional, Tuple
 
 from n2prune.errors import ConfigError
 
@@ -16,6 +20,23 @@ from n2prune.errors import ConfigError
 # more) keeps a generated file possible while a stray multi-gigabyte file is refused at once.
 MAX_INI_BYTES = 16 * 2 ** 20
 MAX_TEMPLATE_BYTES = 16 * 2 ** 20
+
+# (path, SHA-256 of the bytes read) of every file read inside recording_reads()
+_READS: contextvars.ContextVar[Optional[List[Tuple[str, str]]]] = contextvars.ContextVar(
+    "n2prune_ini_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[List[Tuple[str, str]]]:
+    """Within the block, each file :func:`read_text_file` reads (INI, templates, includes) is
+    appended as ``(path, sha256 of its bytes)`` to the list yielded: what defines a network
+    (``n2prune.train.identity`` compares it when a run resumes)."""
+    reads: List[Tuple[str, str]] = []
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
 
 
 def read_text_file(path: str, what: str, limit: int) -> str:
@@ -44,6 +65,9 @@ def read_text_file(path: str, what: str, limit: int) -> str:
         os.close(descriptor)
     if len(data) > limit:  # the file grew while we read it
         raise _error(what, f"more than the limit of {limit} bytes", path)
+    reads = _READS.get()
+    if reads is not None:
+        reads.append((str(path), hashlib.sha256(data).hexdigest()))
     return data.decode("utf-8", "surrogateescape")
 
 

@@ -26,12 +26,13 @@ Kinds = Union[type, Tuple[type, ...]]
 # What each file must hold (key -> accepted types); a missing or mistyped entry is refused.
 MODEL_KEYS: Dict[str, Kinds] = {"net": dict, "seed": int}
 RUN_KEYS: Dict[str, Kinds] = {
-    "format": int, "ini_digest": str, "schedule": dict, "seed": int, "net": dict,
+    "format": int, "identity": dict, "seed": int, "net": dict,
     "optimizers": list, "torch_rng": torch.Tensor, "generator": torch.Tensor, "state": dict}
 STATE_KEYS: Dict[str, Kinds] = {
     "batches": int, "stimuli": int, "rows": list, "learning_seconds": float,
     "best": (dict, type(None)), "order": (torch.Tensor, type(None))}
 BEST_KEYS: Dict[str, Kinds] = {"score": float, "log_point": int, "state": dict}
+IDENTITY_KEYS: Dict[str, Kinds] = {"files": list, "environ": dict, "options": dict}
 
 
 def content_digest(obj: Any) -> str:

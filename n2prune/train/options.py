@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Mapping, Optional
 
 import torch
 
 from n2prune.train.metrics import METRICS
+
+
+# Options that do not change what a run computes: --resume may change them. Every other
+# field (a new one too, unless marked) defines the run and must match to resume.
+COSMETIC = {"cosmetic": True}
 
 
 @dataclass
@@ -23,13 +28,14 @@ class TrainOptions:
     seed: int = 0
     weights_dir: Optional[str] = None
     valid_metric: str = "Sensitivity"
-    output: Optional[str] = None
-    resume: bool = False
-    overwrite: bool = False
-    threads: Optional[int] = None
+    output: Optional[str] = field(default=None, metadata=COSMETIC)
+    resume: bool = field(default=False, metadata=COSMETIC)
+    overwrite: bool = field(default=False, metadata=COSMETIC)
+    threads: Optional[int] = field(default=None, metadata=COSMETIC)
     device: str = "cpu"
-    quiet: bool = False
-    environ: Optional[Mapping[str, str]] = field(default=None, repr=False)
+    quiet: bool = field(default=False, metadata=COSMETIC)
+    # recorded by name and value when read (n2prune.train.identity)
+    environ: Optional[Mapping[str, str]] = field(default=None, repr=False, metadata=COSMETIC)
 
     def check(self) -> None:
         for name in ("learn", "learn_epoch", "log", "log_epoch"):
@@ -59,3 +65,9 @@ def options_dict(options: TrainOptions) -> Dict[str, Any]:
     values = asdict(options)
     values.pop("environ", None)
     return values
+
+
+def defining_options(options: TrainOptions) -> Dict[str, Any]:
+    """The options that define the run (every field not marked cosmetic), by field name."""
+    return {f.name: getattr(options, f.name) for f in fields(options)
+            if not f.metadata.get("cosmetic")}

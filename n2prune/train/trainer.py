@@ -11,8 +11,9 @@ run on the CPU.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -20,17 +21,21 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune import ini as ini_module
-from n2prune.train.checkpoint import (BEST_KEYS, MODEL_KEYS, RUN_KEYS, STATE_KEYS,
-                                       load_checkpoint, load_state_into, require_keys,
-                                       save_atomic)
+from n2prune.atomic import remove_temporaries
+from n2prune.ini.files import recording_reads
+from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_KEYS,
+                                       STATE_KEYS, load_checkpoint, load_state_into,
+                                       require_keys, save_atomic)
 from n2prune.train.distributed import Ranks
+from n2prune.train.identity import RecordingEnviron, differences, run_identity
 from n2prune.train.runlock import RunLock
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
 from n2prune.train.objective import make_objective
-from n2prune.train.options import TrainOptions, options_dict  # noqa: F401 (re-exported)
+from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
+                                    options_dict)  # TrainOptions, options_dict re-exported
 from n2prune.train.progress import Progress
 from n2prune.solvers.optimizers import SOLVERS
 
@@ -58,8 +63,11 @@ class Trainer:
         self.options = options
         self.ini_path = ini_path
         self.output = Path(options.output) if options.output else default_output(ini_path)
-        text = _read_text(ini_path)
-        self.ini_digest = hashlib.sha256(text.encode()).hexdigest()
+        # what defines the run is recorded as it is read: files, environment variables
+        self.environ = RecordingEnviron(os.environ if options.environ is None
+                                        else options.environ)
+        with recording_reads() as self._files_read:
+            self.ini = ini_module.load(ini_path, self.environ)
         self.ranks = Ranks.start(options.device)  # one process: every call is the identity
         # rank 0 reads the checkpoint and picks the seed; the other ranks receive them
         self.checkpoint, seed = self.ranks.from_writer(self._checkpoint_and_seed)
@@ -68,9 +76,11 @@ class Trainer:
             torch.set_num_threads(options.threads)
         torch.manual_seed(seed)
         self.device = self.ranks.device
-        self.ini = ini_module.load(ini_path, options.environ)
         self.provider = build_provider(self.ini, seed=seed, device=self.device)
         self.net = build_network(self.ini, seed=seed).to(self.device)
+        self.identity = run_identity(self._files_read, self.environ.reads,
+                                     defining_options(options))
+        self._check_same_run()
         if not self.net.targets:
             raise ConfigError("missing target: add a [<cell>.Target] section (for example "
                               "[softmax.Target]) naming the cell to learn", path=ini_path)
@@ -90,6 +100,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _checkpoint_and_seed(self):
         self._lock = RunLock(self.output)  # one run per folder, until close()
+        remove_temporaries(self.output)  # left by a killed run; ours to remove now
         checkpoint = self._previous_checkpoint()
         seed = self.options.seed
         if checkpoint is not None:
@@ -104,21 +115,18 @@ class Trainer:
     def _previous_checkpoint(self) -> Optional[Dict[str, Any]]:
         path = self.output / CHECKPOINT
         if self.options.resume:
-            if not path.exists():
-                raise ValueError(f"{path}: no checkpoint to resume from (run without --resume "
-                                 f"first)")
+            if not path.exists():  # killed before its first log point: start afresh
+                if not self.options.quiet:
+                    print(f"note: no checkpoint in {self.output} yet: starting afresh",
+                          file=sys.stderr)
+                return None
             state = load_checkpoint(path, RUN_KEYS)
+            require_keys(state["identity"], IDENTITY_KEYS, f"{path}: identity")
             require_keys(state["state"], STATE_KEYS, f"{path}: state")
             if state["state"]["best"] is not None:
                 require_keys(state["state"]["best"], BEST_KEYS, f"{path}: best")
                 if not 1 <= state["state"]["best"]["log_point"] <= len(state["state"]["rows"]):
                     raise ValueError(f"{path}: its best log point is not one of its rows")
-            if state.get("ini_digest") != self.ini_digest:
-                raise ValueError(f"{path}: this checkpoint was made from another version of "
-                                 f"{self.ini_path}; resume needs the same INI file")
-            if state.get("schedule") != self._schedule():
-                raise ValueError(f"{path}: this checkpoint was made with other learning "
-                                 f"options {state.get('schedule')}; resume needs the same ones")
             return state
         if path.exists() and not self.options.overwrite and not self.options.test_only:
             raise ValueError(f"{self.output} already holds a run (checkpoint.pt): add --resume "
@@ -126,10 +134,16 @@ class Trainer:
                              f"--output")
         return None
 
-    def _schedule(self) -> Dict[str, int]:
-        o = self.options
-        return {"learn": o.learn, "learn_epoch": o.learn_epoch, "log": o.log,
-                "log_epoch": o.log_epoch}
+    def _check_same_run(self) -> None:
+        """--resume continues only the run that wrote the checkpoint (n2prune.train.identity)."""
+        if self.checkpoint is None:
+            return
+        found = differences(self.checkpoint["identity"], self.identity)
+        if found:
+            more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+            raise ValueError(f"{self.output / CHECKPOINT}: made by another run: "
+                             f"{'; '.join(found[:3])}{more}; --resume needs the same files, "
+                             f"environment and options (--overwrite starts afresh)")
 
     def _optimizers(self) -> List[torch.optim.Optimizer]:
         groups: Dict[str, List[Dict[str, Any]]] = {}
@@ -321,7 +335,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, state: Dict[str, Any]) -> None:
         save_atomic({
-            "format": 1, "ini_digest": self.ini_digest, "schedule": self._schedule(),
+            "format": 2, "identity": self.identity,
             "seed": self.seed, "net": self.net.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
             "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
@@ -392,10 +406,3 @@ class Trainer:
                 total += cell.weight.numel()
             self._sparsity = zeros / total if total else 0.0
         return self._sparsity
-
-
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise ValueError(f"{path}: could not open INI file: {exc.strerror}") from None
