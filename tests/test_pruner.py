@@ -250,3 +250,28 @@ def test_global_keep_equals_a_sorting_reference_with_ties_and_floors(seed):
     expected = _reference_keep(scores, target, floors)
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
+
+
+def test_n2prune_train_steps_a_global_cubic_schedule_through_its_pruner(tmp_path):
+    from n2prune.train.trainer import Trainer, TrainOptions
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "networks" / "digits.ini").read_text()
+    text = text.replace("QWeight.PruningFiller=IterNonStruct",
+                        "QWeight.PruningFiller=Magnitude\nQWeight.PruningScope=Global\n"
+                        "QWeight.PruningSchedule=Cubic")
+    text = text.replace("QWeight.StartThreshold=0.3", "QWeight.StartThreshold=0")
+    ini = tmp_path / "global.ini"
+    ini.write_text(text)
+    options = TrainOptions(learn_epoch=4, seed=7, threads=1, quiet=True,
+                           output=str(tmp_path / "run"))
+    trainer = Trainer(str(ini), options)
+    assert sorted(trainer.pruner.cells) == ["conv1", "conv2", "fc1", "fc2"]
+    assert len(trainer.pruner.global_cells) == 4
+    assert trainer.pruner.sparsity() == 0.0
+    epoch_size = trainer.provider.epoch_size
+    assert all(c.horizon == 4 * epoch_size for c in trainer.pruner.cells.values())
+    trainer.run()
+    total = trainer.pruner.statistics()["total"]
+    assert total["pruned"] == math.ceil(np.float32(0.75) * np.float32(total["weights"]))
+    layer_sparsities = [trainer.pruner.statistics()[n]["sparsity"] for n in trainer.pruner.cells]
+    assert len(set(layer_sparsities)) == 4

@@ -42,7 +42,8 @@ ModelOrCells = Union[nn.Module, Mapping[str, PruneCell], Iterable[PruneCell]]
 
 def find_cells(model_or_cells: ModelOrCells) -> Dict[str, PruneCell]:
     """``{name: PruneCell}`` from a model (every layer's ``quantizer``), a dict as ``attach``
-    returns, or a list of PruneCells (named by position)."""
+    returns (an empty dict is accepted: ``n2prune-train`` on an unpruned network), or a list
+    of PruneCells (named by position)."""
     if isinstance(model_or_cells, PruneCell):
         return {"": model_or_cells}
     if isinstance(model_or_cells, nn.Module):
@@ -53,13 +54,15 @@ def find_cells(model_or_cells: ModelOrCells) -> Dict[str, PruneCell]:
             raise ValueError(f"Pruner: {type(model_or_cells).__name__} holds no PruneCell; "
                              f"use n2prune.attach(model, ...) first")
         return found
-    items = (list(model_or_cells.items()) if isinstance(model_or_cells, Mapping)
-             else [(str(i), cell) for i, cell in enumerate(model_or_cells)])
+    if isinstance(model_or_cells, Mapping):
+        items = list(model_or_cells.items())  # may be empty: a Pruner with nothing to do
+    else:
+        items = [(str(i), cell) for i, cell in enumerate(model_or_cells)]
+        if not items:
+            raise ValueError("Pruner: no PruneCell given")
     for name, cell in items:
         if not isinstance(cell, PruneCell):
             raise TypeError(f"Pruner: {name!r} is a {type(cell).__name__}, not a PruneCell")
-    if not items:
-        raise ValueError("Pruner: no PruneCell given")
     return dict(items)
 
 

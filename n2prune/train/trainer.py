@@ -33,6 +33,7 @@ from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
+from n2prune.prune.pruner import Pruner
 from n2prune.train.objective import make_objective
 from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
                                     options_dict)  # TrainOptions, options_dict re-exported
@@ -95,6 +96,7 @@ class Trainer:
         self.ranks.check_batch(self.batch_size)
         self.optimizers = self._optimizers()
         self._set_pruning_period()
+        self.pruner = self._pruner()
         self.generator = torch.Generator().manual_seed(seed + 1)
 
     # ------------------------------------------------------------------ setup
@@ -162,6 +164,13 @@ class Trainer:
         return [SOLVERS.get(kind)(params, batch_size=self.batch_size)
                 for kind, params in groups.items()]
 
+    def _pruner(self) -> Pruner:
+        """The Pruner stepping every PruneCell's schedule (horizon: the run's stimuli)."""
+        o, size = self.options, self.provider.epoch_size
+        horizon = o.learn_epoch * size if o.learn_epoch else self._plan()["total"] * self.batch_size
+        cells = {name: cell.quantizer for name, cell in self.net.pruned_cells().items()}
+        return Pruner(cells, epoch_size=size, horizon=horizon)
+
     def _set_pruning_period(self) -> None:
         """N2D2's default Gradual period: -log-epoch epochs of stimuli (else -log)."""
         o = self.options
@@ -228,14 +237,21 @@ class Trainer:
         progress = Progress(total, self.options.quiet or not self.writes_files)
         progress.done = state["stimuli"]
         stats = {"loss": 0.0, "correct": 0, "seen": 0}
+        per_epoch, pruner = plan["per_epoch"], self.pruner
+        pruner.on_train_begin()
         try:
             while state["batches"] < plan["total"]:
+                if per_epoch and state["batches"] % per_epoch == 0:
+                    pruner.on_epoch_begin(state["batches"] // per_epoch)
+                pruner.on_step_begin(state["batches"])
                 tick = time.perf_counter()
                 x, labels = self._next_batch(state, plan)
                 loss, correct = self._step(x, labels)
                 state["learning_seconds"] += time.perf_counter() - tick
                 seen, stimuli = self.ranks.counts(len(labels))  # this rank's, the global batch
                 state["batches"] += 1
+                if per_epoch and state["batches"] % per_epoch == 0:
+                    pruner.on_epoch_end()
                 state["stimuli"] += stimuli
                 stats["loss"] += loss * seen
                 stats["correct"] += correct if seen else 0
@@ -245,6 +261,7 @@ class Trainer:
                 if state["batches"] % plan["every"] == 0 or state["batches"] == plan["total"]:
                     self._log_point(state, stats, plan, progress)
                     stats = {"loss": 0.0, "correct": 0, "seen": 0}
+            pruner.on_train_end()
         finally:
             progress.close()
         self._restore_best(state)
@@ -277,10 +294,10 @@ class Trainer:
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=False)
         self.ranks.scale(loss).backward()
+        self.pruner.on_before_optimizer_step()
         for optimizer in self.optimizers:
             optimizer.step()
-        fired = [cell.quantizer.update(self.batch_size) for cell in self._pruned]
-        if any(fired):
+        if self.pruner.on_step_end(self.batch_size):
             self._sparsity = None
             self.ranks.check_identical(self.net, "after a mask update")
         with torch.no_grad():
