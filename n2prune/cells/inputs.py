@@ -93,6 +93,9 @@ def warn_params_in_section(ctx: Any, names: Iterable[str]) -> None:
 
 def read_params(ctx: Any, keys: Sequence[Any]) -> dict:
     """Keyword arguments for the cell parameters (``Key`` table) found in the ConfigSection."""
+    note = getattr(ctx.section, "note_parameters", None)
+    if note is not None:  # so a parameter written in the cell section is recognised there
+        note(key.ini for key in keys)
     if ctx.config is None:
         return {}
     return kwargs_from(ctx.config, keys)

@@ -22,7 +22,7 @@ import difflib
 import numbers
 import os
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from n2prune.errors import ConfigError, ConfigWarning
 from n2prune.ini.files import MAX_INI_BYTES, read_text_file
@@ -147,6 +147,10 @@ class Section:
         self.header_line = context.header_line
         self.bases = [] if self._is_view else list(context.bases)
         self.sources = [data.name for data in layers]  # the merged sections
+        # Keys the code looked up (present or not) and cell parameters it knows of: the
+        # spellings a misspelt key is compared with ("did you mean").
+        self.asked: set = set()
+        self.parameter_names: set = set()
 
     def __repr__(self) -> str:
         if self._is_view:
@@ -154,6 +158,7 @@ class Section:
         return f"<Section [{self.name}] {self.path}:{self.header_line} ({len(self.keys())} keys)>"
 
     def _find(self, key: str) -> Optional[Tuple[SectionData, Optional[Entry]]]:
+        self.asked.add(key)
         for data in reversed(self._layers):
             if key in data.computed:
                 return data, None
@@ -237,6 +242,19 @@ class Section:
             if key in self:
                 self._mark(key)
 
+    def note_parameters(self, names: Iterable[str]) -> None:
+        """Record ``names`` as parameters the code knows for this section (read elsewhere,
+        e.g. from a ConfigSection), for :meth:`unknown_key` and the leftover checks."""
+        self.parameter_names.update(names)
+
+    def unknown_key(self, key: str, what: str = "key", where: str = "") -> ConfigError:
+        """"unknown <what> 'K'; did you mean ...?" at ``key``'s line; the suggestion is the
+        closest key the code asked for (and did not find) or a known parameter name."""
+        candidates = [name for name in self.asked | self.parameter_names if name not in self]
+        close = difflib.get_close_matches(key, sorted(candidates), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return self._error_at(key, f"unknown {what} {key!r}{where}{hint}")
+
     def unread_keys(self) -> List[str]:
         """Keys never read (variables ``$X`` count as read), in file order."""
         return [key for key in self.keys() if key not in self._read and not key.startswith("$")]
@@ -252,9 +270,24 @@ class Section:
                     data.read.add(key)
 
     def _missing(self, key: str, what: str) -> ConfigError:
+        # A present key nobody asked for that looks like a typo of the required one is its
+        # misspelling: point at it (NbOutput=16 -> "unknown key 'NbOutput'; did you mean
+        # 'NbOutputs'?"). A one-letter substitution (SizeY for SizeX) is another key.
+        stray = self._misspelling_of(key) if what == "missing required key" else None
+        if stray is not None:
+            return self._error_at(stray, f"unknown key {stray!r}; did you mean {key!r}? "
+                                         f"({what} {key!r})")
         close = difflib.get_close_matches(key, self.keys(), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
         return self._error_at(None, f"{what} {key!r}{hint}")
+
+    def _misspelling_of(self, key: str) -> Optional[str]:
+        strays = [name for name in self.keys() if name not in self._read
+                  and name not in self.asked and not name.startswith("$")]
+        for stray in difflib.get_close_matches(key, strays, n=3, cutoff=0.8):
+            if len(stray) != len(key) or sorted(stray.lower()) == sorted(key.lower()):
+                return stray  # a letter dropped, added or swapped, or another case
+        return None
 
     def _error_at(self, key: Optional[str], message: str,
                   value: Optional[str] = None) -> ConfigError:

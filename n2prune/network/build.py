@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from torch import nn
 from n2prune import ini as ini_module
 from n2prune.cells import CELLS, BuildContext
 from n2prune.errors import ConfigError
+from n2prune.ini.params import Key
 from n2prune.registry import did_you_mean
 from n2prune.network.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
                              solver_specs, weight_quantizer)
@@ -35,6 +37,10 @@ COMMON_KEYS = ("Type", "Input", "Model", "DataType")
 CHECKED_TYPES = ("Conv", "Deconv", "BatchNorm", "Unpool")
 CHECK_DISABLERS = ("ActivationFunction", "Solvers", "WeightsSolver", "BiasSolver", "QWeight",
                    "QAct")
+# Keys N2D2 reads only in a ConfigSection (or with their type key): in a cell section it
+# ignores them silently, so do we, with a warning (§1.6). Any other unread key is an error.
+IGNORED_PREFIXES = ("Solvers.", "WeightsSolver.", "BiasSolver.", "ScaleSolver.", "QWeight.",
+                    "QWeightSolver.", "QAct.", "QActSolver.")
 
 
 @dataclass
@@ -199,11 +205,19 @@ def _check_size(section: Any, shape: Tuple[int, ...], limit: int, what: str) -> 
 
 
 def provider_section(ini: Any) -> str:
+    """The stimuli provider's section name; a ConfigError at the first ``Input=`` naming it
+    (or the first cell) when there is none."""
     for name in PROVIDERS:
         if name in ini:
             return name
-    raise ConfigError("missing stimuli provider: add an [sp] section with SizeX, SizeY and "
-                      "NbChannels", path=ini.path)
+    message = "missing stimuli provider: add an [sp] section with SizeX, SizeY and NbChannels"
+    cells = [ini[name] for name in ini.section_names() if name and "Input" in ini[name]]
+    for section in cells:
+        if any(part in PROVIDERS for part in section.raw("Input").split(",")):
+            raise section.error("Input", message)
+    if cells:
+        raise cells[0].error(None, message)
+    raise ConfigError(message, path=ini.path, line=1)
 
 
 def _input_shape(section: Any) -> Tuple[int, int, int]:
@@ -276,6 +290,7 @@ def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
     model = section.get("Model", read_word, ini[""].get("DefaultModel", read_word, "Frame"))
     section.mark_read("DataType")
     names = config_names(section, model)
+    _check_config_names(ini, section, model, names)
     view = ini.view(names, context=name) if names else None
     config = ConfigView(view, routed_prefixes(cell_type)) if view is not None else None
     ctx = BuildContext(name, section, config, inputs, [shapes[p] for p in inputs],
@@ -293,17 +308,32 @@ def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
     return cell, CellInfo(name, cell_type, inputs, ctx.input_shapes, tuple(shape), specs)
 
 
+def _check_config_names(ini: Any, section: Any, model: str, names: List[str]) -> None:
+    """Every ConfigSection name must be a section: a ConfigError at the key otherwise."""
+    for config in names:
+        if config not in ini:
+            key = next(k for k in (f"ConfigSection({model})", "ConfigSection") if k in section)
+            raise section.error(key, did_you_mean(config, [n for n in ini.section_names() if n],
+                                                  "section").replace("known:", "sections:", 1))
+
+
 def _check_leftovers(cell_type: str, section: Any, config: Any) -> None:
-    """Unknown keys: errors in a ConfigSection; in a cell section, N2D2's §1.6 behaviour."""
+    """Unread keys: errors in a ConfigSection; in a cell section errors too (a misspelt key
+    would silently change the network), except the keys N2D2 reads elsewhere and ignores
+    here silently (cell parameters, solver and quantizer keys, §1.6), which warn."""
     if config is not None:
         for key in config.unread_keys():
-            raise config.error(key, f"unknown parameter for a {cell_type} cell")
+            raise config.unknown_key(key, "parameter", f" for a {cell_type} cell")
     leftovers = [k for k in section.unread_keys() if k not in COMMON_KEYS
                  and not k.startswith("ConfigSection")]
     checked = cell_type in CHECKED_TYPES and not any(k in section for k in CHECK_DISABLERS)
+    if leftovers:
+        section.note_parameters(cell_parameter_names())
     for key in leftovers:
-        if checked:
-            raise section.error(key, f"unknown key for a {cell_type} cell")
+        ignored = key.startswith(IGNORED_PREFIXES + ("Mapping(sp)", "Mapping(cenv)")) \
+            or key in section.parameter_names
+        if checked or not ignored:
+            raise section.unknown_key(key, "key", f" for a {cell_type} cell")
         if key.startswith(("Mapping(sp)", "Mapping(cenv)")):
             section.warn(key, "ignored, as N2D2 does: the stimuli provider's mapping is "
                               "written Mapping(env)")
@@ -311,6 +341,21 @@ def _check_leftovers(cell_type: str, section: Any, config: Any) -> None:
         section.warn(key, f"ignored: N2D2 does not read this key in a {cell_type} cell "
                           f"section (cell parameters belong in a ConfigSection)")
     section.mark_read(*leftovers)
+
+
+def cell_parameter_names() -> Set[str]:
+    """The INI names of every cell parameter table (``Key`` tuples of the modules under
+    n2prune.cells and of their classes), plug-in cells included once imported."""
+    names: Set[str] = set()
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("n2prune.cells") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            holders = [value] + (list(vars(value).values()) if isinstance(value, type) else [])
+            for held in holders:
+                if isinstance(held, tuple) and held and all(isinstance(k, Key) for k in held):
+                    names.update(key.ini for key in held)
+    return names
 
 
 def _write_computed(section: Any, input_shapes, shape) -> None:
