@@ -78,7 +78,8 @@ class Pruner:
 
     def __init__(self, model_or_cells: ModelOrCells, *, epoch_size: int = 0,
                  epochs: Optional[float] = None, horizon: Optional[int] = None,
-                 period: Optional[int] = None, callbacks: Iterable[Any] = ()):
+                 period: Optional[int] = None, callbacks: Iterable[Any] = (),
+                 calibration_batches: Optional[int] = None):
         self.cells: Dict[str, PruneCell] = find_cells(model_or_cells)
         if epochs is not None and horizon is not None:
             raise ValueError("Pruner: give epochs or horizon (stimuli), not both")
@@ -104,6 +105,12 @@ class Pruner:
         self.callbacks: List[Any] = []
         for callback in callbacks:
             self.add_callback(callback)
+        # data-driven criteria: a collector gathers their statistics (n2prune.prune.calibration)
+        from n2prune.prune.calibration import StatisticsCollector, needs_of
+        self.collector: Optional[StatisticsCollector] = None
+        if any(needs_of(cell) for cell in self.cells.values()):
+            self.collector = StatisticsCollector(batches=calibration_batches)
+            self.add_callback(self.collector)
         if self.global_cells:
             self.rank_global()
 
@@ -170,6 +177,25 @@ class Pruner:
             unbind = getattr(callback, "unbind", None)
             if unbind is not None:
                 unbind()
+
+    # ----------------------------------------------------------------- criteria's extras
+    def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Any) -> int:
+        """Gather the criteria's statistics now from ``(inputs, targets)`` batches (forward
+        and backward, no optimiser step) and recompute the masks; returns the batches used."""
+        if self.collector is None:
+            return 0
+        return self.collector.calibrate(model, batches, loss_fn)
+
+    def penalty(self) -> torch.Tensor:
+        """The cells' sparsity penalties (``regularization=`` L1 / GroupLasso, scheduled over
+        the stimuli seen), to add to the loss; a zero tensor when none is set."""
+        from n2prune.prune.regularization import cell_penalty
+        total: Optional[torch.Tensor] = None
+        for cell in self.cells.values():
+            term = cell_penalty(cell, self.stimuli)
+            if term is not None:
+                total = term if total is None else total + term
+        return total if total is not None else torch.zeros(())
 
     # ----------------------------------------------------------------- masks
     def rank_global(self) -> None:
