@@ -1,6 +1,7 @@
 """Learning on several processes: shares of the global batch, identical replicas, equality
 with one process, errors on one rank, a distributed run killed and resumed (gloo, CPU)."""
 
+import math
 import os
 import signal
 import socket
@@ -46,11 +47,34 @@ WORKER = textwrap.dedent("""
             if len(state["rows"]) == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
         T.Trainer._log_point = log_then_die
+    def merged_statistics():
+        # rank r gathers samples 4r..4r+3 of a batch of 8 (and gradient r); the reference is
+        # the whole batch in one process. Samples 0 and 4 hold the minimum, 1 and 5 the
+        # maximum, so both ranks' histogram ranges are the whole batch's.
+        from n2prune.prune import statistics as S
+        from n2prune.prune.calibration import StatisticsCollector
+        g = torch.Generator().manual_seed(0)
+        x, w = torch.randn(8, 3, 5, 5, generator=g), torch.randn(4, 3, 3, 3, generator=g)
+        y = torch.rand(8, 4, 5, 5, generator=g) * 2 - 1
+        y[0], y[1] = -10.0, 10.0
+        y[4], y[5] = y[0], y[1]
+        grads = torch.randn(2, 4, 3, 3, 3, generator=g)
+        needs = set(S.INPUT_STATS + S.OUTPUT_STATS)
+        mine, whole = {}, {}
+        for stats, part, grad_parts in ((mine, slice(4 * rank, 4 * rank + 4), [rank]),
+                                        (whole, slice(0, 8), [0, 1])):
+            S.update_inputs(stats, x[part], w, needs)
+            S.update_outputs(stats, y[part], w, needs)
+            for k in grad_parts:
+                S.update_grad(stats, grads[k])
+        StatisticsCollector.reduce(mine)  # what a distributed run's collectors call
+        other = {"sum": torch.tensor([rank + 1.0]), "frac": torch.tensor([2.0 * rank])}
+        reduce_statistics(other, summed=["sum"])
+        return {"merged": mine, "whole": whole, "other": other}
     if mode == "learn":
         run = T.Trainer.run
         def run_and_save(self):
-            stats = {"sum": torch.tensor([rank + 1.0]), "frac": torch.tensor([2.0 * rank])}
-            reduce_statistics(stats, average=["frac"])
+            stats = merged_statistics()
             report = run(self)
             saved = {"net": {k: v.clone() for k, v in self.net.state_dict().items()
                              if isinstance(v, torch.Tensor)}, "stats": stats}
@@ -145,6 +169,40 @@ def test_environment_errors_and_launcher_environment():
         sock.bind(("127.0.0.1", port))
 
 
+def test_the_collector_reduces_each_cell_before_the_masks_are_computed():
+    from n2prune.cells import Conv, Fc, Sequence
+    from n2prune.prune import PruneCell
+    from n2prune.prune.calibration import StatisticsCollector
+    torch.manual_seed(0)
+    model = Sequence([Conv(2, 6, kernel_dims=[3, 3]), Fc(6 * 4 * 4, 5)])
+    cells = {}
+    for index, layer in enumerate(model):
+        layer.quantizer = PruneCell(prune_mode="Static", threshold=0.5, prune_filler="ActivationMagnitude")
+        cells[str(index)] = layer.quantizer
+    calls = []
+
+    def reduce(stats):  # stands in for the cross-rank merge: records, then changes a value
+        calls.append((sorted(stats), float(min(c.mask.min() for c in cells.values()))))
+        stats["input_sq_mean"].fill_(1.0)
+
+    collector = StatisticsCollector(cells, batches=2)
+    collector.reduce = reduce
+    gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(4, 2, 6, 6, generator=gen), torch.randint(0, 5, (4,),
+                                                                      generator=gen))
+               for _ in range(2)]
+    collector.calibrate(model, batches, torch.nn.functional.cross_entropy)
+    assert len(calls) == 2 and all("input_sq_mean" in names for names, _ in calls)
+    assert calls[0][1] == 1.0  # no mask computed before the statistics were merged
+    for layer, cell in zip(model, cells.values()):  # masks from the merged values (all 1):
+        scores = layer.weight.detach().abs().flatten()  # |w| * sqrt(E[x^2]) = |w|
+        pruned = math.ceil(0.5 * scores.numel())
+        kept = scores > scores.sort().values[pruned - 1]
+        assert torch.equal(cell.mask.flatten().bool(), kept)
+        assert torch.equal(cell.stats["input_sq_mean"], torch.ones_like(
+            cell.stats["input_sq_mean"]))
+
+
 def test_a_batch_smaller_than_the_processes_is_refused():
     with pytest.raises(ValueError, match=r"BatchSize=2 is the global batch .* \(3\)"):
         Ranks(3, 0).check_batch(2)
@@ -192,7 +250,14 @@ def test_two_ranks_learn_identical_replicas_equal_to_one_process(tmp_path, singl
     for name in zero:
         assert torch.equal(zero[name], one[name]), name  # bitwise: same masks and weights
     _assert_close_to_single(zero, single[0])
-    assert ranks[0]["stats"]["sum"].item() == 3.0 and ranks[1]["stats"]["frac"].item() == 1.0
+    for rank in ranks:  # statistics merged over the ranks equal the whole batch's
+        stats = rank["stats"]
+        assert stats["other"]["sum"].item() == 3.0 and stats["other"]["frac"].item() == 1.0
+        assert stats["merged"].keys() == stats["whole"].keys()
+        assert {"grad", "input_sq_mean", "output_var", "output_hist"} <= stats["whole"].keys()
+        for name, value in stats["whole"].items():
+            torch.testing.assert_close(stats["merged"][name], value, rtol=1e-5, atol=1e-6,
+                                       msg=name, check_dtype=False)
     for rank in ranks:  # the guard saw rank 1's nudged weight, on both ranks
         assert rank["guard"].startswith("layers.fc2.weight differs between rank 0 and rank 1")
     single_log = (single[1] / "log.csv").read_text().splitlines()

@@ -78,7 +78,15 @@ def _layer_input(module: nn.Module, inputs: tuple) -> torch.Tensor:
 
 class StatisticsCollector:
     """Hooks and running statistics for a set of PruneCells (``{name: PruneCell}``, or those of
-    the Pruner it is added to)."""
+    the Pruner it is added to).
+
+    ``reduce`` (None, or a function mutating one cell's statistics dict) runs on every cell
+    when a window completes, before the masks are recomputed: a distributed run sets it to
+    ``n2prune.train.distributed.reduce_statistics`` so each rank scores with the statistics
+    of the whole global batch.
+    """
+
+    reduce: Optional[Callable[[Dict[str, torch.Tensor]], Any]] = None
 
     def __init__(self, cells: Optional[Dict[str, Any]] = None, batches: Optional[int] = None):
         if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
@@ -178,6 +186,14 @@ class StatisticsCollector:
             with _Store(cell) as stats:
                 statistics.reset(stats)
 
+    def _reduce(self) -> None:
+        """Merge the window's statistics across processes (``reduce``), cell by cell."""
+        if self.reduce is None:
+            return
+        for name in sorted(self.cells):
+            with _Store(self.cells[name]) as stats:
+                self.reduce(stats)
+
     # ----------------------------------------------------------------- Pruner hooks
     def on_before_optimizer_step(self, pruner: Any) -> None:
         self.after_backward()
@@ -186,6 +202,7 @@ class StatisticsCollector:
         """Recompute the masks when the window completes; open a new window after a schedule
         step moved a threshold."""
         if self.end_batch():
+            self._reduce()
             pruner.recompute()
         thresholds = self._current_thresholds()
         if thresholds != self._thresholds:
@@ -222,6 +239,7 @@ class StatisticsCollector:
         if used == 0:
             raise ValueError("calibration: no batches (the iterable is empty)")
         self.seen = self.batches  # the window is complete even with fewer batches
+        self._reduce()
         if self._pruner is not None:
             self._pruner.recompute()
         else:

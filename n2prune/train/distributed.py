@@ -40,6 +40,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from n2prune.train.distributed_stats import reduce_statistics  # noqa: F401 (re-exported)
+
 TIMEOUT_ENV = "N2PRUNE_DIST_TIMEOUT"
 
 
@@ -98,6 +100,8 @@ class Ranks:
         owns = not dist.is_initialized()
         if owns:
             dist.init_process_group(backend, timeout=timeout(), world_size=world, rank=rank)
+        from n2prune.prune.calibration import StatisticsCollector
+        StatisticsCollector.reduce = staticmethod(reduce_statistics)  # every rank scores alike
         return cls(world, rank, local, target, owns)
 
     @property
@@ -233,28 +237,6 @@ def bit_checksum(tensor: torch.Tensor) -> torch.Tensor:
     data = tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy()
     digest = hashlib.blake2b(data.tobytes(), digest_size=8).digest()
     return torch.tensor([int.from_bytes(digest, "little", signed=True)], dtype=torch.int64)
-
-
-def reduce_statistics(stats: Dict[str, torch.Tensor],
-                      average: Iterable[str] = ()) -> Dict[str, torch.Tensor]:
-    """Sum the Pruner's statistics over the ranks in place (mean for the keys in
-    ``average``), so scores are computed from the whole global batch on every rank.
-
-    Call it after the statistics of a scoring period were gathered and before the criterion
-    reads them (``Pruner`` does, before a mask update). Sums (``input_sq_sum``, ``grad_sq``
-    over local batches) add up; per-rank fractions (``output_zero_frac``) are averaged.
-    Gradients read after DDP's backward are already averaged: leave them out. A no-op
-    without an initialised process group.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return stats
-    averaged = set(average)
-    for name in sorted(stats):  # the same order on every rank
-        tensor = stats[name]
-        dist.all_reduce(tensor)
-        if name in averaged:
-            tensor.div_(dist.get_world_size())
-    return stats
 
 
 def _no_buffer_sync(ddp_class: type) -> Dict[str, bool]:
