@@ -1,6 +1,7 @@
 """Learning on several processes: shares of the global batch, identical replicas, equality
 with one process, errors on one rank, a distributed run killed and resumed (gloo, CPU)."""
 
+import json
 import math
 import os
 import signal
@@ -296,3 +297,12 @@ def test_nproc_runs_the_cli_on_two_processes(tmp_path, single):
     assert process.returncode == 0, process.stderr
     net = torch.load(output / "model.pt", weights_only=True)["net"]
     _assert_close_to_single(net, single[0])
+    # -test on two processes: each evaluates half the test set, the counts are summed
+    process = subprocess.run(train_command(["-test", *ARGS, "--output", str(output),
+                                            "--nproc", "2"]),
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr
+    learnt = json.loads((output / "report.json").read_text())
+    tested = json.loads((output / "test_report.json").read_text())
+    assert tested["test_accuracy"] == learnt["test_accuracy"] and tested["seed"] == 5

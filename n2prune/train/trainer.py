@@ -385,10 +385,13 @@ class Trainer:
 
     def _load_trained(self) -> None:
         path = self.output / "model.pt"
-        if not path.exists():
-            raise ValueError(f"-test: no trained network in {self.output} (model.pt); learn "
-                             f"first, or give -w DIR with N2D2 weight files")
-        saved = load_checkpoint(path, MODEL_KEYS)
+
+        def read() -> Dict[str, Any]:
+            if not path.exists():
+                raise ValueError(f"-test: no trained network in {self.output} (model.pt); "
+                                 f"learn first, or give -w DIR with N2D2 weight files")
+            return load_checkpoint(path, MODEL_KEYS)
+        saved = self.ranks.from_writer(read)  # only rank 0's machine needs the file
         load_state_into(self.net, saved["net"], str(path))
 
     # ------------------------------------------------------------------ measures
