@@ -13,7 +13,7 @@ from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.deconv import Deconv
 from n2prune.cells.fc import Fc
-from n2prune.n2d2io.write import cell_file_stem, format_value, write_weights
+from n2prune.n2d2io.write import cell_file_stem, write_weights
 from n2prune.n2d2io.read import read_weights
 from n2prune.network.build import load_network
 from n2prune.prune.prunecell import PruneCell
@@ -99,12 +99,23 @@ def _fc(weights, biases=None):
 
 
 # ----------------------------------------------------------------------------- format
-@pytest.mark.parametrize("value, digits, text", [
-    (0.001234567, 6, "0.00123457"), (1.234567e-05, 6, "1.23457e-05"), (-0.5, 6, "-0.5"),
-    (0.0, 6, "0"), (123456789.0, 6, "1.23457e+08"), (0.1234567891234, 10, "0.1234567891"),
-    (100.0, 6, "100"), (-0.0, 6, "-0")])
-def test_values_print_like_cpp_streams(value, digits, text):
-    assert format_value(value, digits) == text
+# The writer's own output: float32 weights as C++ ``stream << setprecision(d)`` prints them
+# (%g): 6 digits, 10 once a PruneCell is attached (N2D2 widens the precision for quantizers).
+SIX_DIGITS = [(0.001234567, "0.00123457"), (1.234567e-05, "1.23457e-05"), (-0.5, "-0.5"),
+              (0.0, "0"), (123456789.0, "1.23457e+08"), (100.0, "100"), (-0.0, "-0")]
+TEN_DIGITS = [(0.1, "0.1000000015"), (-0.0009765625, "-0.0009765625"), (3.0, "3")]
+
+
+@pytest.mark.parametrize("pruned, cases", [(False, SIX_DIGITS), (True, TEN_DIGITS)],
+                         ids=["plain", "with-PruneCell"])
+def test_values_print_like_cpp_streams(tmp_path, pruned, cases):
+    cell = _fc([[value for value, _ in cases]], [cases[0][0]])
+    if pruned:
+        cell.quantizer = PruneCell()
+    write_weights({"fc": cell}, tmp_path)
+    texts = [text for _, text in cases]
+    assert (tmp_path / "fc_weights.syntxt").read_text() == " ".join(texts) + " \n"
+    assert (tmp_path / "fc_biases.syntxt").read_text() == texts[0] + "\n"
 
 
 def test_fc_writes_one_line_per_output_with_trailing_spaces_and_biases_per_line(tmp_path):
@@ -138,7 +149,8 @@ def test_grouped_conv_lines_hold_c_over_g_channels(tmp_path):
     write_weights({"g": cell}, tmp_path)
     lines = (tmp_path / "g_weights.syntxt").read_text().splitlines()
     assert [len(line.split()) for line in lines] == [2] * 6
-    assert lines[4].split() == [format_value(v) for v in cell.weight[4].flatten().tolist()]
+    assert [float(v) for v in lines[4].split()] == pytest.approx(
+        cell.weight[4].flatten().tolist(), rel=1e-5)
 
 
 def test_deconv_writes_each_outputs_kernels_from_the_transposed_layout(tmp_path):

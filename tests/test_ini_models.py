@@ -40,32 +40,56 @@ def test_all_model_files_are_listed(n2d2_models):
     assert found == sorted(MODEL_FILES)
 
 
+# The one reference these files leave literal: VGG16 misspells its own variable (see below);
+# its cells read it through their ConfigSection.
+LITERAL = {"models/VGG16.ini": {"Solvers.LearningRateDecay"}}
+
+
+def _names_a_computed_property(raw: str) -> bool:
+    return any(name in raw for name in COMPUTED)
+
+
 @pytest.mark.parametrize("name", MODEL_FILES)
-def test_every_key_evaluates(n2d2_models, name):
+def test_every_key_evaluates_to_text_without_references_left(n2d2_models, name):
     ini = load_model(n2d2_models, name)
+    assert ini.sections()
     for section in ini.sections():
         for key, value in COMPUTED.items():
             section.set_computed(key, value)
+    evaluated = {}
     for section in ini.sections():
-        for key in section.keys():
-            section[key]
+        evaluated.update({(section.name, key): section[key] for key in section.keys()})
         if "ConfigSection" in section:
             view = ini.view(section["ConfigSection"].split(","), section.name)
-            for key in view.keys():
-                view[key]
+            evaluated.update({(section.name, key): view[key] for key in view.keys()})
+    left = {where for where, text in evaluated.items() if "${" in text or "$(" in text}
+    assert {key for _, key in left} == LITERAL.get(name, set())
+    assert all(isinstance(text, str) for text in evaluated.values())
 
 
 @pytest.mark.parametrize("name", MODEL_FILES)
 def test_computed_references_fail_before_the_builder_runs(n2d2_models, name):
+    """Exactly the keys naming a property the builder computes fail, and say so."""
     ini = load_model(n2d2_models, name)
-    failures = []
+    failures, expected = {}, set()
     for section in ini.sections():
         for key in section.keys():
+            if _names_a_computed_property(section.raw(key)):
+                expected.add((section.name, key))
             try:
                 section[key]
             except ConfigError as error:
-                failures.append(error.reason)
-    assert all("property '_" in reason and "not found" in reason for reason in failures)
+                failures[section.name, key] = error.reason
+    assert set(failures) == expected
+    for reason in failures.values():
+        assert "property '_" in reason and "not found" in reason, reason
+
+
+def test_some_model_files_refer_to_computed_properties(n2d2_models):
+    """The test above is not vacuous: the files do use the builder's properties."""
+    raws = [section.raw(key) for name in MODEL_FILES
+            for section in load_model(n2d2_models, name).sections() for key in section.keys()]
+    assert any(map(_names_a_computed_property, raws))
 
 
 def test_resnet18_template_blocks(n2d2_models):

@@ -41,11 +41,6 @@ def cell_file_stem(name: str) -> str:
                    for c in name)
 
 
-def format_value(value: float, digits: int = 6) -> str:
-    """One value as C++ ``stream << setprecision(digits) << value`` prints it: ``%g``."""
-    return "%.*g" % (digits, value)
-
-
 # ----------------------------------------------------------------------------- kernel layout
 @dataclass
 class Kernels:
@@ -199,6 +194,7 @@ def _write_batchnorm(cell: BatchNorm, base: Path) -> List[Path]:
 
 
 def _lines(rows: Iterable[torch.Tensor], digits: int) -> str:
+    """Rows of values as C++ ``stream << setprecision(digits) << value << " "`` prints them."""
     fmt = f"%.{digits}g "
     return "".join("".join(fmt % value for value in row.tolist()) + "\n" for row in rows)
 
