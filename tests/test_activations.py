@@ -13,9 +13,8 @@ X = torch.tensor([-3.0, -0.5, 0.0, 0.25, 2.0, 10.0])
 
 
 def test_registry_holds_the_nine_n2d2_names():
-    assert sorted(ACTIVATIONS.names()) == sorted(
-        ["Linear", "Rectifier", "Tanh", "TanhLeCun", "Logistic", "LogisticWithLoss",
-         "Saturation", "Softplus", "Swish"])
+    assert {"Linear", "Rectifier", "Tanh", "TanhLeCun", "Logistic", "LogisticWithLoss",
+            "Saturation", "Softplus", "Swish"} <= set(ACTIVATIONS.names())  # and plug-ins
 
 
 def test_linear_is_identity_and_clips_symmetrically():

@@ -19,8 +19,8 @@ def stats(tensor):
 
 
 def test_registry_names():
-    assert sorted(WEIGHT_INITIALIZERS.names()) == ["ConstantFiller", "HeFiller", "NormalFiller",
-                                              "UniformFiller", "XavierFiller"]
+    assert {"ConstantFiller", "HeFiller", "NormalFiller", "UniformFiller",
+            "XavierFiller"} <= set(WEIGHT_INITIALIZERS.names())  # plug-ins may add more
 
 
 def test_fans_follow_n2d2_size_over_outputs_and_size_over_channels():

@@ -10,9 +10,9 @@ def lr(it, p, iteration_size=1, batch_size=32):
     return learning_rate(it, iteration_size, batch_size, p)
 
 
-def test_registry_holds_the_seven_ini_spellings_in_n2d2_enum_order():
-    assert LR_POLICIES.names() == ["None", "StepDecay", "ExponentialDecay", "InvTDecay",
-                                   "PolyDecay", "InvDecay", "CosineDecay"]
+def test_registry_holds_the_seven_n2d2_spellings():
+    assert {"None", "StepDecay", "ExponentialDecay", "InvTDecay", "PolyDecay", "InvDecay",
+            "CosineDecay"} <= set(LR_POLICIES.names())  # plug-ins may add more
 
 
 def test_unknown_policy_suggests_the_spelling():

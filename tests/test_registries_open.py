@@ -13,7 +13,7 @@ from n2prune.ini.values import read_enum, read_float
 from n2prune.network.build import load_network
 from n2prune.registry import Registry
 from n2prune.solvers.lr_policies import LR_POLICIES
-from n2prune.solvers.optimizers import SGD_KEYS, SOLVERS, N2D2SGD
+from n2prune.solvers import SGD_KEYS, SOLVERS, N2D2SGD
 
 from fakesection import FakeSection
 

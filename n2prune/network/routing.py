@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from n2prune.ini.params import check_prefixed, kwargs_from
 from n2prune.quantizer import N2D2_ONLY, QUANTIZERS
 from n2prune.registry import did_you_mean
-from n2prune.solvers.optimizers import SOLVERS
+from n2prune.solvers import SOLVERS
 from n2prune.ini.values import read_text, read_word
 
 # Cell type -> (solver roles as (type key, prefix, parameter)), whether QWeight applies.

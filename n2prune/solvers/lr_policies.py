@@ -10,7 +10,7 @@ Each member of ``LR_POLICIES`` is ``policy(it, stimuli, p) -> learning rate`` wh
 - ``p`` is an ``LRParams``.
 
 The skipped passes of ``IterationSize`` and the ``LearningRate == 0`` short cut are state, so
-they live in the solver (``n2prune.solvers.optimizers``), not here.
+they live in the solver (``n2prune.solvers.sgd``), not here.
 
 >>> p = LRParams(learning_rate=0.1, lr_policy="StepDecay", learning_rate_step_size=60000,
 ...              learning_rate_decay=0.5)

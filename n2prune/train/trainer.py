@@ -38,7 +38,7 @@ from n2prune.train.objective import make_objective
 from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
                                     options_dict)  # TrainOptions, options_dict re-exported
 from n2prune.train.progress import Progress
-from n2prune.solvers.optimizers import SOLVERS
+from n2prune.solvers import SOLVERS
 
 CHECKPOINT = "checkpoint.pt"
 
