@@ -105,3 +105,25 @@ def test_keys_n2d2_reads_elsewhere_and_ignores_here_still_warn(tmp_path, key):
         f"net.ini:16: [fc] {key.split('=')[0]}: ignored: N2D2 does not read this key in a Fc "
         "cell section (cell parameters belong in a ConfigSection)"]
     assert net.cells["fc"].weight.shape == (10, 4 * 8 * 8)
+
+
+def test_found_by_fuzzing_a_batchnorm_error_without_a_config_section_is_located(tmp_path):
+    # was AttributeError: 'NoneType' object has no attribute 'error'
+    text = "[sp]\nSizeX=4\nSizeY=4\n[bn]\nInput=sp\nType=BatchNorm\nNbOutputs=1\n" \
+           "ActivationFunction=Rectifer\n"
+    path = tmp_path / "net.ini"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_network(str(path))
+    assert str(info.value).startswith(
+        f"{path}:8: [bn] ActivationFunction=Rectifer: unknown activation function 'Rectifer'")
+    assert str(info.value).count(str(path)) == 1
+
+
+def test_found_by_fuzzing_a_file_without_cells_is_located(tmp_path):
+    path = tmp_path / "net.ini"
+    path.write_text("; truncated\n[sp]\nSizeX=4\nSizeY=4\n")
+    with pytest.raises(ConfigError) as info:
+        load_network(str(path))
+    assert str(info.value) == (f"{path}:2: [sp] no cell found (a cell is a section with an "
+                               "Input= key)")

@@ -6,6 +6,7 @@ import torch
 
 from n2prune.errors import ConfigError
 from n2prune.network.build import load_network
+from n2prune.network import limits
 from n2prune.network.limits import MAX_NETWORK_ELEMENTS, AllocationGuard, OverLimit, \
     requested_elements
 
@@ -101,3 +102,41 @@ def test_the_guard_refuses_before_allocating():
         with AllocationGuard(limit=10 ** 6):
             torch.empty(10 ** 9, 10 ** 9)  # would fail in the allocator (or overflow)
     assert requested_elements(torch.add, (torch.ones(2), 1), {}) is None
+
+
+POOL = """[sp]
+SizeX=4
+SizeY=4
+NbChannels=2
+[pool]
+Input=sp
+Type=Pool
+PoolDims=1 1
+Pooling=Max
+NbOutputs=2
+"""
+
+
+def test_a_huge_mapping_patch_is_refused_before_arange_allocates_it(tmp_path):
+    path = tmp_path / "net.ini"
+    path.write_text(POOL + "Mapping.Size=1e12\n")
+    with pytest.raises(ConfigError, match=r"net.ini:5: \[pool\] building this cell would "
+                                          r"allocate 1e\+12 elements"):
+        load_network(str(path))
+
+
+def test_a_build_that_never_ends_is_bounded_by_torch_calls(tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_BUILD_CALLS", 5000)  # the default takes seconds
+    path = tmp_path / "net.ini"
+    path.write_text(POOL + "Mapping.NbIterations=1000000000000\n")
+    with pytest.raises(ConfigError) as info:
+        load_network(str(path))
+    assert str(info.value) == (f"{path}:5: [pool] building the network takes more than 5000 "
+                               "torch operations (by this cell): a size or iteration count far "
+                               "too large?")
+
+
+@pytest.mark.parametrize("args, expected", [((5,), 5), ((2, 7), 5), ((0, 10, 3), 4),
+                                            ((0.0, 1.0, 0.25), 4), ((3, 3), 0)])
+def test_arange_sizes(args, expected):
+    assert requested_elements(torch.arange, args, {}) == expected == len(torch.arange(*args))

@@ -33,3 +33,10 @@ class BuildContext:
 
     def error(self, key: str, message: str):
         return self.section.error(key, message)
+
+    def config_error(self, key: str, message: str):
+        """A ConfigError at ``key`` of the ConfigSection, or at the cell section's header
+        when the ConfigSection is absent or does not hold ``key``."""
+        if self.config is not None and key in self.config:
+            return self.config.error(key, message)
+        return self.section.error(key if key in self.section else None, message)

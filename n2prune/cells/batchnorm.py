@@ -15,6 +15,7 @@ from torch import nn
 
 from n2prune.cells.activation_functions import as_activation, build_activation
 from n2prune.cells.base import CELLS, BuildContext
+from n2prune.errors import ConfigError
 from n2prune.cells.inputs import (concat, read_nb_outputs, read_params, same_size,
                                   total_channels, warn_params_in_section)
 from n2prune.ini.params import Key
@@ -74,7 +75,10 @@ def build_batchnorm(ctx: BuildContext):
     params = read_params(ctx, BatchNorm.PARAMS)
     try:
         module = BatchNorm(nb_outputs, activation=build_activation(ctx.section), **params)
+    except ConfigError:
+        raise  # the activation's own located error
     except ValueError as exc:
-        key = "Epsilon" if "epsilon" in str(exc) else "MovingAverageMomentum"
-        raise ctx.config.error(key, str(exc)) from None
+        key = "Epsilon" if "epsilon" in str(exc) else "ActivationFunction" \
+            if "activation" in str(exc) else "MovingAverageMomentum"
+        raise ctx.config_error(key, str(exc)) from None
     return module, (nb_outputs, height, width)

@@ -67,5 +67,5 @@ def build_dropout(ctx: BuildContext):
     try:
         module = Dropout(nb_outputs, input_window=window, **params)
     except ValueError as exc:
-        raise ctx.config.error("Dropout", str(exc)) from None
+        raise ctx.config_error("Dropout", str(exc)) from None
     return module, (nb_outputs, height, width)

@@ -62,5 +62,5 @@ def build_lrn(ctx: BuildContext):
     try:
         module = LRN(nb_outputs, **read_params(ctx, LRN.PARAMS))
     except ValueError as exc:
-        raise ctx.config.error("N", str(exc)) from None
+        raise ctx.config_error("N", str(exc)) from None
     return module, (nb_outputs, height, width)

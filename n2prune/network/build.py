@@ -187,8 +187,8 @@ def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None,
         cells[name], info[name] = cell, cell_info
         shapes[name] = cell_info.output_shape
     if not cells:
-        raise ConfigError("no cell found (a cell is a section with an Input= key)",
-                          path=ini.path)
+        raise ini[provider].error(None, "no cell found (a cell is a section with an Input= "
+                                        "key)")
     return Network(ini, input_shape, cells, info, read_targets(ini, list(cells)))
 
 
