@@ -178,3 +178,14 @@ def test_every_schedule_stays_in_its_range_and_reaches_the_target():
             values.append(q.get_current_threshold())
         assert all(0.0 <= v <= np.float32(0.6) for v in values), name
         assert values == sorted(values) and q.done, name
+
+
+def test_summary_shows_pattern_scope_and_schedule_per_cell(tmp_path):
+    path = tmp_path / "net.ini"
+    path.write_text(NET.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.PruningEnd=600\n"
+                                     "QWeight.PruningScope=Global\nQWeight.PruningMinKeep=0.1\n"
+                                     "QWeight.PruningPattern=Channel\nQWeight.PruningRewind=0"))
+    net = load_network(str(path))
+    row = next(line for line in net.summary() if line.startswith("fc "))
+    assert "Gradual/Magnitude t=0.5 pattern=Channel scope=Global(min_keep=0.1) " \
+           "schedule=Cubic(end=600 rewind=0) now=" in row

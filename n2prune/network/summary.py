@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, List
 
+from n2prune.prune.sparsity import cell_counts
+
 
 def synapses(cell: Any) -> int:
     """Parameters of a cell, not counting weights a Mapping table disconnects (as N2D2)."""
@@ -15,13 +17,32 @@ def synapses(cell: Any) -> int:
 
 
 def _pruning(cell: Any) -> str:
+    """Mode/filler, target, pattern, scope, schedule (with its parameters), sparsity now."""
     q = getattr(cell, "quantizer", None)
     if q is None:
         return "-"
     text = f"{q.prune_mode}/{q.prune_filler} t={q.threshold:g}"
+    text += f" pattern={getattr(q, '_pattern', None) or getattr(q, 'pattern', '-')}"
+    scope = getattr(q, "scope", "Layer")
+    text += f" scope={scope}" + (f"(min_keep={q.min_keep:g})" if scope == "Global"
+                                 and getattr(q, "min_keep", 0) else "")
     if q.prune_mode == "Gradual":
-        text += f" start={q.start:g} gamma={q.gamma:g} step={q.stepsize or 'epoch'}"
+        text += " schedule=" + _schedule(q)
     return text + f" now={q.sparsity():.3f}"
+
+
+def _schedule(q: Any) -> str:
+    name = getattr(q, "schedule", "Linear")
+    if name == "Linear":
+        return f"Linear(start={q.start:g} gamma={q.gamma:g} step={q.stepsize or 'epoch'})"
+    args = q.params["schedule"]
+    window = [f"{key}={args[key]:g}" for key in ("begin", "end", "begin_epochs", "end_epochs",
+                                                  "steps") if args.get(key) is not None]
+    if args.get("end") is None and args.get("end_epochs") is None:
+        window.append("end=75%run")
+    if getattr(q, "rewind", None) is not None:
+        window.append(f"rewind={q.rewind:g}")
+    return f"{name}({' '.join(window)})"
 
 
 def network_summary(net: Any) -> List[str]:
@@ -34,7 +55,7 @@ def network_summary(net: Any) -> List[str]:
         count = synapses(cell)
         total += count
         if getattr(cell, "quantizer", None) is not None:
-            pruned_weights += cell.weight.numel()
+            pruned_weights += cell_counts(cell)[1]
         inputs = ",".join("sp" if p == "env" else p for p in info.inputs)
         rows.append((name, info.type, inputs, f"{c}x{h}x{w}", f"{count:,}", _pruning(cell)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]

@@ -40,6 +40,7 @@ def write_log(output: Path, rows: List[Dict[str, Any]]) -> None:
 def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
     """Per cell: type, parameters, zero weights, sparsity, target and current thresholds."""
     from n2prune.network.summary import synapses
+    from n2prune.prune.sparsity import cell_counts
     figures: Dict[str, Dict[str, Any]] = {}
     with torch.no_grad():
         for name, cell in trainer.net.cells.items():
@@ -50,11 +51,9 @@ def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
             weight = getattr(cell, "weight", None)
             quantizer = getattr(cell, "quantizer", None)
             if isinstance(weight, torch.Tensor):
-                effective = cell.effective_weight() if hasattr(cell, "effective_weight") \
-                    else weight
-                zeros = int((effective == 0).sum())
-                entry.update(weights=weight.numel(), zeros=zeros,
-                             sparsity=zeros / weight.numel())
+                pruned, connected = cell_counts(cell)  # n2prune.prune.sparsity's definition
+                entry.update(weights=connected, zeros=pruned,
+                             sparsity=pruned / connected if connected else 0.0)
             entry["threshold"] = quantizer.threshold if quantizer is not None else None
             entry["current_threshold"] = quantizer.get_current_threshold() \
                 if quantizer is not None else None

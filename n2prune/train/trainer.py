@@ -417,12 +417,10 @@ class Trainer:
 
     @torch.no_grad()
     def sparsity(self) -> float:
-        """Zero fraction over the weights of the cells that have a PruneCell (cached until
-        the next Gradual step)."""
+        """Pruned fraction of the connected weights of the cells that have a PruneCell
+        (``n2prune.prune.sparsity``: the definition PruneCell and reports use too); cached
+        until the next Gradual step."""
         if getattr(self, "_sparsity", None) is None:
-            zeros = total = 0
-            for cell in self.net.pruned_cells().values():
-                zeros += int((cell.effective_weight() == 0).sum())
-                total += cell.weight.numel()
-            self._sparsity = zeros / total if total else 0.0
+            from n2prune.prune.sparsity import sparsity
+            self._sparsity = sparsity(self.net.pruned_cells().values())
         return self._sparsity
