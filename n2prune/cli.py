@@ -119,7 +119,9 @@ def train_parser() -> argparse.ArgumentParser:
                       help="continue the run whose checkpoint is in --output")
     ours.add_argument("--overwrite", action="store_true",
                       help="start afresh even if --output holds an earlier run")
-    ours.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    ours.add_argument("--threads", type=int, metavar="N",
+                      help="CPU threads for torch (default 1: small networks gain little from "
+                           "more, and more collapse when another process competes for a core)")
     ours.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ours.add_argument("--nproc", type=int, metavar="N",
                       help="learn with N processes on this machine (DistributedDataParallel; "

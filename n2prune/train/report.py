@@ -89,6 +89,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "learning_seconds": learning,
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
+        "threads": getattr(trainer, "threads", None),
     }
     report["costs"] = _costs(trainer.net)
     if not getattr(trainer, "writes_files", True):  # a distributed run's rank > 0

@@ -29,6 +29,7 @@ from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_
 from n2prune.train.distributed import Ranks
 from n2prune.train.identity import RecordingEnviron, differences, run_identity
 from n2prune.train.runlock import RunLock
+from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.train.metrics import Confusion
@@ -73,8 +74,7 @@ class Trainer:
         # rank 0 reads the checkpoint and picks the seed; the other ranks receive them
         self.checkpoint, seed = self.ranks.from_writer(self._checkpoint_and_seed)
         self.seed = seed
-        if options.threads:
-            torch.set_num_threads(options.threads)
+        self.threads = set_threads(options.threads)  # 1 unless --threads (train/threads.py)
         torch.manual_seed(seed)
         self.device = self.ranks.device
         self.provider = build_provider(self.ini, seed=seed, device=self.device)
