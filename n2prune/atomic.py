@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file beside the target, fsync, then a rename over it.
 
 A reader (or a run killed mid-write) sees either the old file or the new one, never half.
+The file gets the permissions the process's umask gives a new file (``mkstemp`` alone would
+leave it readable by its owner only).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~current_umask())
         with os.fdopen(handle, "wb") as out:
             write(out)
             out.flush()
@@ -29,6 +32,20 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be, without changing it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly visible to other threads)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:

@@ -1,8 +1,8 @@
 """Command-line entry points: ``n2prune-info`` and ``n2prune-train`` (``python -m n2prune``).
 
 Each ``main(argv=None) -> int`` parses arguments and calls one library function, so tests call
-them directly. Errors print one line on stderr and return 2 (1 for an interrupted run);
-``--debug`` shows the traceback instead.
+them directly. Errors print one line on stderr and return 2 (130 for an interrupted run, as
+a shell reports SIGINT); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable, List, Optional
 
 from n2prune import __version__
@@ -27,15 +28,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
-def run_guarded(action: Callable[[], int], debug: bool) -> int:
-    """Run ``action``; bad input becomes one line on stderr and exit status 2."""
+def run_guarded(action: Callable[[], int], debug: bool,
+                interrupted: Callable[[], str] = lambda: "interrupted") -> int:
+    """Run ``action``; bad input becomes one line on stderr and exit status 2; Ctrl-C prints
+    ``interrupted()`` and returns 130."""
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
         return action()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 1
+        print(interrupted(), file=sys.stderr)
+        return 130
     except (ValueError, OSError, RuntimeError) as exc:
         if debug:
             raise
@@ -72,9 +75,21 @@ def info_main(argv: Optional[List[str]] = None) -> int:
 
 
 TRAIN_EPILOG = """\
-Outputs (in --output, default runs/<ini name>/): report.json, log.csv, weights/ (N2D2 text
-files: <cell>_weights.syntxt, _biases.syntxt, _masks.syntxt), model.pt, learning_curves.png,
-sparsity.png and checkpoint.pt (written at each log point; --resume continues from it).
+Outputs (in --output, default runs/<ini name>/, each written atomically):
+  report.json          accuracies, sparsity, per-cell figures, costs, timing, seed, threads,
+                       pruning_reached (false when learning ended before the targets)
+  log.csv              one row per log point
+  weights/             N2D2 text files per cell: <cell>_weights.syntxt, <cell>_biases.syntxt;
+                       with a PruneCell also <cell>_masks.syntxt, <cell>_quant_weights.syntxt;
+                       BatchNorm: <cell>_scales.syntxt, <cell>_biases.syntxt,
+                       <cell>_means.syntxt, <cell>_variances.syntxt
+  model.pt             the final network (torch.load(..., weights_only=True))
+  learning_curves.png  loss and accuracies per log point
+  sparsity.png         achieved and target sparsity per pruned cell
+  checkpoint.pt        the run at its last log point (--resume continues from it)
+  test_report.json     written by -test instead of all the above
+  .lock                held while a run uses the folder (one run per folder)
+Ctrl-C stops a run (exit 130); the same command with --resume continues it.
 
 Several processes (DistributedDataParallel, gloo on CPU, nccl on GPU): --nproc N on this
 machine, or torchrun --nproc_per_node=N -m n2prune NET.ini ... (also across machines).
@@ -157,19 +172,40 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             report = trainer.run()
         finally:
             trainer.ranks.close()
-        _print_report(report, trainer.output, args.quiet or not trainer.writes_files, args.test)
+        if trainer.writes_files:
+            _print_report(report, trainer.output, args.quiet, args.test)
         return 0
 
-    return run_guarded(action, args.debug)
+    return run_guarded(action, args.debug, lambda: _interrupted(args))
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C leaves and how to go on."""
+    from n2prune.train.trainer import CHECKPOINT, default_output
+    if args.test:
+        return "interrupted (the test was not finished; nothing was written)"
+    output = Path(args.output) if args.output else default_output(args.ini)
+    if (output / CHECKPOINT).exists():
+        return (f"interrupted: {output / CHECKPOINT} holds the run up to its last log point; "
+                f"run the same command with --resume to continue it")
+    return ("interrupted before the first log point (nothing to continue from); the same "
+            "command with --resume starts afresh")
 
 
 def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:
-    if quiet:
-        return
     test = report["test_accuracy"]
     valid = report["validation_score"]
     print(f"Final recognition rate: {100 * test:.2f}%" if test is not None else
-          "No test set: no recognition rate")
+          "No test set: no recognition rate", flush=True)  # printed even with --quiet
+    unfinished = report.get("pruning_unfinished") or {}
+    if unfinished:
+        cells = ", ".join(f"{name} (threshold {now:.3g} of {target:.3g})"
+                          for name, (now, target) in unfinished.items())
+        print(f"warning: pruning targets not reached: {cells}; the run ended before its "
+              f"Gradual schedule did: learn longer (more -learn-epoch) to reach them",
+              file=sys.stderr)
+    if quiet:
+        return
     if valid is not None:
         print(f"Best validation score: {100 * valid:.2f}% [{report['validation_metric']}] "
               f"at log point {report['best_log_point']}")

@@ -32,6 +32,7 @@ def test_embedded_default_learns_prunes_and_writes_every_output(tmp_path):
     assert report["epochs"] == 4 and report["seed"] == 7 and report["throughput"] > 0
     assert report["validation_accuracy"] is not None
     assert report["best_log_point"] >= 3  # only points at the final threshold compete
+    assert report["pruning_reached"] is True and report["pruning_unfinished"] == {}
     costs = report["costs"]   # unstructured masks: fewer nonzero MACs; compaction removes only
     # output channels whose weights are all pruned, which 75 % unstructured may or may not leave
     assert costs["dense"]["macs"] >= costs["compacted"]["macs"] > costs["masked"]["nonzero_macs"]

@@ -32,7 +32,7 @@ class _CIFARDatabase(Database):
 
     def _load(self, file_name: str, names_file: str, label_bytes: int = 1,
               label_column: int = 0) -> None:
-        hint = where_hint(type(self).__name__.replace("Database", ""))
+        hint = where_hint(type(self).__name__.replace("Database", ""), self.DEFAULT_DIR)
         data_file = os.path.join(self.data_path, file_name)
         names_path = os.path.join(self.label_path, names_file)
         for path in (data_file, names_path):

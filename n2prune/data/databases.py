@@ -38,10 +38,14 @@ def n2d2_data(sub: str, environ: Optional[Mapping[str, str]] = None) -> str:
     return os.path.join(root, sub)
 
 
-def where_hint(what: str) -> str:
-    """How to point a database elsewhere, for 'file not found' messages."""
-    return (f"set DataPath= in [database], or the N2D2_DATA environment variable, to the "
-            f"folder that holds the {what} files")
+def where_hint(what: str, default_dir: Optional[str] = None) -> str:
+    """How to point a database elsewhere, for 'file not found' messages. N2D2_DATA is the
+    folder *above* ``default_dir`` (``${N2D2_DATA}/mnist`` holds the MNIST files)."""
+    hint = f"set DataPath= in [database] to the folder that holds the {what} files"
+    if default_dir:
+        hint += (f", or the N2D2_DATA environment variable to the folder that holds "
+                 f"{default_dir}{os.sep} (the default DataPath is ${{N2D2_DATA}}/{default_dir})")
+    return hint
 
 
 @dataclass

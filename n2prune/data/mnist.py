@@ -43,7 +43,7 @@ class MNISTDatabase(Database):
         self._finish()
 
     def _load(self, prefix: str) -> None:
-        hint = where_hint(type(self).__name__.replace("Database", ""))
+        hint = where_hint(type(self).__name__.replace("Database", ""), self.DEFAULT_DIR)
         images = find_file(self.data_path, f"{prefix}-images-idx3-ubyte", hint)
         labels = find_file(self.label_path, f"{prefix}-labels-idx1-ubyte", hint)
         data, digits = read_idx_pair(images, labels)

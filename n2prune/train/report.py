@@ -61,6 +61,14 @@ def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
     return figures
 
 
+def pruning_status(net: Any) -> Dict[str, Any]:
+    """``pruning_reached`` (every PruneCell at its final threshold) and
+    ``pruning_unfinished``: cell -> [current threshold, target] for the others."""
+    unfinished = {name: [cell.quantizer.get_current_threshold(), float(cell.quantizer.threshold)]
+                  for name, cell in net.pruned_cells().items() if not cell.quantizer.done}
+    return {"pruning_reached": not unfinished, "pruning_unfinished": unfinished}
+
+
 def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
                   seconds: float) -> Dict[str, Any]:
     """Write every output file; return the report."""
@@ -90,6 +98,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
         "threads": getattr(trainer, "threads", None),
+        **pruning_status(trainer.net),
     }
     report["costs"] = _costs(trainer.net)
     if not getattr(trainer, "writes_files", True):  # a distributed run's rank > 0
