@@ -17,6 +17,7 @@ cosine decay over the run, batch 64, the same shuffling. Only the pruning differ
   (torch prunes among the weights still unpruned: masks only grow).
 
 Cubic window: from 0 to 75 % of the run, a step every ``--frequency`` epochs (default 0.25).
+Both sides draw the same dropout masks for a seed (the PruneCells get explicit seeds).
 Prints the test accuracy of the final weights per seed, and the mean per method and sparsity.
 Takes minutes; not a CI test.
 """
@@ -91,7 +92,8 @@ def run(method: str, target: float, seed: int, epochs: int, frequency: float, in
     if method == "n2prune":
         cells = n2prune.attach(net, types=tuple(type(c) for c in layers), prune_mode="Gradual",
                                prune_filler="Magnitude", scope="Global", schedule="Cubic",
-                               start=0.0, threshold=target, frequency=step_every)
+                               start=0.0, threshold=target, frequency=step_every,
+                               seed=seed)  # no draw from torch's generator: same dropout
         pruner = n2prune.Pruner(cells, epoch_size=size, horizon=horizon)
     else:
         for layer in layers:  # start from all-ones masks (weight_orig, weight_mask)
