@@ -97,6 +97,8 @@ class Trainer:
         self.optimizers = self._optimizers()
         self._set_pruning_period()
         self.pruner = self._pruner()
+        self._regularized = any(getattr(cell, "regularization", "None") != "None"
+                                for cell in self.pruner.cells.values())
         self.generator = torch.Generator().manual_seed(seed + 1)
 
     # ------------------------------------------------------------------ setup
@@ -291,6 +293,8 @@ class Trainer:
         loss = first.loss(outputs, labels)
         for objective in others:
             loss = loss + objective.loss(outputs, labels)
+        if self._regularized:  # QWeight.Regularization: the cells' sparsity penalty
+            loss = loss + self.pruner.penalty()
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=False)
         self.ranks.scale(loss).backward()
