@@ -219,3 +219,41 @@ def test_prunecell_masks_travel_sliced():
     for name, cell in small.pruned_cells().items():
         assert cell.quantizer.mask.shape == cell.weight.shape, name
     assert small.cells["conv2"].weight.shape == (16, 8, 5, 5)
+
+
+GROUPED = """
+[sp]
+SizeX=5
+SizeY=5
+NbChannels=1
+[a]
+Input=sp
+Type=Conv
+KernelDims=1 1
+NbOutputs=4
+[g]
+Input=a
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=6
+Mapping.NbGroups=2
+[fc]
+Input=g
+Type=Fc
+NbOutputs=3
+"""
+
+
+def test_grouped_conv_keeps_its_groups_equal():
+    net = build_network(loads(GROUPED)).eval()
+    free = [g for g in channel_groups(net) if not g.fixed]
+    # a's channel j goes with channel 2 + j (same place in the other group of g's inputs);
+    # g's output j with 3 + j
+    assert [sorted(g.members) for g in free] == [
+        [("a", 0), ("a", 2)], [("a", 1), ("a", 3)],
+        [("g", 0), ("g", 3)], [("g", 1), ("g", 4)], [("g", 2), ("g", 5)]]
+    zero_groups(net, [free[1], free[3]])
+    small = compact(net)
+    assert small.cells["g"].groups == 2 and small.cells["g"].weight.shape == (4, 1, 3, 3)
+    _assert_same_outputs(net, small)

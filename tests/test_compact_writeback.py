@@ -58,7 +58,11 @@ def _round_trip(path, environ, tmp_path):
     return net, small, back
 
 
-@pytest.mark.parametrize("name", NETWORKS)
+LARGE = {"resnet18-cifar.ini"}   # 11M weights as text: minutes on a busy machine
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n
+                                  for n in NETWORKS])
 def test_networks_round_trip(name, tmp_path):
     _round_trip(ROOT / "networks" / name, ENV, tmp_path)
 

@@ -5,7 +5,8 @@ Torch-Pruning on the same model with the same kept channels, in one run.
 
 The network is built from the INI file, its BatchNorm statistics randomised (as after
 training), and ``fraction`` of the removable channels of every cell pruned (the groups of
-lowest L1 norm, :func:`n2prune.compact.lowest_groups`). The same weights go into a plain torch
+lowest L1 norm, :func:`n2prune.compact.lowest_groups`), their BatchNorm shifts zeroed so the
+pruned channels are exactly 0 and all the models compute the same function (checked). The same weights go into a plain torch
 ResNet (``nn.Conv2d``/``nn.BatchNorm2d``), which Torch-Pruning prunes at the same channel
 indices. Latency: median seconds of repeats alternating between the models (2 threads by
 default; batch 1 and 32). Needs the ``bench`` extra (torch-pruning) for the last column.
@@ -75,7 +76,8 @@ class TorchResNet(nn.Module):
     def forward(self, x):
         x = torch.relu(self.bn1(self.conv1(x)))
         x = self.blocks(x)
-        return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        x = self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return torch.softmax(x, 1)   # the INI network ends with its Softmax cell
 
 
 def _conv(cell) -> nn.Conv2d:
@@ -125,6 +127,18 @@ def _randomise_batchnorm(net, seed: int = 0) -> None:
                 cell.bias.normal_(0, 0.1, generator=generator)
 
 
+@torch.no_grad()
+def _zero_batchnorm_shifts(net, groups) -> None:
+    """Pruned channels output exactly 0 (BatchNorm shift and mean 0, as a structured pruner
+    removing the BatchNorm channel too would do), so every model computes the same function."""
+    for group in groups:
+        for name, channel in group.members:
+            cell = net.cells[name]
+            if hasattr(cell, "running_mean"):
+                cell.bias[channel] = 0
+                cell.running_mean[channel] = 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ini", default="networks/resnet18-cifar.ini")
@@ -133,14 +147,21 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--traced", action="store_true",
+                        help="also time torch.jit.trace'd copies of both pruned models")
+    parser.add_argument("--keep-constants", action="store_true",
+                        help="leave the BatchNorm shifts of pruned channels (compaction then "
+                        "keeps their exact effect as constant maps; Torch-Pruning drops it)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     net = load_network(args.ini, environ={"N2D2_DATA": "/nowhere", **os.environ}).eval()
     _randomise_batchnorm(net)
-    dense = _unmasked(net).eval()
-    plain_dense = TorchResNet(dense).eval()
     chosen = lowest_groups(net, args.fraction)
     zero_groups(net, chosen)
+    if not args.keep_constants:
+        _zero_batchnorm_shifts(net, chosen)
+    dense = _unmasked(net).eval()
+    plain_dense = TorchResNet(dense).eval()
     small = compact(net)
     removed = {}
     for name, keep in small.compaction["kept"].items():
@@ -155,11 +176,25 @@ def main(argv=None) -> int:
     except ImportError:
         print("torch-pruning not installed (pip install -c constraints.txt torch-pruning): "
               "its column is left out")
+    if args.traced:   # torch.jit.trace: the same kernels without Python's per-layer overhead
+        example = torch.zeros(1, *net.input_shape)
+        for name in ("compacted", "Torch-Pruning"):
+            if name in models:
+                with torch.no_grad():
+                    models[f"{name} (traced)"] = torch.jit.trace(models[name], example,
+                                                                 check_trace=False)
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():
-        assert torch.allclose(plain_dense(x).softmax(1), dense(x), atol=1e-5), "torch copy differs"
+        assert torch.allclose(plain_dense(x), dense(x), atol=1e-5), "torch copy differs"
         assert torch.allclose(small(x), net(x), atol=1e-5), "compacted differs from masked"
-    counts = {name: macs(model, net.input_shape)["dense"] for name, model in models.items()}
+        if "Torch-Pruning" in models and not args.keep_constants:
+            assert torch.allclose(models["Torch-Pruning"](x), net(x), atol=1e-5), \
+                "Torch-Pruning's model differs"
+    counts = {name: macs(model, net.input_shape)["dense"] for name, model in models.items()
+              if "traced" not in name}
+    for name in list(models):
+        if "traced" in name:
+            counts[name] = counts[name.replace(" (traced)", "")]
     results = {"ini": args.ini, "fraction": args.fraction, "threads": args.threads,
                "kept_channels": sum(len(k) for k in small.compaction["kept"].values()),
                "macs": counts, "latency_ms": {}}

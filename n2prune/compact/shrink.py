@@ -185,6 +185,8 @@ def compact(net, atol: float = 1e-6):
         if kind in SHRINKERS:
             SHRINKERS.get(kind)(cell, plan, name)
         _update_info(small, name, plan)
+        if _is_identity(getattr(cell, "activation", None)):
+            cell.activation = None   # Linear without clipping: one module call less per cell
     folds = {name: _fold(small, graph, name, value, atol)
              for name, value in contributions.items()}
     small.compaction = {
