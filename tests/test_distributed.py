@@ -306,3 +306,27 @@ def test_nproc_runs_the_cli_on_two_processes(tmp_path, single):
     learnt = json.loads((output / "report.json").read_text())
     tested = json.loads((output / "test_report.json").read_text())
     assert tested["test_accuracy"] == learnt["test_accuracy"] and tested["seed"] == 5
+
+
+def test_data_driven_criteria_give_the_same_masks_on_every_rank(tmp_path):
+    # Entropy scores channels from histograms each rank gathers on its own share; without
+    # the merge of statistics the ranks compute different masks and the guard stops the run
+    text = Path(DIGITS).read_text().replace(
+        "QWeight.PruningFiller=IterNonStruct",
+        "QWeight.PruningFiller=Entropy\nQWeight.PruningPattern=Channel\n"
+        "QWeight.CalibrationBatches=2")
+    assert "Entropy" in text
+    ini = tmp_path / "entropy.ini"
+    ini.write_text(text)
+    output = tmp_path / "out"
+    process = subprocess.run(train_command([str(ini), *ARGS[1:], "--output", str(output),
+                                            "--nproc", "2"]),
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr
+    report = json.loads((output / "report.json").read_text())
+    assert report["sparsity"] > 0.7
+    mask = torch.load(output / "model.pt", weights_only=True)["net"][
+        "layers.conv2.quantizer.mask"]
+    rows = mask.reshape(mask.shape[0], -1)
+    assert bool(((rows == 0).all(1) | (rows == 1).all(1)).all())  # whole channels
