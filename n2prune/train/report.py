@@ -1,9 +1,11 @@
 """The files a run leaves in its output folder, each written atomically.
 
-- ``report.json``: accuracies, sparsity, per-cell figures, timing, seed (a ``-test`` run
-  writes ``test_report.json`` instead and nothing else);
+- ``report.json``: accuracies, sparsity, per-cell figures, timing, seed, threads, whether the
+  pruning targets were reached (a ``-test`` run writes ``test_report.json`` instead and
+  nothing else);
 - ``log.csv``: one row per log point;
-- ``weights/``: N2D2's ``<cell>_weights.syntxt``, ``_biases``, ``_masks`` text files;
+- ``weights/``: N2D2's ``<cell>_weights.syntxt``, ``_biases``, ``_masks``, ``_quant_weights``
+  text files (BatchNorm: ``_scales``, ``_biases``, ``_means``, ``_variances``);
 - ``model.pt``: the final network's state (``torch.load(..., weights_only=True)``);
 - ``learning_curves.png`` and ``sparsity.png``.
 """

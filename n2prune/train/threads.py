@@ -1,14 +1,13 @@
 """How many CPU threads torch uses for learning: ``--threads N``, else :data:`DEFAULT_THREADS`.
 
-Why 1 by default (``python tools/bench_threads.py``, digits.ini on the 2-core machine this was
-developed on): torch's own default (one thread per core, OpenMP workers that spin while they
-wait) collapsed learning 10-35x whenever another process competed for a core, because every
-operation waits for its slowest worker; one thread does not wait for anyone. The networks
-this tool learns on a CPU are small (a LeNet step is tens of microseconds of work per
-operation), so a second thread gains little even on an idle machine. One thread also keeps
-results independent of the machine's core count (several threads may sum in another order:
-the weights differ in the last bits). ``--threads N`` uses N (a large network on an idle
-many-core machine).
+Why 1 by default (``python tools/bench_threads.py``, digits.ini on the shared 2-core machine
+this was developed on): torch's own default (a thread per core, OpenMP workers that spin
+while they wait) learnt 7.6x slower than one thread under the background load of other work,
+and 32-36x slower with one more competing process, because every operation waits for its slowest
+worker; one thread waits for no one. The networks learnt on a CPU here are small, so a
+second thread gains little even on an idle machine (1.25x in the one quieter sample seen).
+One thread also makes results independent of the core count (threads may sum in another
+order: weights differ in the last bits). ``--threads N`` uses N.
 """
 
 from __future__ import annotations
