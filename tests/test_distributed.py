@@ -330,3 +330,26 @@ def test_data_driven_criteria_give_the_same_masks_on_every_rank(tmp_path):
         "layers.conv2.quantizer.mask"]
     rows = mask.reshape(mask.shape[0], -1)
     assert bool(((rows == 0).all(1) | (rows == 1).all(1)).all())  # whole channels
+
+
+def test_batchnorm_ranks_evaluate_the_network_rank_0_saves(tmp_path, mnist_dir,
+                                                           monkeypatch):
+    # each rank updates BatchNorm running statistics from its own share; evaluation uses
+    # rank 0's on every rank, so the reported test accuracy is the saved network's
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mnist").symlink_to(mnist_dir.resolve())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "N2D2_DATA": str(data)}
+    output = tmp_path / "out"
+    process = subprocess.run(train_command([str(ROOT / "networks" / "resnet-mini.ini"),
+                                            "-learn", "3072", "-log", "1024", "-seed", "3",
+                                            "--quiet", "--output", str(output),
+                                            "--nproc", "2"]),
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert process.returncode == 0, process.stderr
+    learnt = json.loads((output / "report.json").read_text())["test_accuracy"]
+    monkeypatch.setenv("N2D2_DATA", str(data))
+    assert train_main(["-test", str(ROOT / "networks" / "resnet-mini.ini"), "--quiet",
+                       "--threads", "1", "--output", str(output)]) == 0
+    tested = json.loads((output / "test_report.json").read_text())["test_accuracy"]
+    assert tested == learnt > 0.3  # one process, the saved network, the whole test set

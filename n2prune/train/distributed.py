@@ -25,8 +25,10 @@ Design (the trainer calls a :class:`Ranks`; with one process every call is the i
   there is re-raised on every rank with the same message.
 - **No hang.** Collectives time out after ``N2PRUNE_DIST_TIMEOUT`` seconds (default 600).
 
-BatchNorm statistics stay per rank (as plain DDP); random on-the-fly transformations draw,
-per batch and rank, from a generator seeded by (seed, batch, rank).
+BatchNorm running statistics are updated per rank (as plain DDP); rank 0's are sent to the
+others before each evaluation, so every rank evaluates the network rank 0 saves. Random
+on-the-fly transformations draw, per batch and rank, from a generator seeded by (seed, batch,
+rank).
 """
 
 from __future__ import annotations
@@ -194,6 +196,17 @@ class Ranks:
         for first in range(start, stop, batch_size):
             index = torch.arange(first, min(first + batch_size, stop))
             yield provider.batch(set_name, index, generator)
+
+    def sync_buffers(self, net: nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running statistics, which each rank
+        updates from its own share), so all ranks evaluate the network rank 0 saves.
+        PruneCell buffers are left alone: masks are identical already and statistics are
+        merged by their own rule."""
+        if self.world == 1:
+            return
+        for name, buffer in net.named_buffers():
+            if "quantizer." not in name:
+                dist.broadcast(buffer, src=0)
 
     def reduce_confusion(self, confusion: Any) -> Any:
         """The confusion matrix summed over the ranks (in place)."""

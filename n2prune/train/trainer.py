@@ -405,6 +405,7 @@ class Trainer:
         if self.provider.size(set_name) == 0:
             return None
         self.net.eval()
+        self.ranks.sync_buffers(self.net)  # BatchNorm statistics: rank 0's on every rank
         objective = self.objectives[0]
         confusion = Confusion(objective.nb_outputs)
         generator = torch.Generator().manual_seed(self.seed + 2)
