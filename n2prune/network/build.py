@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -18,29 +17,18 @@ from torch import nn
 from n2prune import ini as ini_module
 from n2prune.cells import CELLS, BuildContext
 from n2prune.errors import ConfigError
-from n2prune.ini.params import Key
 from n2prune.registry import did_you_mean
 from n2prune.network.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
                              solver_specs, weight_quantizer)
+from n2prune.network.keys import check_config_names, check_global, check_leftovers
 from n2prune.network.limits import MAX_NETWORK_ELEMENTS, AllocationGuard, OverLimit
 from n2prune.network.targets import Target, read_targets
-from n2prune.ini.values import read_bool, read_list, read_uint, read_word
+from n2prune.ini.values import read_list, read_uint, read_word
 
 PROVIDERS = ("cenv", "env", "sp")  # the first present is the stimuli provider (§2.2)
-GLOBAL_KEYS = ("DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange")
 FRAME_MODELS = ("Frame", "Frame_CUDA", "Transcode", "Transcode_CUDA")
 NOT_YET = ("ONNX", "Unpool", "FMP", "LSTM", "Distance", "Anchor", "RP", "Proposal",
            "ROIPooling", "ObjectDet", "Transformation", "Transpose")
-# Keys the network itself reads from every cell section.
-COMMON_KEYS = ("Type", "Input", "Model", "DataType")
-# Cell sections N2D2 checks for unknown keys, unless one of the trigger keys is present (§1.6).
-CHECKED_TYPES = ("Conv", "Deconv", "BatchNorm", "Unpool")
-CHECK_DISABLERS = ("ActivationFunction", "Solvers", "WeightsSolver", "BiasSolver", "QWeight",
-                   "QAct")
-# Keys N2D2 reads only in a ConfigSection (or with their type key): in a cell section it
-# ignores them silently, so do we, with a warning (§1.6). Any other unread key is an error.
-IGNORED_PREFIXES = ("Solvers.", "WeightsSolver.", "BiasSolver.", "ScaleSolver.", "QWeight.",
-                    "QWeightSolver.", "QAct.", "QActSolver.")
 
 
 @dataclass
@@ -164,7 +152,7 @@ def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None,
     The tensors building allocates (parameters, masks, buffers), and each cell's output
     per sample, are bounded by ``max_elements`` (see :mod:`n2prune.network.limits`).
     """
-    _check_global(ini)
+    check_global(ini)
     provider = provider_section(ini)
     input_shape = _input_shape(ini[provider])
     _check_size(ini[provider], input_shape, max_elements, "the input")
@@ -234,22 +222,6 @@ def _input_shape(section: Any) -> Tuple[int, int, int]:
     return shape
 
 
-def _check_global(ini: Any) -> None:
-    section = ini[""]
-    for key in section.keys():
-        if key.startswith("$") or key.startswith("ProgramMethod("):
-            continue
-        if key not in GLOBAL_KEYS:
-            raise section.error(key, did_you_mean(key, list(GLOBAL_KEYS), "global key"))
-    model = section.get("DefaultModel", read_word, "Transcode")
-    if model.replace("_CUDA", "") not in ("Frame", "Transcode"):
-        raise section.error("DefaultModel", f"model {model!r} is not supported (spiking models "
-                                            f"are not ported); use Frame or Frame_CUDA")
-    if section.get("InsertBatchNormAfterConv", read_bool, False):
-        raise section.error("InsertBatchNormAfterConv", "is not supported yet")
-    section.mark_read("DefaultDataType", "CheckWeightRange")
-
-
 def _build_order(ini: Any) -> List[str]:
     """Cell sections sorted by level (1 + max parent level), file order within a level."""
     names = [name for name in ini.section_names() if name and "Input" in ini[name]]
@@ -290,7 +262,7 @@ def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
     model = section.get("Model", read_word, ini[""].get("DefaultModel", read_word, "Frame"))
     section.mark_read("DataType")
     names = config_names(section, model)
-    _check_config_names(ini, section, model, names)
+    check_config_names(ini, section, model, names)
     view = ini.view(names, context=name) if names else None
     config = ConfigView(view, routed_prefixes(cell_type)) if view is not None else None
     ctx = BuildContext(name, section, config, inputs, [shapes[p] for p in inputs],
@@ -303,59 +275,9 @@ def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
     quantizer = weight_quantizer(cell_type, section, view, seed)
     if quantizer is not None:
         cell.quantizer = quantizer
-    _check_leftovers(cell_type, section, config)
+    check_leftovers(cell_type, section, config)
     _write_computed(section, ctx.input_shapes, shape)
     return cell, CellInfo(name, cell_type, inputs, ctx.input_shapes, tuple(shape), specs)
-
-
-def _check_config_names(ini: Any, section: Any, model: str, names: List[str]) -> None:
-    """Every ConfigSection name must be a section: a ConfigError at the key otherwise."""
-    for config in names:
-        if config not in ini:
-            key = next(k for k in (f"ConfigSection({model})", "ConfigSection") if k in section)
-            raise section.error(key, did_you_mean(config, [n for n in ini.section_names() if n],
-                                                  "section").replace("known:", "sections:", 1))
-
-
-def _check_leftovers(cell_type: str, section: Any, config: Any) -> None:
-    """Unread keys: errors in a ConfigSection; in a cell section errors too (a misspelt key
-    would silently change the network), except the keys N2D2 reads elsewhere and ignores
-    here silently (cell parameters, solver and quantizer keys, §1.6), which warn."""
-    if config is not None:
-        for key in config.unread_keys():
-            raise config.unknown_key(key, "parameter", f" for a {cell_type} cell")
-    leftovers = [k for k in section.unread_keys() if k not in COMMON_KEYS
-                 and not k.startswith("ConfigSection")]
-    checked = cell_type in CHECKED_TYPES and not any(k in section for k in CHECK_DISABLERS)
-    if leftovers:
-        section.note_parameters(cell_parameter_names())
-    for key in leftovers:
-        ignored = key.startswith(IGNORED_PREFIXES + ("Mapping(sp)", "Mapping(cenv)")) \
-            or key in section.parameter_names
-        if checked or not ignored:
-            raise section.unknown_key(key, "key", f" for a {cell_type} cell")
-        if key.startswith(("Mapping(sp)", "Mapping(cenv)")):
-            section.warn(key, "ignored, as N2D2 does: the stimuli provider's mapping is "
-                              "written Mapping(env)")
-            continue
-        section.warn(key, f"ignored: N2D2 does not read this key in a {cell_type} cell "
-                          f"section (cell parameters belong in a ConfigSection)")
-    section.mark_read(*leftovers)
-
-
-def cell_parameter_names() -> Set[str]:
-    """The INI names of every cell parameter table (``Key`` tuples of the modules under
-    n2prune.cells and of their classes), plug-in cells included once imported."""
-    names: Set[str] = set()
-    for module_name, module in list(sys.modules.items()):
-        if not module_name.startswith("n2prune.cells") or module is None:
-            continue
-        for value in list(vars(module).values()):
-            holders = [value] + (list(vars(value).values()) if isinstance(value, type) else [])
-            for held in holders:
-                if isinstance(held, tuple) and held and all(isinstance(k, Key) for k in held):
-                    names.update(key.ini for key in held)
-    return names
 
 
 def _write_computed(section: Any, input_shapes, shape) -> None:
