@@ -92,8 +92,8 @@ def fraction_to_prune(model: nn.Module, layers: Iterable[nn.Module], compression
     keep = (total / compression - (total - prunable)) / prunable
     if keep <= 0:
         raise ValueError(f"compression={compression:g} cannot be reached: the parameters that "
-                         f"are not pruned ({total - prunable} of {total}) alone give "
-                         f"{total / (total - prunable):.3g}")
+                         f"are not pruned ({total - prunable} of {total}: biases, other layers, "
+                         f"the classifier) allow at most {total / (total - prunable):.3g}")
     return 1.0 - min(1.0, keep)
 
 
