@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from n2prune.cli import train_main
-from n2prune.train.distributed import (Ranks, bit_checksum, reduce_statistics,
-                                       world_from_env)
+from n2prune.train.distributed import (TIMEOUT_ENV, Ranks, bit_checksum, reduce_statistics,
+                                       timeout, world_from_env)
 from n2prune.train.launch import free_port, launch, rank_environment, train_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -204,6 +204,18 @@ def test_the_collector_reduces_each_cell_before_the_masks_are_computed():
             cell.stats["input_sq_mean"]))
 
 
+def test_collective_timeout_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert timeout().total_seconds() == 600
+    monkeypatch.setenv(TIMEOUT_ENV, "2.5")
+    assert timeout().total_seconds() == 2.5
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=f"N2PRUNE_DIST_TIMEOUT='{bad}': must be a "
+                                             f"positive number of seconds"):
+            timeout()
+
+
 def test_a_batch_smaller_than_the_processes_is_refused():
     with pytest.raises(ValueError, match=r"BatchSize=2 is the global batch .* \(3\)"):
         Ranks(3, 0).check_batch(2)
@@ -353,3 +365,8 @@ def test_batchnorm_ranks_evaluate_the_network_rank_0_saves(tmp_path, mnist_dir,
                        "--threads", "1", "--output", str(output)]) == 0
     tested = json.loads((output / "test_report.json").read_text())["test_accuracy"]
     assert tested == learnt > 0.3  # one process, the saved network, the whole test set
+
+
+def test_nproc_must_be_positive(capsys):
+    assert train_main([*ARGS, "--nproc", "0"]) == 2
+    assert capsys.readouterr().err == "error: --nproc must be a positive integer, got 0\n"
