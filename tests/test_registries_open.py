@@ -8,6 +8,7 @@ import torch
 
 from n2prune.cells.activation_functions import ACTIVATIONS, Activation
 from n2prune.cells.initializers import WEIGHT_INITIALIZERS, Initializer
+from n2prune.errors import ConfigError
 from n2prune.ini.params import Key, kwargs_from
 from n2prune.ini.values import read_enum, read_float
 from n2prune.network.build import load_network
@@ -114,8 +115,8 @@ def test_solver_registered_after_import_is_accepted_from_ini(tmp_path):
     with SOLVERS.registered("PlainSGD", PlainSGD):
         spec = net_with(tmp_path, extra).info["conv"].solvers["weight"]
         assert (spec.type, spec.kwargs()) == ("PlainSGD", {"learning_rate": 0.25})
-    with pytest.raises(Exception, match=r"net.ini:\d+: \[conv\] Solvers=PlainSGD: unknown "
-                                        r"solver 'PlainSGD'"):
+    with pytest.raises(ConfigError, match=r"net.ini:\d+: \[conv\] Solvers=PlainSGD: unknown "
+                                          r"solver 'PlainSGD'"):
         net_with(tmp_path, extra)
 
 
