@@ -27,20 +27,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from n2prune.n2d2io.masks import PathLike, read_masks, write_masks
 from n2prune.prune import masks as criterion_masks
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import combined_masks, is_combined
 from n2prune.prune.fillers import MASK_FILLERS
+from n2prune.prune.n2d2access import N2D2Access
+from n2prune.prune.statbuffers import StatBuffers
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
 
 __all__ = ["PRUNE_KEYS", "PRUNE_MODES", "QUANT_MODES", "PruneCell", "prune_keys"]
-_STAT = "stat_"
 
 
-class PruneCell(nn.Module):
+class PruneCell(N2D2Access, StatBuffers, nn.Module):
     """N2D2's pruning quantizer for one Conv or Fc cell.
 
     Arguments and defaults are those of N2D2's Python wrapper: ``prune_mode`` Identity |
@@ -163,32 +163,6 @@ class PruneCell(nn.Module):
             self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
 
     # ----------------------------------------------------------------- criteria, Global scope
-    @property
-    def stats(self) -> Dict[str, torch.Tensor]:
-        """The statistics criteria read (buffers ``stat_<name>``, saved in state_dict)."""
-        return {name[len(_STAT):]: value for name, value in self._buffers.items()
-                if name.startswith(_STAT) and value is not None}
-
-    def set_stat(self, name: str, value: torch.Tensor) -> None:
-        """Store (or replace) the statistic ``name`` as a buffer."""
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"PruneCell: statistic {name!r} must be a tensor, got "
-                            f"{type(value).__name__}")
-        key = _STAT + name
-        if key in self._buffers and self._buffers[key] is not None \
-                and self._buffers[key].shape == value.shape:
-            self._buffers[key].copy_(value.detach())
-        else:
-            self.register_buffer(key, value.detach().clone())
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for key, value in state_dict.items():  # statistics and rewind weights saved earlier
-            name = key[len(prefix):]
-            if key.startswith(prefix) and (name.startswith(_STAT) or name == "rewind_weight") \
-                    and "." not in name and getattr(self, name, None) is None:
-                self.register_buffer(name, torch.empty_like(value))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def group_scores(self) -> List[torch.Tensor]:
         """The group scores of each input block (for Global scope ranking)."""
         if self.prune_filler not in CRITERIA:
@@ -282,63 +256,10 @@ class PruneCell(nn.Module):
             return True
         return float(self.current_threshold) >= float(np.float32(self.threshold))
 
-    # ----------------------------------------------------------------- N2D2's getters
-    def _part(self, input_idx: int) -> slice:
-        parts = self._slices()
-        if isinstance(input_idx, bool) or not isinstance(input_idx, int) \
-                or not 0 <= input_idx < len(parts):
-            raise IndexError(f"PruneCell: input_idx={input_idx!r} out of range; this cell has "
-                             f"{len(parts)} input(s)")
-        return parts[input_idx]
-
-    def get_pruned_masks(self, input_idx: int = 0) -> torch.Tensor:
-        """The mask (0 = pruned) of input ``input_idx``, same shape as its weight."""
-        return self.mask[:, self._part(input_idx)].detach().clone()
-
-    def get_quantized_weights(self, input_idx: int = 0) -> torch.Tensor:
-        """The masked weights of input ``input_idx``."""
-        part = self._part(input_idx)
-        return (self.cell.weight[:, part] * self.mask[:, part]).detach().clone()
-
-    def get_current_threshold(self) -> float:
-        return float(self.current_threshold)
-
     def sparsity(self) -> float:
         """Fraction of the connected weights the masks prune (``n2prune.prune.sparsity``)."""
         cell = self._cell_ref() if self._cell_ref is not None else None
         return mask_sparsity(self.mask, getattr(cell, "connection", None))
-
-    # ----------------------------------------------------------------- files
-    def export_masks(self, path: PathLike) -> None:
-        """Write N2D2's ``<cell>_masks.syntxt``: for each input, one 0/1 line per output."""
-        write_masks(path, [self.mask[:, part] for part in self._slices()])
-
-    @torch.no_grad()
-    def import_masks(self, path: PathLike) -> None:
-        """Read a masks file; the current threshold becomes the zero fraction of mask 0.
-
-        A file holding every input's masks restores them all; one holding only the first
-        input's restores that one, as N2D2 does.
-        """
-        values = torch.from_numpy(read_masks(path))
-        parts = self._slices()
-        sizes = [self.mask[:, part].numel() for part in parts]
-        if values.numel() == sum(sizes):
-            count = len(parts)
-        elif values.numel() == sizes[0]:
-            count = 1
-        else:
-            raise ValueError(f"{path}: masks file holds {values.numel()} values, but the cell's "
-                             f"weights need {sum(sizes)} (one 0/1 per weight, "
-                             f"{self.mask.shape[0]} lines of {sum(sizes) // self.mask.shape[0]})")
-        offset = 0
-        for part, size in zip(parts[:count], sizes[:count]):
-            target = self.mask[:, part]
-            self.mask[:, part] = values[offset:offset + size].reshape(target.shape).to(target)
-            offset += size
-        first = self.mask[:, parts[0]]
-        zeros = np.float32((first == 0).sum().item()) / np.float32(first.numel())
-        self.current_threshold.fill_(float(zeros))
 
     # ----------------------------------------------------------------- state
     def get_extra_state(self) -> Dict[str, Any]:
