@@ -30,13 +30,13 @@ QWeight.Threshold=0.4
 
 @pytest.fixture
 def plugin():
-    """A criterion 'Shifted' (|w - offset|) with its own parameter, removed afterwards."""
-    @register_criterion("Shifted", needs=(), params=(
+    """A criterion 'ShiftedTest' (|w - offset|) with its own parameter, removed afterwards."""
+    @register_criterion("ShiftedTest", needs=(), params=(
         Key("ShiftOffset", "offset", read_float, 0.0, "", Range(-1.0, 1.0)),))
     def shifted(weight, stats, offset):
         return (weight - offset).abs()
-    yield "Shifted"
-    CRITERIA._members.pop("Shifted")
+    yield "ShiftedTest"
+    CRITERIA._members.pop("ShiftedTest")
 
 
 def fc_with(weight, **kwargs):
@@ -55,23 +55,23 @@ def test_criterion_registered_after_import_works_from_python(plugin):
 
 def test_criterion_registered_after_import_works_from_ini(plugin, tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningFiller=Shifted\nQWeight.ShiftOffset=0.5"))
+    path.write_text(NET.format(extra="QWeight.PruningFiller=ShiftedTest\nQWeight.ShiftOffset=0.5"))
     net = load_network(str(path))
     q = net.cells["fc"].quantizer
-    assert q.prune_filler == "Shifted" and q.params["criterion"] == {"offset": 0.5}
+    assert q.prune_filler == "ShiftedTest" and q.params["criterion"] == {"offset": 0.5}
     assert int((q.mask == 0).sum()) == 8  # ceil(0.4 * 20)
 
 
 def test_member_parameter_range_is_a_located_error(plugin, tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningFiller=Shifted\nQWeight.ShiftOffset=3"))
+    path.write_text(NET.format(extra="QWeight.PruningFiller=ShiftedTest\nQWeight.ShiftOffset=3"))
     with pytest.raises(ConfigError, match=r"net.ini:14: \[fc\] QWeight.ShiftOffset.*"
                                           r"offset=3.0 is out of range; allowed: \[-1, 1\]"):
         load_network(str(path))
 
 
 def test_member_parameter_of_an_unused_member_is_refused(plugin):
-    with pytest.raises(ValueError, match="offset is a parameter of criterion 'Shifted'"):
+    with pytest.raises(ValueError, match="offset is a parameter of criterion 'ShiftedTest'"):
         PruneCell(prune_filler="Magnitude", offset=0.2)
 
 
