@@ -139,3 +139,32 @@ def test_magnitude_count_uses_n2d2_float32_rule():
     w = torch.arange(1, 11, dtype=torch.float32).reshape(1, 10)
     fc = fc_with(w, prune_mode="Static", threshold=0.3, prune_filler="Magnitude")
     assert int((fc.quantizer.mask == 0).sum()) == 3  # double arithmetic would give 4
+
+
+def test_quantizer_registered_from_user_code_works_from_ini(tmp_path):
+    from n2prune.quantizer import QUANTIZERS
+
+    class HalfPrune(PruneCell):
+        """A quantizer type of our own: PruneCell with another default threshold."""
+    QUANTIZERS.register("HalfPrune")(HalfPrune)
+    try:
+        path = tmp_path / "net.ini"
+        path.write_text(NET.format(extra="QWeight.PruningFiller=Magnitude").replace(
+            "QWeight=Prune", "QWeight=HalfPrune"))
+        q = load_network(str(path)).cells["fc"].quantizer
+        assert type(q) is HalfPrune and int((q.mask == 0).sum()) == 8
+    finally:
+        QUANTIZERS._members.pop("HalfPrune")
+
+
+@pytest.mark.parametrize("line,key,words", [
+    ("QWeight.PruningScope=Globl", "QWeight.PruningScope", "did you mean 'Global'"),
+    ("QWeight.PruningMinKeep=1.5", "QWeight.PruningMinKeep", "min_keep=1.5 is out of range"),
+    ("QWeight.PruningSchedule=Cubc", "QWeight.PruningSchedule", "did you mean 'Cubic'"),
+])
+def test_bad_values_of_our_keys_are_located(tmp_path, line, key, words):
+    path = tmp_path / "net.ini"
+    path.write_text(NET.format(extra="QWeight.PruningFiller=Magnitude\n" + line))
+    with pytest.raises(ConfigError) as info:
+        load_network(str(path))
+    assert f"net.ini:14: [fc] {key}" in str(info.value) and words in str(info.value)
