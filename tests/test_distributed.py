@@ -370,3 +370,17 @@ def test_batchnorm_ranks_evaluate_the_network_rank_0_saves(tmp_path, mnist_dir,
 def test_nproc_must_be_positive(capsys):
     assert train_main([*ARGS, "--nproc", "0"]) == 2
     assert capsys.readouterr().err == "error: --nproc must be a positive integer, got 0\n"
+
+
+def test_launcher_reports_the_failing_rank_not_the_peer_that_lost_it(tmp_path):
+    """Rank 0 ends first with gloo's 'Connection closed by peer'; rank 1 caused it."""
+    import io
+    from n2prune.train.launch import launch
+    script = ("import os, sys, time\n"
+              "if os.environ['RANK'] == '0':\n"
+              "    sys.exit('error: [gloo/transport/tcp/pair.cc:553] Connection closed by peer')\n"
+              "time.sleep(0.5)\n"
+              "sys.exit('error: boom on the third step')\n")
+    stderr = io.StringIO()
+    assert launch([sys.executable, "-c", script], 2, stderr=stderr) == 2
+    assert stderr.getvalue().strip().splitlines()[-1] == "error: rank 1: boom on the third step"

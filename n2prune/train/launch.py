@@ -10,6 +10,7 @@ stopped and its one-line error is printed as ``error: rank K: ...`` (exit status
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -109,11 +110,26 @@ def _wait(workers: List[_Worker], poll: float) -> Optional[_Worker]:
         codes = [w.poll() for w in workers]
         bad = [w for w, code in zip(workers, codes) if code not in (None, 0)]
         if bad:
-            time.sleep(poll)  # let a rank that failed at the same moment finish its output
-            return min(bad, key=_end_time)
+            return _first_cause(workers, poll)
         if all(code == 0 for code in codes):
             return None
         time.sleep(poll)
+
+
+# A rank that loses its peer fails too ("Connection closed by peer"), sometimes before the
+# rank that caused it has ended: those messages are consequences, not the cause.
+_COLLATERAL = re.compile(r"gloo|nccl|[Cc]onnection (closed|reset|refused)|remote worker|"
+                         r"[Bb]roken pipe")
+
+
+def _first_cause(workers: List[_Worker], poll: float, grace: float = 3.0) -> _Worker:
+    """The failed worker to report: the first to end whose message is not a peer's loss."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(w.poll() is None for w in workers):
+        time.sleep(poll)  # give the rank that caused the failure time to end and say why
+    bad = [w for w in workers if w.poll() not in (None, 0)]
+    causes = [w for w in bad if not _COLLATERAL.search(w.message())]
+    return min(causes or bad, key=_end_time)
 
 
 def _end_time(worker: _Worker) -> Tuple[float, int]:

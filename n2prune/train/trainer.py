@@ -5,7 +5,8 @@ each log point, keeps the best weights among the log points where every PruneCel
 its final threshold (the last log point when none has), tests, and writes the outputs
 (``n2prune.train.report``). A checkpoint is written atomically at each log point; ``resume=True``
 continues from it and ends with exactly the masks, weights and accuracy of an uninterrupted
-run on the CPU.
+run on the CPU. Checkpoints, seed and weight files are ``RunState``'s
+(``n2prune.train.resume``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -21,13 +21,9 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune import ini as ini_module
-from n2prune.atomic import remove_temporaries
 from n2prune.ini.files import recording_reads
-from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_KEYS,
-                                       STATE_KEYS, load_checkpoint, load_state_into,
-                                       require_keys, save_atomic)
 from n2prune.train.distributed import Ranks
-from n2prune.train.identity import RecordingEnviron, differences, run_identity
+from n2prune.train.identity import RecordingEnviron, run_identity
 from n2prune.train.runlock import RunLock
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
@@ -39,9 +35,9 @@ from n2prune.train.objective import make_objective
 from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
                                     options_dict)  # TrainOptions, options_dict re-exported
 from n2prune.train.progress import Progress
+from n2prune.train.resume import CHECKPOINT, RunState  # noqa: F401 (CHECKPOINT re-exported)
 from n2prune.solvers import SOLVERS
 
-CHECKPOINT = "checkpoint.pt"
 
 
 def default_output(ini_path: str) -> Path:
@@ -49,7 +45,7 @@ def default_output(ini_path: str) -> Path:
     return Path("runs") / Path(ini_path).stem
 
 
-class Trainer:
+class Trainer(RunState):
     """One learning (or test-only) run of an INI network."""
 
     def __init__(self, ini_path: str, options: TrainOptions):
@@ -102,53 +98,6 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed + 1)
 
     # ------------------------------------------------------------------ setup
-    def _checkpoint_and_seed(self):
-        self._lock = RunLock(self.output)  # one run per folder, until close()
-        remove_temporaries(self.output)  # left by a killed run; ours to remove now
-        checkpoint = self._previous_checkpoint()
-        seed = self.options.seed
-        if checkpoint is not None:
-            seed = int(checkpoint["seed"])
-        elif seed == 0 and self.options.test_only and (self.output / "model.pt").exists():
-            # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
-            seed = load_checkpoint(self.output / "model.pt", MODEL_KEYS)["seed"]
-        elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
-            seed = int(time.time()) % (2**31 - 1) or 1
-        return checkpoint, seed
-
-    def _previous_checkpoint(self) -> Optional[Dict[str, Any]]:
-        path = self.output / CHECKPOINT
-        if self.options.resume:
-            if not path.exists():  # killed before its first log point: start afresh
-                if not self.options.quiet:
-                    print(f"note: no checkpoint in {self.output} yet: starting afresh",
-                          file=sys.stderr)
-                return None
-            state = load_checkpoint(path, RUN_KEYS)
-            require_keys(state["identity"], IDENTITY_KEYS, f"{path}: identity")
-            require_keys(state["state"], STATE_KEYS, f"{path}: state")
-            if state["state"]["best"] is not None:
-                require_keys(state["state"]["best"], BEST_KEYS, f"{path}: best")
-                if not 1 <= state["state"]["best"]["log_point"] <= len(state["state"]["rows"]):
-                    raise ValueError(f"{path}: its best log point is not one of its rows")
-            return state
-        if path.exists() and not self.options.overwrite and not self.options.test_only:
-            raise ValueError(f"{self.output} already holds a run (checkpoint.pt): add --resume "
-                             f"to continue it, --overwrite to start afresh, or choose another "
-                             f"--output")
-        return None
-
-    def _check_same_run(self) -> None:
-        """--resume continues only the run that wrote the checkpoint (n2prune.train.identity)."""
-        if self.checkpoint is None:
-            return
-        found = differences(self.checkpoint["identity"], self.identity)
-        if found:
-            more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-            raise ValueError(f"{self.output / CHECKPOINT}: made by another run: "
-                             f"{'; '.join(found[:3])}{more}; --resume needs the same files, "
-                             f"environment and options (--overwrite starts afresh)")
-
     def _optimizers(self) -> List[torch.optim.Optimizer]:
         groups: Dict[str, List[Dict[str, Any]]] = {}
         covered = set()
@@ -347,56 +296,6 @@ class Trainer:
             text += (f", validation {100 * row['validation_score']:.2f}% "
                      f"[{self.options.valid_metric}]")
         return text + f", sparsity {100 * row['sparsity']:.1f}%, lr {row['learning_rate']:.3g}"
-
-    def _restore_best(self, state: Dict[str, Any]) -> None:
-        """The best eligible validation point's weights; the last ones when none qualified."""
-        if state["best"] is not None:
-            load_state_into(self.net, state["best"]["state"], "the best log point's weights")
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self, state: Dict[str, Any]) -> None:
-        save_atomic({
-            "format": 2, "identity": self.identity,
-            "seed": self.seed, "net": self.net.state_dict(),
-            "optimizers": [o.state_dict() for o in self.optimizers],
-            "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
-            "state": state,
-        }, self.output / CHECKPOINT)
-
-    def _restore(self, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
-        where = str(self.output / CHECKPOINT)
-        load_state_into(self.net, checkpoint["net"], where)
-        if len(checkpoint["optimizers"]) != len(self.optimizers):
-            raise ValueError(f"{where}: {len(checkpoint['optimizers'])} solver states, this "
-                             f"network has {len(self.optimizers)}")
-        try:
-            for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"]):
-                optimizer.load_state_dict(saved)
-            torch.set_rng_state(checkpoint["torch_rng"])
-            self.generator.set_state(checkpoint["generator"])
-        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            reason = (str(exc).splitlines() or [""])[0]
-            raise ValueError(f"{where}: its solver or random state does not fit this run "
-                             f"({type(exc).__name__}: {reason})") from None
-        return checkpoint["state"]
-
-    # ------------------------------------------------------------------ weights
-    def _import_weights(self, directory: str) -> None:
-        from n2prune.n2d2io.read import read_weights
-        if not Path(directory).is_dir():
-            raise ValueError(f"-w {directory}: no such directory of N2D2 weight files")
-        read_weights(self.net, directory, ignore_missing=True)
-
-    def _load_trained(self) -> None:
-        path = self.output / "model.pt"
-
-        def read() -> Dict[str, Any]:
-            if not path.exists():
-                raise ValueError(f"-test: no trained network in {self.output} (model.pt); "
-                                 f"learn first, or give -w DIR with N2D2 weight files")
-            return load_checkpoint(path, MODEL_KEYS)
-        saved = self.ranks.from_writer(read)  # only rank 0's machine needs the file
-        load_state_into(self.net, saved["net"], str(path))
 
     # ------------------------------------------------------------------ measures
     @torch.no_grad()
