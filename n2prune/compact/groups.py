@@ -132,12 +132,17 @@ def _nb_outputs(cell: nn.Module, default: int) -> int:
 
 @CHANNEL_RULES.register("Conv")
 def _conv(graph, name, cell, in_atoms):
-    groups = int(getattr(cell, "groups", 1))
+    return conv_atoms(graph, name, in_atoms, cell.nb_inputs, cell.nb_outputs,
+                      int(getattr(cell, "groups", 1)))
+
+
+def conv_atoms(graph, name: str, in_atoms, nb_inputs: int, nb_outputs: int, groups: int):
+    """The output channel atoms of a (grouped, depthwise) convolution, coupled to its inputs."""
     if groups == 1:
-        return graph.new(name, cell.nb_outputs, produced=True)
-    per_in, per_out = cell.nb_inputs // groups, cell.nb_outputs // groups
+        return graph.new(name, nb_outputs, produced=True)
+    per_in, per_out = nb_inputs // groups, nb_outputs // groups
     if per_in == 1:  # depthwise (with a channel multiplier): a group is one input channel
-        out = graph.new(name, cell.nb_outputs)
+        out = graph.new(name, nb_outputs)
         for g in range(groups):
             for a in out[g * per_out:(g + 1) * per_out]:
                 graph.union(a, in_atoms[g])
@@ -146,7 +151,7 @@ def _conv(graph, name, cell, in_atoms):
     for j in range(per_in):
         for g in range(1, groups):
             graph.union(in_atoms[j], in_atoms[g * per_in + j])
-    out = graph.new(name, cell.nb_outputs, produced=True)
+    out = graph.new(name, nb_outputs, produced=True)
     for j in range(per_out):
         for g in range(1, groups):
             graph.union(out[j], out[g * per_out + j])

@@ -13,13 +13,13 @@ target (``strict=False`` fixes its channels instead, which is always safe).
 from __future__ import annotations
 
 import operator
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from n2prune.compact.groups import ChannelGraph
+from n2prune.compact.groups import ChannelGraph, conv_atoms
 
 PASS_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid,
                 nn.Tanh, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.ELU, nn.Dropout,
@@ -152,24 +152,7 @@ def _module_atoms(graph, node, module, first, inputs, strict):
 
 
 def _conv_rule(graph, name, conv: nn.Conv2d, in_atoms):
-    groups = conv.groups
-    if groups == 1:
-        return graph.new(name, conv.out_channels, produced=True)
-    per_in, per_out = conv.in_channels // groups, conv.out_channels // groups
-    if per_in == 1:
-        out = graph.new(name, conv.out_channels)
-        for g in range(groups):
-            for a in out[g * per_out:(g + 1) * per_out]:
-                graph.union(a, in_atoms[g])
-        return out
-    for j in range(per_in):
-        for g in range(1, groups):
-            graph.union(in_atoms[j], in_atoms[g * per_in + j])
-    out = graph.new(name, conv.out_channels, produced=True)
-    for j in range(per_out):
-        for g in range(1, groups):
-            graph.union(out[j], out[g * per_out + j])
-    return out
+    return conv_atoms(graph, name, in_atoms, conv.in_channels, conv.out_channels, conv.groups)
 
 
 def _follow(graph, node, first, shape, inputs, strict, name=None):
