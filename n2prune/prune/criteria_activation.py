@@ -26,17 +26,13 @@ from typing import Any, Dict
 import torch
 
 from n2prune.prune.criteria import register_criterion
-from n2prune.prune.statistics import CALIBRATION_BATCHES
+from n2prune.prune.statistics import CALIBRATION_BATCHES, gathered
 
 Stats = Dict[str, torch.Tensor]
 
 
 def _channel_stat(stats: Stats, name: str, criterion: str) -> torch.Tensor:
-    value = stats.get(name)
-    if value is None or value.numel() == 0:
-        raise ValueError(f"{criterion} criterion: statistic {name!r} has not been gathered; "
-                         f"run calibration batches first (Pruner(..., calibration_batches=N) "
-                         f"or QWeight.CalibrationBatches=N)")
+    value = gathered(stats, name, criterion)
     return value
 
 

@@ -20,17 +20,13 @@ from typing import Any, Dict
 import torch
 
 from n2prune.prune.criteria import register_criterion
-from n2prune.prune.statistics import CALIBRATION_BATCHES, ENTROPY_BINS
+from n2prune.prune.statistics import CALIBRATION_BATCHES, ENTROPY_BINS, gathered
 
 Stats = Dict[str, torch.Tensor]
 
 
 def _out_stat(stats: Stats, name: str, weight: torch.Tensor, criterion: str) -> torch.Tensor:
-    value = stats.get(name)
-    if value is None or value.numel() == 0:
-        raise ValueError(f"{criterion} criterion: statistic {name!r} has not been gathered; "
-                         f"run calibration batches first (Pruner(..., calibration_batches=N) "
-                         f"or QWeight.CalibrationBatches=N)")
+    value = gathered(stats, name, criterion)
     if value.shape[0] != weight.shape[0]:
         raise ValueError(f"{criterion} criterion: statistic {name!r} has {value.shape[0]} "
                          f"channels, the weight {weight.shape[0]} outputs")

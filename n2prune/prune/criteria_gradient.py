@@ -26,18 +26,14 @@ import torch
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_float
 from n2prune.prune.criteria import register_criterion
-from n2prune.prune.statistics import CALIBRATION_BATCHES
+from n2prune.prune.statistics import CALIBRATION_BATCHES, gathered
 
 Stats = Dict[str, torch.Tensor]
 
 
 def _stat(stats: Stats, name: str, weight: torch.Tensor, criterion: str) -> torch.Tensor:
     """The statistic ``name`` as a tensor shaped like ``weight``, or a clear error."""
-    value = stats.get(name)
-    if value is None or value.numel() == 0:
-        raise ValueError(f"{criterion} criterion: statistic {name!r} has not been gathered; "
-                         f"run calibration batches first (Pruner(..., calibration_batches=N) "
-                         f"or QWeight.CalibrationBatches=N)")
+    value = gathered(stats, name, criterion)
     if value.shape != weight.shape:
         raise ValueError(f"{criterion} criterion: statistic {name!r} has shape "
                          f"{tuple(value.shape)}, the weight {tuple(weight.shape)}")

@@ -190,3 +190,13 @@ def reset(stats: Stats) -> None:
     for name in ("grad_count", "input_count", "output_count"):
         if name in stats:
             stats[name].fill_(0)
+
+
+def gathered(stats, name: str, criterion: str) -> torch.Tensor:
+    """The statistic ``name`` a criterion needs, or a clear error when none was gathered."""
+    value = stats.get(name)
+    if value is None or value.numel() == 0:
+        raise ValueError(f"{criterion} criterion: statistic {name!r} has not been gathered; "
+                         f"run calibration batches first (Pruner(..., calibration_batches=N) "
+                         f"or QWeight.CalibrationBatches=N)")
+    return value
