@@ -170,8 +170,10 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()
-        finally:
-            trainer.ranks.close()
+        except BaseException:
+            trainer.ranks.close(synchronize=False)  # the other ranks may never get here
+            raise
+        trainer.ranks.close()
         if trainer.writes_files:
             _print_report(report, trainer.output, args.quiet, args.test)
         return 0

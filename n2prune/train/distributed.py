@@ -111,8 +111,12 @@ class Ranks:
         """Whether this process writes files and prints (rank 0)."""
         return self.rank == 0
 
-    def close(self) -> None:
+    def close(self, synchronize: bool = True) -> None:
+        """Leave the process group. After a success every rank first waits for the others, so
+        no rank tears its connections down under a rank still finishing (gloo aborts it)."""
         if self.owns_group and dist.is_initialized():
+            if synchronize and self.world > 1:
+                dist.barrier()
             dist.destroy_process_group()
             self.owns_group = False
 
