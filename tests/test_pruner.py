@@ -85,6 +85,16 @@ def test_torchvision_style_model_reaches_its_global_target_through_the_pruner():
     assert len(cells) == 9  # stem, 2 + 3 (shortcut) block convs, depthwise, pointwise, fc
     pruner = n2prune.Pruner(cells, epoch_size=64, epochs=4, period=16)
     assert pruner.sparsity() == 0.0
+    grown = {}
+    step_end = pruner.on_step_end
+
+    def check_growth(batch_size):  # masks only grow: no pruned weight comes back
+        fired = step_end(batch_size)
+        for name, cell in cells.items():
+            assert torch.all(cell.mask <= grown.get(name, 1.0))
+            grown[name] = cell.mask.clone()
+        return fired
+    pruner.on_step_end = check_growth
     train(model, pruner, epochs=4)
     assert list(model.parameters()) == params  # the optimiser's parameters are the model's
     stats = pruner.statistics()
@@ -92,7 +102,9 @@ def test_torchvision_style_model_reaches_its_global_target_through_the_pruner():
     assert total["pruned"] == math.ceil(np.float32(0.8) * np.float32(total["weights"]))
     sparsities = {round(stats[name]["sparsity"], 3) for name in cells}
     assert len(sparsities) > 3  # one global threshold, different layer sparsities
-    pruner.recompute()  # (momentum moved pruned weights since the last step ranked them)
+    for cell in cells.values():  # re-rank from scratch: momentum moved pruned weights
+        cell.regrow = True
+    pruner.recompute()
     assert pruner.statistics()["total"] == total
     kept = min(float(c.cell.weight.detach().abs()[c.mask == 1].min()) for c in cells.values())
     pruned = max(float(c.cell.weight.detach().abs()[c.mask == 0].max())

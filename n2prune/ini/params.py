@@ -74,6 +74,20 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Flag:
+    """The valid values of a boolean parameter: True or False (0/1/yes/no in INI text)."""
+
+    def check(self, name: str, value: Any) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {value!r} "
+                            f"({type(value).__name__})")
+        return bool(value)
+
+    def __str__(self) -> str:
+        return "True or False"
+
+
+@dataclass(frozen=True)
 class Key:
     """One parameter: its INI spelling, its Python argument, how to read it, its default, and
     (optionally) its valid values ``valid`` (a Range or a Choice), checked by ``check``."""

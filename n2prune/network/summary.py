@@ -27,7 +27,7 @@ def _pruning(cell: Any) -> str:
     text += f" scope={scope}" + (f"(min_keep={q.min_keep:g})" if scope == "Global"
                                  and getattr(q, "min_keep", 0) else "")
     if q.prune_mode == "Gradual":
-        text += " schedule=" + _schedule(q)
+        text += " schedule=" + _schedule(q) + (" regrow" if getattr(q, "regrow", False) else "")
     return text + f" now={q.sparsity():.3f}"
 
 

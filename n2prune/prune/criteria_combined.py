@@ -122,7 +122,7 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     params = cell.params["criterion"]
     each = [criterion_masks(criterion, cell._pattern, weight, cell.stats, parts, target,
                             {key.arg: params[key.arg] for key in criterion.params
-                             if key.arg in params})
+                             if key.arg in params}, pruned=cell.pruned_parts())
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 

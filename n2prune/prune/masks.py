@@ -6,7 +6,7 @@ Pure functions the PruneCell calls for every criterion filler (``Magnitude``, ``
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -44,15 +44,25 @@ def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, to
 
 def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                     stats: Mapping[str, torch.Tensor], parts: Sequence[slice], target: float,
-                    params: Mapping, dim: int = 0) -> List[torch.Tensor]:
+                    params: Mapping, dim: int = 0,
+                    pruned: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
     """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope);
-    ``dim`` is the output-channel dimension of ``weight``."""
+    ``dim`` is the output-channel dimension of ``weight``. ``pruned`` (per block, bool,
+    shaped like the block): weights already pruned, whose groups go first (masks only grow)."""
     masks = []
-    for scores, part in zip(scores_of(criterion, weight, stats, parts, params), parts):
+    for i, (scores, part) in enumerate(zip(scores_of(criterion, weight, stats, parts, params),
+                                           parts)):
         shape = as_out_in(weight[:, part], dim).shape
         scores = as_out_in(scores, dim) if scores.dim() > 1 else scores
-        masks.append(as_out_in(pattern.keep(scores, target, criterion.norm, shape), dim))
+        before = None if pruned is None else as_out_in(pruned[i], dim)
+        masks.append(as_out_in(pattern.keep(scores, target, criterion.norm, shape, before), dim))
     return masks
+
+
+def dead_groups(pattern: Pattern, pruned: Sequence[torch.Tensor],
+                dim: int = 0) -> List[torch.Tensor]:
+    """Per block: the bool group tensor of groups whose members are all in ``pruned``."""
+    return [pattern.dead(as_out_in(p, dim), as_out_in(p, dim).shape) for p in pruned]
 
 
 def group_scores(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,

@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Tuple
 
-from n2prune.ini.params import Choice, Key, Range
-from n2prune.ini.values import read_enum, read_float, read_uint, read_word
+from n2prune.ini.params import Choice, Flag, Key, Range
+from n2prune.ini.values import read_bool, read_enum, read_float, read_uint, read_word
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, check_combined,
                                              criterion_keys, is_combined, read_filler)
@@ -86,6 +86,9 @@ PRUNE_KEYS: Tuple[Key, ...] = (
         Choice(SCHEDULES)),
     Key("PruningRewind", "rewind", read_float, None,
         "stimuli at which weights are saved; restored after each pruning step", _NONNEG),
+    Key("PruningRegrow", "regrow", read_bool, False,
+        "Gradual criteria: re-rank every group at each step (a pruned weight may come back); "
+        "by default pruned groups stay pruned", Flag()),
 )
 # Ours, declared beside their code: several criteria combined, sparsity regularisation.
 PRUNE_KEYS += (COMBINE_KEY,) + REGULARIZATION_KEYS

@@ -29,7 +29,7 @@ import torch
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_uint
 from n2prune.prune.criteria import group_norm
-from n2prune.prune.scope import layer_keep
+from n2prune.prune.scope import layer_keep, pruned_first
 from n2prune.registry import Registry, did_you_mean
 
 PATTERNS: Registry = Registry("pruning pattern")
@@ -59,10 +59,19 @@ class Pattern:
         """Per-weight bool keep-mask of ``shape`` from a group keep-mask."""
         return keep.reshape(shape)
 
-    def keep(self, scores: torch.Tensor, target: float, norm: str,
-             shape: torch.Size) -> torch.Tensor:
-        """Per-weight keep-mask pruning ``target`` of this cell's groups (Layer scope)."""
-        return self.expand(layer_keep(self.groups(scores, norm, shape), target), shape)
+    def dead(self, pruned: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Bool group tensor (shaped as ``groups`` gives): groups whose every member is
+        pruned in the per-weight bool ``pruned`` of a weight of ``shape``."""
+        return self.groups((~pruned).to(torch.float32), "L1", shape) == 0
+
+    def keep(self, scores: torch.Tensor, target: float, norm: str, shape: torch.Size,
+             pruned: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per-weight keep-mask pruning ``target`` of this cell's groups (Layer scope); the
+        groups all pruned in ``pruned`` (per-weight bool, when given) go first."""
+        groups = self.groups(scores, norm, shape)
+        if pruned is not None:
+            groups = pruned_first([groups], [self.dead(pruned, shape)], target)[0]
+        return self.expand(layer_keep(groups, target), shape)
 
     def __str__(self) -> str:
         return self.name
@@ -145,8 +154,14 @@ class NofM(Pattern):
             return 0
         return min(m, max(m - n, int(math.ceil(float(np.float32(target) * np.float32(m))))))
 
-    def keep(self, scores, target, norm, shape):
+    def keep(self, scores, target, norm, shape, pruned=None):
         m = self.args["m"]
+        prune = self.pruned_per_group(target)
+        width = shape[1] if len(shape) > 1 else scores.numel()
+        if pruned is not None and \
+                int(pruned.sum()) <= prune * (scores.numel() // width) * -(-width // m):
+            scores = scores.detach().to(torch.float64).masked_fill(pruned.reshape(scores.shape),
+                                                                   -math.inf)
         # [O, C, *k] -> [O, *k, C]: groups of m consecutive input channels
         moved = scores.detach().to(torch.float64).movedim(1, -1) if scores.dim() > 1 \
             else scores.detach().to(torch.float64).reshape(1, -1)
@@ -155,7 +170,6 @@ class NofM(Pattern):
         padded = lines.new_full((lines.shape[0], -(-width // m) * m), -math.inf)
         padded[:, :width] = lines
         groups = padded.reshape(-1, m)
-        prune = self.pruned_per_group(target)
         keep = torch.ones(groups.shape, dtype=torch.bool, device=groups.device)
         if prune:
             if torch.isnan(groups).any():

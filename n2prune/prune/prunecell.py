@@ -50,7 +50,8 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
     ``quant_mode`` and ``range`` are accepted and ignored. Ours: ``pattern`` (Unstructured,
     N:M as ``"2:4"``, KxL as ``"4x1"``, Channel), ``scope`` (Layer | Global), ``min_keep``,
     ``schedule`` (Linear | Cubic | OneShot | Iterative, with their window parameters),
-    ``rewind`` (stimuli), ``stats`` (initial statistics for criteria), and ``seed`` for the
+    ``rewind`` (stimuli), ``regrow`` (Gradual criteria: re-rank pruned groups at each step
+    instead of keeping them pruned), ``stats`` (initial statistics for criteria), ``seed`` for the
     Random filler (by default drawn from torch's global generator).
 
     Gradual period: ``stepsize`` when > 0, else ``default_period`` (the trainer sets it to
@@ -153,7 +154,8 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
                 criterion, self._pattern, weight, self.stats, self._slices(), target,
-                self.params["criterion"], criterion_masks.out_dim(self.cell))
+                self.params["criterion"], criterion_masks.out_dim(self.cell),
+                self.pruned_parts())
             self.apply_keep(keeps)
             return
         filler = MASK_FILLERS.get(self.prune_filler)
@@ -161,6 +163,24 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
             new = filler(weight[:, part], self.mask[:, part], target, delta=self.delta,
                          generator=self.generator)
             self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
+
+    @property
+    def sticky(self) -> bool:
+        """Whether masks only grow: Gradual mode without ``regrow`` (pruned groups are ranked
+        first whenever the new target prunes at least as many)."""
+        return PRUNE_MODES.get(self.prune_mode).scheduled and not self.regrow
+
+    def pruned_parts(self) -> Optional[List[torch.Tensor]]:
+        """Per input block, the bool tensor of pruned weights when ``sticky``, else None."""
+        if not self.sticky:
+            return None
+        return [self.mask[:, part] == 0 for part in self._slices()]
+
+    def dead_groups(self) -> List[torch.Tensor]:
+        """Per input block, the bool group tensor of the groups the masks prune entirely."""
+        return criterion_masks.dead_groups(self._pattern, [self.mask[:, part] == 0
+                                                           for part in self._slices()],
+                                           criterion_masks.out_dim(self.cell))
 
     # ----------------------------------------------------------------- criteria, Global scope
     def group_scores(self) -> List[torch.Tensor]:

@@ -5,6 +5,11 @@
 ``ceil(float32(t)·float32(total))`` groups pruned over all of them, optionally never pruning more
 than ``1 - min_keep`` of any one cell.
 
+Masks only grow along a schedule: a PruneCell in Gradual mode (unless ``regrow=True``) hands
+its all-pruned groups to :func:`pruned_first`, which ranks them first whenever the new target
+prunes at least as many groups, as N2D2's fillers, Zhu & Gupta's schedule and
+``torch.nn.utils.prune`` do.
+
 Ties are broken by position: the lower flat index (and, globally, the earlier cell) is pruned
 first, so masks are deterministic.
 
@@ -15,6 +20,7 @@ first, so masks are deterministic.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -122,6 +128,20 @@ def global_keep(scores: Sequence[torch.Tensor], target: float,
     return [keep.reshape(s.shape) for keep, s in zip(keeps, scores)]
 
 
+def pruned_first(scores: Sequence[torch.Tensor], dead: Sequence[Optional[torch.Tensor]],
+                 target: float) -> List[torch.Tensor]:
+    """Group scores with the ``dead`` groups (bool, all members already pruned) set to -inf,
+    so that masks only grow: done when the target prunes at least as many groups as are dead
+    over all tensors (else the scores are returned unchanged and every group is re-ranked).
+    A ``dead`` entry may be None (that tensor's groups are ranked by score alone)."""
+    total = sum(int(s.numel()) for s in scores)
+    count = sum(int(d.sum()) for d in dead if d is not None)
+    if count == 0 or count > zeros_target(target, total):
+        return list(scores)
+    return [s if d is None else s.masked_fill(d.reshape(s.shape), -math.inf)
+            for s, d in zip(scores, dead)]
+
+
 def _protected(scores: torch.Tensor, size: int, floor: float) -> Optional[torch.Tensor]:
     """Flat bool mask of the ``ceil(floor·size)`` highest scores (None when none)."""
     protect = int(np.ceil(floor * size - 1e-9)) if size else 0
@@ -165,12 +185,13 @@ def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
             raise ValueError(f"prune_global: the cells' current thresholds differ "
                              f"({', '.join(f'{v:g}' for v in sorted(values))}); give target")
         target = values.pop()
-    scores, floors, owners = [], [], []
+    scores, dead, floors, owners = [], [], [], []
     for q in cells:
-        for part_scores in q.group_scores():
-            scores.append(part_scores)
-            floors.append(q.min_keep)
-            owners.append(q)
-    keeps = global_keep(scores, target, floors)
+        parts = q.group_scores()
+        scores += parts
+        dead += q.dead_groups() if q.sticky else [None] * len(parts)
+        floors += [q.min_keep] * len(parts)
+        owners += [q] * len(parts)
+    keeps = global_keep(pruned_first(scores, dead, target), target, floors)
     for q in cells:
         q.apply_keep([k for k, owner in zip(keeps, owners) if owner is q], groups=True)
