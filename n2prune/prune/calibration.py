@@ -212,6 +212,32 @@ class StatisticsCollector:
     def on_train_end(self, pruner: Any) -> None:
         self.unbind()
 
+    # ----------------------------------------------------------------- resume
+    def state_dict(self) -> Dict[str, Any]:
+        """The window's position, which the cells' buffers do not hold: batches gathered so
+        far and the thresholds the window was opened at (a checkpoint saves it; the running
+        values themselves are the cells' ``stat_*`` buffers)."""
+        return {"seen": self.seen, "batches": self.batches,
+                "thresholds": dict(self._thresholds)}
+
+    def load_state_dict(self, state: Dict[str, Any], where: str = "collector state") -> None:
+        """Continue the window ``state_dict()`` described; a ValueError naming ``where`` when
+        it does not describe this collector (other cells or another window length)."""
+        _check_state(state, _STATE_KEYS, where)
+        if state["batches"] != self.batches:
+            raise ValueError(f"{where}: its calibration window gathers {state['batches']} "
+                             f"batches, this one {self.batches} (CalibrationBatches changed)")
+        thresholds = state["thresholds"]
+        if sorted(thresholds) != sorted(self._thresholds) or not all(
+                isinstance(v, float) for v in thresholds.values()):
+            raise ValueError(f"{where}: its thresholds are for cells "
+                             f"{sorted(thresholds)}, this run gathers statistics for "
+                             f"{sorted(self._thresholds)}")
+        if not 0 <= state["seen"] <= self.batches:
+            raise ValueError(f"{where}: seen={state['seen']} is outside 0..{self.batches}")
+        self.seen = state["seen"]
+        self._thresholds = dict(thresholds)
+
     # ----------------------------------------------------------------- one shot
     def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Callable) -> int:
         """Gather a whole window now from the first ``batches`` ``(inputs, targets)`` pairs
@@ -246,6 +272,20 @@ class StatisticsCollector:
             recompute(self.cells.values())
         self._thresholds = self._current_thresholds()
         return used
+
+
+_STATE_KEYS = {"seen": int, "batches": int, "thresholds": dict}
+
+
+def _check_state(state: Any, keys: Dict[str, type], where: str) -> None:
+    """ValueError naming ``where`` unless ``state`` is a dict with ``keys`` of those types."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{where}: a {type(state).__name__}, expected a dict")
+    for key, kind in keys.items():
+        value = state.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ValueError(f"{where}: entry {key!r} is missing or not a {kind.__name__} "
+                             f"(found {type(value).__name__})")
 
 
 def recompute(cells: Iterable[Any]) -> None:

@@ -178,6 +178,30 @@ class Pruner:
             if unbind is not None:
                 unbind()
 
+    # ----------------------------------------------------------------- resume
+    def state_dict(self) -> Dict[str, Any]:
+        """What the Pruner itself holds (the cells' state is in the model's state_dict): its
+        position, which regularisation schedules read, and the calibration window's."""
+        return {"epoch": self.epoch, "step": self.step, "stimuli": self.stimuli,
+                "collector": None if self.collector is None else self.collector.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any], where: str = "Pruner state") -> None:
+        """Continue from ``state_dict()`` (after the model's state_dict is loaded); a
+        ValueError naming ``where`` when it was saved by a differently configured Pruner."""
+        if not isinstance(state, dict):
+            raise ValueError(f"{where}: a {type(state).__name__}, expected a dict")
+        for key in ("epoch", "step", "stimuli"):
+            if not isinstance(state.get(key), int) or isinstance(state[key], bool) \
+                    or state[key] < 0:
+                raise ValueError(f"{where}: entry {key!r} is missing or not an integer >= 0")
+        if (state.get("collector") is None) != (self.collector is None):
+            saved = "gathers" if state.get("collector") is not None else "gathers no"
+            raise ValueError(f"{where}: it {saved} calibration statistics, this Pruner "
+                             f"{'does not' if self.collector is None else 'does'}")
+        if self.collector is not None:
+            self.collector.load_state_dict(state["collector"], f"{where}: collector")
+        self.epoch, self.step, self.stimuli = state["epoch"], state["step"], state["stimuli"]
+
     # ----------------------------------------------------------------- criteria's extras
     def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Any) -> int:
         """Gather the criteria's statistics now from ``(inputs, targets)`` batches (forward

@@ -27,7 +27,9 @@ Kinds = Union[type, Tuple[type, ...]]
 MODEL_KEYS: Dict[str, Kinds] = {"net": dict, "seed": int}
 RUN_KEYS: Dict[str, Kinds] = {
     "format": int, "identity": dict, "seed": int, "net": dict,
-    "optimizers": list, "torch_rng": torch.Tensor, "generator": torch.Tensor, "state": dict}
+    "optimizers": list, "torch_rng": torch.Tensor, "generator": torch.Tensor, "state": dict,
+    "pruner": dict}
+RUN_FORMAT = 3  # 3: the Pruner's state (calibration window, position) is saved too
 STATE_KEYS: Dict[str, Kinds] = {
     "batches": int, "stimuli": int, "rows": list, "learning_seconds": float,
     "best": (dict, type(None)), "order": (torch.Tensor, type(None))}

@@ -4,8 +4,9 @@
 ``model.pt``: the lock and leftover temporaries of the output folder, the seed (N2D2's
 ``seed.dat`` rule), the resume identity check, saving and restoring the learning state, the
 best log point's weights, and N2D2 weight-file imports. It relies on the Trainer's ``options``,
-``output``, ``net``, ``optimizers``, ``generator``, ``seed``, ``identity``, ``checkpoint`` and
-``ranks``.
+``output``, ``net``, ``optimizers``, ``pruner``, ``generator``, ``seed``, ``identity``,
+``checkpoint`` and ``ranks``. The Pruner's own state (calibration window, position) is saved
+beside the network's, so a resumed run with a data-driven criterion is exact too.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any, Dict, Optional
 import torch
 
 from n2prune.atomic import remove_temporaries
-from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_KEYS,
-                                       STATE_KEYS, load_checkpoint, load_state_into,
-                                       require_keys, save_atomic)
+from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_FORMAT,
+                                       RUN_KEYS, STATE_KEYS, load_checkpoint,
+                                       load_state_into, require_keys, save_atomic)
 from n2prune.train.identity import differences
 from n2prune.train.runlock import RunLock
 
@@ -53,7 +54,12 @@ class RunState:
                     print(f"note: no checkpoint in {self.output} yet: starting afresh",
                           file=sys.stderr)
                 return None
-            state = load_checkpoint(path, RUN_KEYS)
+            state = load_checkpoint(path, {"format": int})
+            if state["format"] != RUN_FORMAT:
+                raise ValueError(f"{path}: written in checkpoint format {state['format']}, this "
+                                 f"n2prune reads format {RUN_FORMAT} only; --overwrite starts "
+                                 f"afresh")
+            require_keys(state, RUN_KEYS, str(path))
             require_keys(state["identity"], IDENTITY_KEYS, f"{path}: identity")
             require_keys(state["state"], STATE_KEYS, f"{path}: state")
             if state["state"]["best"] is not None:
@@ -88,11 +94,11 @@ class RunState:
 
     def _save_checkpoint(self, state: Dict[str, Any]) -> None:
         save_atomic({
-            "format": 2, "identity": self.identity,
+            "format": RUN_FORMAT, "identity": self.identity,
             "seed": self.seed, "net": self.net.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
             "torch_rng": torch.get_rng_state(), "generator": self.generator.get_state(),
-            "state": state,
+            "state": state, "pruner": self.pruner.state_dict(),
         }, self.output / CHECKPOINT)
 
 
@@ -111,6 +117,8 @@ class RunState:
             reason = (str(exc).splitlines() or [""])[0]
             raise ValueError(f"{where}: its solver or random state does not fit this run "
                              f"({type(exc).__name__}: {reason})") from None
+        # the calibration window and position: after the cells' buffers (load_state_into)
+        self.pruner.load_state_dict(checkpoint["pruner"], f"{where}: pruner")
         return checkpoint["state"]
 
 
