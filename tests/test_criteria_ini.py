@@ -111,8 +111,12 @@ def test_combined_criteria_prune_union_or_intersection(combine, expected):
 def test_combination_as_a_python_list_and_its_errors():
     assert PruneCell(prune_filler=["Magnitude", "FPGM"], pattern="Channel").prune_filler == \
         "Magnitude+FPGM"
-    with pytest.raises(ValueError, match="needs scope='Layer', not 'Global'"):
-        PruneCell(prune_filler="Magnitude+Snip", scope="Global")
+    with pytest.raises(ValueError, match=r"min_keep=0.1 cannot be guaranteed .* use "
+                                         r"combine='All', min_keep=0 or scope='Layer'"):
+        PruneCell(prune_filler="Magnitude+Snip", scope="Global", min_keep=0.1)
+    with pytest.raises(ValueError, match="pattern='2:4' prunes within each group; it cannot "
+                                         "be ranked with scope='Global'"):
+        PruneCell(prune_filler="Magnitude+Snip", scope="Global", pattern="2:4")
     with pytest.raises(ValueError, match="criterion 'APoZ' scores whole channels"):
         PruneCell(prune_filler="Magnitude+APoZ")
     with pytest.raises(ValueError, match="names a criterion twice"):
@@ -120,6 +124,104 @@ def test_combination_as_a_python_list_and_its_errors():
     with pytest.raises(ValueError, match=r"combine='Some'.*\(known: All, Any\)"):
         PruneCell(prune_filler="Magnitude+Snip", combine="Some")
     assert combine_keeps([torch.tensor([True, False])], "All").tolist() == [True, False]
+
+
+# Global scope, two cells: each criterion ranks the 10 weights together (5 pruned), then the
+# keep-masks are combined per weight.
+#   |w| a = [[1.1, 2, 3], [0.5, 1.2, 0.9]], b = [[4, 0.25], [1.5, 2.5]]:
+#       Magnitude prunes b.25, a.5, a.9, a1.1, a1.2 -> keeps a [[0,1,1],[0,0,0]], b [[1,0],[1,1]]
+#   |w·g| a = [[.11, .6, .3], [1, .18, .27]], b = [[.04, 1], [.75, .25]]:
+#       Snip prunes b.04, a.11, a.18, b.25, a.27   -> keeps a [[0,1,1],[1,0,0]], b [[0,1],[1,0]]
+WA = torch.tensor([[1.1, -2.0, 3.0], [0.5, 1.2, -0.9]])
+GA = torch.tensor([[0.1, 0.3, -0.1], [2.0, -0.15, 0.3]])
+WB = torch.tensor([[4.0, 0.25], [-1.5, 2.5]])
+GB = torch.tensor([[0.01, 4.0], [0.5, 0.1]])
+GLOBAL_EXPECTED = {"Any": ([[0, 1, 1], [0, 0, 0]], [[0, 0], [1, 0]]),
+                   "All": ([[0, 1, 1], [1, 0, 0]], [[1, 1], [1, 1]])}
+
+
+@pytest.mark.parametrize("combine", ["Any", "All"])
+def test_combined_criteria_ranked_globally_from_python(combine):
+    from n2prune.prune.scope import prune_global
+    cells = []
+    for weight, grad in ((WA, GA), (WB, GB)):
+        fc = _fc(weight)
+        fc.quantizer = PruneCell(prune_mode="Static", threshold=0.5, scope="Global",
+                                 prune_filler=["Magnitude", "Snip"], combine=combine,
+                                 stats={"grad": grad})
+        cells.append(fc)
+    prune_global([fc.quantizer for fc in cells])
+    assert [fc.quantizer.mask.int().tolist() for fc in cells] == \
+        list(GLOBAL_EXPECTED[combine])
+
+
+GLOBAL_NET = """
+[sp]
+SizeX=3
+SizeY=1
+NbChannels=1
+[a]
+Input=sp
+Type=Fc
+NbOutputs=2
+QWeight=Prune
+QWeight.PruningMode=Static
+QWeight.Threshold=0.5
+QWeight.PruningFiller=Magnitude+Snip
+QWeight.PruningCombine={combine}
+QWeight.PruningScope=Global
+{extra}
+[b]
+Input=a
+Type=Fc
+NbOutputs=2
+QWeight=Prune
+QWeight.PruningMode=Static
+QWeight.Threshold=0.5
+QWeight.PruningFiller={filler_b}
+QWeight.PruningCombine={combine}
+QWeight.PruningScope=Global
+[b.Target]
+"""
+
+
+def _global_net(tmp_path, combine="Any", filler_b="Magnitude+Snip", extra=""):
+    path = tmp_path / "net.ini"
+    path.write_text(GLOBAL_NET.format(combine=combine, filler_b=filler_b, extra=extra))
+    net = load_network(str(path))
+    for name, weight, grad in (("a", WA, GA), ("b", WB, GB)):
+        with torch.no_grad():
+            net.cells[name].weight.copy_(weight)
+        net.cells[name].quantizer.set_stat("grad", grad)
+    return net
+
+
+@pytest.mark.parametrize("combine", ["Any", "All"])
+def test_combined_criteria_ranked_globally_from_ini(tmp_path, combine):
+    from n2prune import Pruner
+    net = _global_net(tmp_path, combine)
+    Pruner(net)  # ranks the Global cells together
+    assert [net.cells[n].quantizer.mask.int().tolist() for n in "ab"] == \
+        list(GLOBAL_EXPECTED[combine])
+
+
+def test_global_combination_errors(tmp_path):
+    from n2prune import Pruner
+    net = _global_net(tmp_path, filler_b="Magnitude")
+    with pytest.raises(ValueError, match=r"the cells ranked together use Magnitude \(Any\), "
+                                         r"Magnitude\+Snip \(Any\); .* same prune_filler and "
+                                         r"combine"):
+        Pruner(net)
+    with pytest.raises(ConfigError, match=r"net.ini:13: \[a\] QWeight.PruningFiller="
+                                          r"Magnitude\+Snip: .*min_keep=0.2 cannot be "
+                                          r"guaranteed"):
+        _global_net(tmp_path, extra="QWeight.PruningMinKeep=0.2")
+    net = _global_net(tmp_path, combine="All", extra="QWeight.PruningMinKeep=0.5")
+    Pruner(net)  # All keeps the union of each ranking's keeps: every floor holds
+    # a keeps >= 3 of 6 in each ranking: Magnitude now prunes b1.5 instead of a1.2, Snip
+    # keeps a1 (0.6), a2 (0.3), a3 (1): the union keeps a1, a2, a3 and a4
+    assert [net.cells[n].quantizer.mask.int().tolist() for n in "ab"] == \
+        [[[0, 1, 1], [1, 1, 0]], [[1, 1], [1, 1]]]
 
 
 def test_regularization_keys_from_ini_and_penalty_of_the_cell(tmp_path):

@@ -9,7 +9,12 @@ criteria; ``combine`` (``QWeight.PruningCombine=``) says how their decisions mee
   the target, exactly it where they agree).
 
 Each criterion ranks the layer on its own (``Layer`` scope) with the common pattern, so a
-combination of a weight criterion and a channel one needs ``pattern="Channel"``.
+combination of a weight criterion and a channel one needs ``pattern="Channel"``. With
+``scope="Global"`` each criterion ranks the groups of every Global cell together at the common
+threshold (as one criterion would), then each weight's keep decisions are combined: the cells
+ranked together must all name the same criteria and ``combine``, and ``Any`` cannot honour a
+``min_keep`` floor (a union of pruned sets may empty a layer each ranking kept), so that pair
+is refused.
 
 >>> import torch
 >>> combine_keeps([torch.tensor([True, False, True]), torch.tensor([True, True, False])], "Any")
@@ -118,19 +123,74 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     criteria = [CRITERIA.get(name) for name in split_criteria(cell.prune_filler)]
     if any(criterion.missing(cell.stats) for criterion in criteria):
         return None
+    from n2prune.prune.masks import out_dim
     weight, parts = cell.cell.weight, cell._slices()
-    params = cell.params["criterion"]
     each = [criterion_masks(criterion, cell._pattern, weight, cell.stats, parts, target,
-                            {key.arg: params[key.arg] for key in criterion.params
-                             if key.arg in params}, pruned=cell.pruned_parts())
+                            _params(cell, criterion), out_dim(cell.cell), cell.pruned_parts())
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 
 
-def check_combined(args: Dict[str, Any], pattern: str) -> None:
-    """What a combined filler needs: criteria (not mask fillers), Layer scope, and the
-    Channel pattern when one of them scores channels."""
+def _params(cell: Any, criterion: Any) -> Dict[str, Any]:
+    """The cell's criterion parameters that ``criterion`` declares."""
+    params = cell.params["criterion"]
+    return {key.arg: params[key.arg] for key in criterion.params if key.arg in params}
+
+
+def _common_criteria(cells: Sequence[Any]) -> Tuple[List[str], str]:
+    """The criteria and combine mode every Global cell shares; ValueError naming them when
+    they differ (each criterion is ranked over all the cells, so each cell must score with
+    every one)."""
+    kinds = {(frozenset(split_criteria(q.prune_filler)), getattr(q, "combine", "Any"))
+             for q in cells}
+    if len(kinds) != 1:
+        found = ", ".join(sorted({f"{q.prune_filler} ({getattr(q, 'combine', 'Any')})"
+                                  for q in cells}))
+        raise ValueError(f"scope='Global' with combined criteria: the cells ranked together "
+                         f"use {found}; each criterion is ranked over every Global cell, so "
+                         f"all of them need the same prune_filler and combine")
+    how = cells[0].combine
+    if how == "Any" and any(q.min_keep > 0 for q in cells):
+        raise ValueError(f"scope='Global' with prune_filler={cells[0].prune_filler!r}, "
+                         f"combine='Any': a min_keep floor cannot be guaranteed; use "
+                         f"combine='All' or min_keep=0")
+    return split_criteria(cells[0].prune_filler), how
+
+
+def prune_global_combined(cells: Sequence[Any], target: float) -> None:
+    """Global scope for combined fillers: each criterion ranks the group scores of all
+    ``cells`` together at ``target`` (floors and pruned-first as
+    :func:`n2prune.prune.scope.prune_global`), then each cell's keep-masks are combined."""
     from n2prune.prune.criteria import CRITERIA
+    from n2prune.prune.masks import group_scores, out_dim
+    from n2prune.prune.scope import global_keep, pruned_first
+    names, how = _common_criteria(cells)
+    dead: List[Optional[torch.Tensor]] = []
+    floors: List[float] = []
+    owners: List[Any] = []
+    for q in cells:
+        count = len(q._slices())
+        dead += q.dead_groups() if q.sticky else [None] * count
+        floors += [q.min_keep] * count
+        owners += [q] * count
+    each = []
+    for name in names:
+        criterion = CRITERIA.get(name)
+        scores = [s for q in cells for s in group_scores(
+            criterion, q._pattern, q.cell.weight, q.stats, q._slices(), _params(q, criterion),
+            out_dim(q.cell))]
+        each.append(global_keep(pruned_first(scores, dead, target), target, floors))
+    keeps = [combine_keeps(list(k), how) for k in zip(*each)]
+    for q in cells:
+        q.apply_keep([k for k, owner in zip(keeps, owners) if owner is q], groups=True)
+
+
+def check_combined(args: Dict[str, Any], pattern: str) -> None:
+    """What a combined filler needs: criteria (not mask fillers), the Channel pattern when one
+    of them scores channels, a pattern that ranks across cells for Global scope, and no
+    min_keep floor with combine='Any' in Global scope."""
+    from n2prune.prune.criteria import CRITERIA
+    from n2prune.prune.patterns import PATTERNS
     filler = args["prune_filler"]
     for name in split_criteria(filler):
         if name not in CRITERIA:
@@ -139,6 +199,11 @@ def check_combined(args: Dict[str, Any], pattern: str) -> None:
         if CRITERIA.get(name).level == "channel" and pattern != "Channel":
             raise ValueError(f"criterion {name!r} scores whole channels: "
                              f"prune_filler={filler!r} needs pattern='Channel'")
-    if args["scope"] != "Layer":
-        raise ValueError(f"prune_filler={filler!r} combines per-layer decisions; "
-                         f"it needs scope='Layer', not {args['scope']!r}")
+    if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
+        raise ValueError(f"pattern={args['pattern']!r} prunes within each group; it cannot "
+                         f"be ranked with scope='Global'")
+    if args["scope"] == "Global" and args["combine"] == "Any" and args["min_keep"] > 0:
+        raise ValueError(f"prune_filler={filler!r} with combine='Any', scope='Global': "
+                         f"min_keep={args['min_keep']:g} cannot be guaranteed (a weight any "
+                         f"ranking prunes is pruned, so the floors of each ranking do not "
+                         f"add up); use combine='All', min_keep=0 or scope='Layer'")

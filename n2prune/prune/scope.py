@@ -177,6 +177,7 @@ def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
     """
     cells = list(cells)
     from n2prune.prune.calibration import waiting
+    from n2prune.prune.criteria_combined import is_combined, prune_global_combined
     if not cells or any(waiting(q) for q in cells):
         return  # a criterion still lacks its statistics: a Pruner ranks once they arrive
     if target is None:
@@ -185,6 +186,9 @@ def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
             raise ValueError(f"prune_global: the cells' current thresholds differ "
                              f"({', '.join(f'{v:g}' for v in sorted(values))}); give target")
         target = values.pop()
+    if any(is_combined(q.prune_filler) for q in cells):  # each criterion ranked, then combined
+        prune_global_combined(cells, target)
+        return
     scores, dead, floors, owners = [], [], [], []
     for q in cells:
         parts = q.group_scores()
