@@ -98,3 +98,23 @@ def l1_norm(weight: torch.Tensor, stats: Dict[str, torch.Tensor]) -> torch.Tenso
 def l2_norm(weight: torch.Tensor, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
     """|w|, groups ranked by the L2 norm of their weights."""
     return weight.detach().abs()
+
+
+@register_criterion("LAMP", norm="L1")
+def lamp(weight: torch.Tensor, stats: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Layer-adaptive magnitude (Lee et al. 2021): w_u² / Σ_{v ≥ u} w_v², the weights of the
+    layer (input block) sorted by magnitude, over the unpruned weights (``stats["mask"]``,
+    which a PruneCell passes). The largest weight of every layer scores 1, so a ``Global``
+    ranking of LAMP scores adapts the sparsity per layer without emptying one. Equal
+    magnitudes: the lower flat index scores lower (is pruned first)."""
+    w = weight.detach().to(torch.float64)
+    if "mask" in stats:
+        w = w * stats["mask"].to(torch.float64)
+    squares = w.reshape(-1).pow(2)
+    order = torch.sort(squares, stable=True).indices
+    ascending = squares[order]
+    tail = ascending.flip(0).cumsum(0).flip(0)  # Σ of the squares at and above each one
+    ratio = torch.where(tail > 0, ascending / tail.clamp_min(1e-300), torch.zeros_like(tail))
+    scores = torch.empty_like(squares)
+    scores[order] = ratio
+    return scores.reshape(weight.shape)

@@ -125,8 +125,9 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
         return None
     from n2prune.prune.masks import out_dim
     weight, parts = cell.cell.weight, cell._slices()
-    each = [criterion_masks(criterion, cell._pattern, weight, cell.stats, parts, target,
-                            _params(cell, criterion), out_dim(cell.cell), cell.pruned_parts())
+    each = [criterion_masks(criterion, cell._pattern, weight, cell.criterion_inputs, parts,
+                            target, _params(cell, criterion), out_dim(cell.cell),
+                            cell.pruned_parts())
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 

@@ -153,7 +153,8 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
             if criterion.missing(self.stats):
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
-                criterion, self._pattern, weight, self.stats, self._slices(), target,
+                criterion, self._pattern, weight, self.criterion_inputs, self._slices(),
+                target,
                 self.params["criterion"], criterion_masks.out_dim(self.cell),
                 self.pruned_parts())
             self.apply_keep(keeps)
@@ -193,7 +194,7 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
             raise ValueError(f"PruneCell: criterion {self.prune_filler!r} needs the statistics "
                              f"{', '.join(missing)}; a Pruner gathers them")
         return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
-                                            self.stats, self._slices(),
+                                            self.criterion_inputs, self._slices(),
                                             self.params["criterion"],
                                             criterion_masks.out_dim(self.cell))
 

@@ -20,6 +20,12 @@ class StatBuffers:
         return {name[len(STAT_PREFIX):]: value for name, value in self._buffers.items()
                 if name.startswith(STAT_PREFIX) and value is not None}
 
+    @property
+    def criterion_inputs(self) -> Dict[str, torch.Tensor]:
+        """What a criterion's ``stats`` argument holds: the statistics, plus ``"mask"`` (the
+        current mask, for criteria that score the effective weights, as LAMP does)."""
+        return {**self.stats, "mask": self.mask}
+
     def set_stat(self, name: str, value: torch.Tensor) -> None:
         """Store (or replace) the statistic ``name`` as a buffer."""
         if not isinstance(value, torch.Tensor):
