@@ -43,7 +43,8 @@ LAYERS = ("conv1", "conv2", "fc1", "fc2")
 CHANNEL_LAYERS = ("conv1", "conv2", "fc1")
 # MagGrad and Taylor rank single weights exactly as Snip does (|w·g|, (w·g)²), Percentile and
 # MagnitudeThreshold with their default ranges as Magnitude: give them with --criteria to see.
-UNSTRUCTURED = ("Magnitude", "LAMP", "Snip", "SnipMomentum", "ActivationMagnitude", "MagAct", "Random")
+UNSTRUCTURED = ("Magnitude", "LAMP", "Snip", "SnipMomentum", "ActivationMagnitude", "MagAct",
+                "Random")
 CHANNEL = ("L1Norm", "L2Norm", "FPGM", "Taylor", "APoZ", "Entropy", "Variance",
            "ActivationNorm")
 BATCH, STEPS_PER_EPOCH, CALIBRATION = 64, 4, 8
