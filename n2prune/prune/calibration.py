@@ -42,6 +42,18 @@ def needs_of(cell: Any) -> Set[str]:
     return out
 
 
+def _check_transposed(name: str, layer: nn.Module, needs: Set[str]) -> None:
+    """A grouped ConvTranspose has no per-output-channel filter: its weight [in, out/groups,
+    ...] puts output channels j, j + out/groups, ... in one column, which the Channel pattern
+    prunes together, so statistics of single output channels do not score it."""
+    if isinstance(layer, _TRANSPOSED) and layer.groups > 1 \
+            and needs & set(statistics.OUTPUT_STATS):
+        raise ValueError(f"layer {name!r}: output-channel criteria (APoZ, Entropy, Variance, "
+                         f"ActivationNorm) need groups=1 for {type(layer).__name__} (its "
+                         f"weight columns hold {layer.groups} output channels each); use "
+                         f"FPGM, L1Norm or an input criterion (ActivationMagnitude, MagAct)")
+
+
 class _Store:
     """The PruneCell's statistics as a dict for the pure update functions; new or replaced
     tensors are written back as buffers (``set_stat``) on exit."""
@@ -117,9 +129,7 @@ class StatisticsCollector:
             layer = cell.cell
             if not self._needs[name] & io:
                 continue
-            if isinstance(layer, _TRANSPOSED):
-                raise ValueError(f"layer {name!r}: activation statistics are not supported for "
-                                 f"{type(layer).__name__} (use a weight or gradient criterion)")
+            _check_transposed(name, layer, self._needs[name])
             self._handles.append(layer.register_forward_hook(self._hook(name)))
         if self._given is None and self.cells:  # the cells' CalibrationBatches: the largest
             self.batches = max(int(_param(cell, "calibration_batches",

@@ -35,11 +35,18 @@ def part_stats(stats: Mapping[str, torch.Tensor], weight: torch.Tensor,
 
 
 def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, torch.Tensor],
-              parts: Sequence[slice], params: Mapping) -> List[torch.Tensor]:
-    """The criterion's scores of each input block of ``weight``."""
+              parts: Sequence[slice], params: Mapping, dim: int = 0) -> List[torch.Tensor]:
+    """The criterion's scores of each input block of ``weight``, output channels first: the
+    criterion sees the block and its weight-shaped statistics that way (a transposed view
+    when ``dim`` is 1), so channel and activation criteria read ConvTranspose layers right."""
+    out = []
     with torch.no_grad():
-        return [criterion(weight[:, part], part_stats(stats, weight, part), **params)
-                for part in parts]
+        for part in parts:
+            block = weight[:, part]
+            seen = {name: as_out_in(value, dim) if value.shape == block.shape else value
+                    for name, value in part_stats(stats, weight, part).items()}
+            out.append(criterion(as_out_in(block, dim), seen, **params))
+    return out
 
 
 def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
@@ -50,10 +57,9 @@ def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor
     ``dim`` is the output-channel dimension of ``weight``. ``pruned`` (per block, bool,
     shaped like the block): weights already pruned, whose groups go first (masks only grow)."""
     masks = []
-    for i, (scores, part) in enumerate(zip(scores_of(criterion, weight, stats, parts, params),
-                                           parts)):
+    for i, (scores, part) in enumerate(zip(scores_of(criterion, weight, stats, parts, params,
+                                                     dim), parts)):
         shape = as_out_in(weight[:, part], dim).shape
-        scores = as_out_in(scores, dim) if scores.dim() > 1 else scores
         before = None if pruned is None else as_out_in(pruned[i], dim)
         masks.append(as_out_in(pattern.keep(scores, target, criterion.norm, shape, before), dim))
     return masks
@@ -69,9 +75,9 @@ def group_scores(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                  stats: Mapping[str, torch.Tensor], parts: Sequence[slice],
                  params: Mapping, dim: int = 0) -> List[torch.Tensor]:
     """Group scores of each input block (what Global scope ranks across cells)."""
-    return [pattern.groups(as_out_in(scores, dim) if scores.dim() > 1 else scores,
-                           criterion.norm, as_out_in(weight[:, part], dim).shape)
-            for scores, part in zip(scores_of(criterion, weight, stats, parts, params), parts)]
+    return [pattern.groups(scores, criterion.norm, as_out_in(weight[:, part], dim).shape)
+            for scores, part in zip(scores_of(criterion, weight, stats, parts, params, dim),
+                                    parts)]
 
 
 def expand_groups(pattern: Pattern, keep: torch.Tensor, weight: torch.Tensor,
