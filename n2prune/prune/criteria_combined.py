@@ -178,8 +178,8 @@ def prune_global_combined(cells: Sequence[Any], target: float) -> None:
     for name in names:
         criterion = CRITERIA.get(name)
         scores = [s for q in cells for s in group_scores(
-            criterion, q._pattern, q.cell.weight, q.criterion_inputs, q._slices(), _params(q, criterion),
-            out_dim(q.cell))]
+            criterion, q._pattern, q.cell.weight, q.criterion_inputs, q._slices(),
+            _params(q, criterion), out_dim(q.cell))]
         each.append(global_keep(pruned_first(scores, dead, target), target, floors))
     keeps = [combine_keeps(list(k), how) for k in zip(*each)]
     for q in cells:
