@@ -2,6 +2,7 @@
 against torch.nn.utils.prune.global_unstructured with the same schedule, same loop.
 
     python tools/bench_prune_accuracy.py [--epochs 10] [--seeds 1 2] [--sparsity 0.95 0.98]
+                                         [--methods Magnitude LAMP torch]
                                          [--data ../shared/data/mnist-10k]
 
 Both sides train networks/lenet.ini's LeNet (built by n2prune from the INI, the INI's own
@@ -9,9 +10,11 @@ PruneCells removed, same initial weights for a seed) on the same MNIST Learn set
 hand-written loop: torch.optim.SGD with the INI's learning rate, momentum and weight decay,
 cosine decay over the run, batch 64, the same shuffling. Only the pruning differs:
 
-- n2prune: ``attach(net, prune_mode="Gradual", prune_filler="Magnitude", scope="Global",
-  schedule="Cubic", start=0, threshold=s)`` and a ``Pruner`` whose hooks the loop calls (masks
-  re-ranked from the current weights at each step of the schedule);
+- n2prune (``Magnitude``): ``attach(net, prune_mode="Gradual", prune_filler="Magnitude",
+  scope="Global", schedule="Cubic", start=0, threshold=s)`` and a ``Pruner`` whose hooks the
+  loop calls (at each step the lowest magnitudes among the unpruned weights join the pruned);
+- n2prune (``LAMP``): the same with ``prune_filler="LAMP"`` (layer-adaptive magnitude scores
+  ranked globally);
 - torch: at each step of the same cubic schedule (same positions), ``global_unstructured``
   with ``L1Unstructured`` prunes the count that brings the total to the schedule's value
   (torch prunes among the weights still unpruned: masks only grow).
@@ -89,9 +92,9 @@ def run(method: str, target: float, seed: int, epochs: int, frequency: float, in
     end = HORIZON_FRACTION * horizon
     step_every = max(1, int(frequency * size))
     pruner = None
-    if method == "n2prune":
+    if method != "torch":
         cells = n2prune.attach(net, types=tuple(type(c) for c in layers), prune_mode="Gradual",
-                               prune_filler="Magnitude", scope="Global", schedule="Cubic",
+                               prune_filler=method, scope="Global", schedule="Cubic",
                                start=0.0, threshold=target, frequency=step_every,
                                seed=seed)  # no draw from torch's generator: same dropout
         pruner = n2prune.Pruner(cells, epoch_size=size, horizon=horizon)
@@ -157,8 +160,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sparsity", type=float, nargs="+", default=[0.95, 0.98])
     parser.add_argument("--frequency", type=float, default=0.25,
                         help="epochs between schedule steps (default 0.25)")
+    parser.add_argument("--methods", nargs="+", default=["Magnitude", "torch"],
+                        help="n2prune criteria (global, cubic) and/or torch (default "
+                             "Magnitude torch)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     args = parser.parse_args(argv)
+    for method in args.methods:
+        if method != "torch" and method not in n2prune.prune.CRITERIA:
+            parser.error(f"--methods {method}: not a criterion; use torch or one of "
+                         f"{', '.join(n2prune.prune.CRITERIA.names())}")
     data = Path(args.data)
     if not (data / "train-images-idx3-ubyte.gz").exists():
         parser.error(f"--data {data}: no MNIST IDX files there")
@@ -171,7 +181,7 @@ def main(argv=None) -> int:
               f"cubic steps every {args.frequency} epoch", flush=True)
         for target in args.sparsity:
             for seed in args.seeds:
-                order = ("n2prune", "torch") if seed % 2 else ("torch", "n2prune")
+                order = args.methods if seed % 2 else args.methods[::-1]
                 for method in order:
                     acc, achieved = run(method, target, seed, args.epochs, args.frequency,
                                         ROOT / "networks" / "lenet.ini", environ,
@@ -179,15 +189,17 @@ def main(argv=None) -> int:
                     results.setdefault((method, target), []).append(acc)
                     print(f"  {target:.0%} seed {seed} {method:8s}: test accuracy "
                           f"{100 * acc:.2f} %, sparsity {achieved:.4f}", flush=True)
-    print("| sparsity | n2prune global Magnitude, Cubic | torch global_unstructured, Cubic |")
-    print("|---|---|---|")
+    names = {"torch": "torch global_unstructured, Cubic"}
+    print("| sparsity | " + " | ".join(names.get(m, f"n2prune global {m}, Cubic")
+                                       for m in args.methods) + " |")
+    print("|---|" + "---|" * len(args.methods))
     for target in args.sparsity:
         cells = []
-        for method in ("n2prune", "torch"):
+        for method in args.methods:
             values = results[(method, target)]
             cells.append(f"{100 * statistics.mean(values):.2f} % "
                          f"({', '.join(f'{100 * v:.2f}' for v in values)})")
-        print(f"| {target:.0%} | {cells[0]} | {cells[1]} |")
+        print(f"| {target:.0%} | " + " | ".join(cells) + " |")
     return 0
 
 
