@@ -5,22 +5,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import concat, read_nb_outputs, same_size, total_channels
 
 
-class ActivationCell(nn.Module):
+class ActivationCell(ActivatedCell):
     """Apply ``activation`` (default Tanh, as N2D2) to the concatenated inputs."""
 
     def __init__(self, nb_outputs: int, activation="Tanh"):
         super().__init__()
         self.nb_outputs = nb_outputs
-        self.activation = as_activation(activation)
+        self.activation = activation
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = concat(inputs)
-        return self.activation(x) if self.activation is not None else x
+        return self.activate(x)
 
     def extra_repr(self) -> str:
         return f"{self.nb_outputs}"

@@ -79,7 +79,7 @@ class Rectifier(Activation):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.clipping == 0:  # the fused kernels: same values and gradients, 2x faster
-            return F.relu(x) if self.leak_slope == 0 else F.leaky_relu(x, self.leak_slope)
+            return torch.relu(x) if self.leak_slope == 0 else F.leaky_relu(x, self.leak_slope)
         return torch.where(x > 0, x.clamp(max=self.clipping), x * self.leak_slope)
 
 
@@ -163,6 +163,32 @@ class Swish(Activation):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(x)
+
+
+class ActivatedCell(nn.Module):
+    """A cell ending with an optional activation: ``self.activation`` (None, an INI name or
+    a module; a submodule, shown in repr) is applied by ``self.activate(y)``.
+
+    ``activate`` calls the activation's ``forward`` directly, kept as a plain attribute
+    when ``activation`` is set: activations are stateless functions, and this skips two
+    ``nn.Module.__getattr__`` look-ups and the hook machinery of a module call on every pass
+    (hooks registered on an activation module are therefore not run: hook the cell).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name != "activation":
+            super().__setattr__(name, value)
+            return
+        value = as_activation(value)
+        if value is None:   # a plain attribute, not a None submodule (slow to read)
+            self._modules.pop("activation", None)
+        super().__setattr__(name, value)
+        self.__dict__["_activation_forward"] = None if value is None else value.forward
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """``activation(y)``, or ``y`` without an activation."""
+        forward = self._activation_forward
+        return y if forward is None else forward(y)
 
 
 def as_activation(value: Union[None, str, nn.Module]) -> Optional[nn.Module]:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.errors import ConfigError
 from n2prune.cells.inputs import (concat, read_nb_outputs, read_params, same_size,
@@ -22,7 +22,7 @@ from n2prune.ini.params import Key
 from n2prune.ini.values import read_bool, read_float
 
 
-class BatchNorm(nn.Module):
+class BatchNorm(ActivatedCell):
     """y = act(weight·(x - mean)/sqrt(var + eps) + bias); inputs' channels concatenated.
 
     ``weight`` (N2D2's scales, start 1) and ``bias`` (start 0) are learned;
@@ -45,21 +45,25 @@ class BatchNorm(nn.Module):
         self.nb_outputs, self.epsilon = nb_outputs, float(epsilon)
         self.moving_average_momentum = float(moving_average_momentum)
         self.back_propagate = bool(back_propagate)
-        self.activation = as_activation(activation)
+        self.activation = activation
         self.weight = nn.Parameter(torch.ones(nb_outputs))
         self.bias = nn.Parameter(torch.zeros(nb_outputs))
         self.register_buffer("running_mean", torch.zeros(nb_outputs))
         self.register_buffer("running_var", torch.zeros(nb_outputs))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        x = concat(inputs)
+        x = inputs[0] if len(inputs) == 1 else concat(inputs)
         if not self.back_propagate:
             x = x.detach()
-        batch_stats = self.training and self.moving_average_momentum != 0.0
-        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                         training=batch_stats, momentum=self.moving_average_momentum,
-                         eps=self.epsilon)
-        return self.activation(y) if self.activation is not None else y
+        if self.training and self.moving_average_momentum != 0.0:
+            y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             training=True, momentum=self.moving_average_momentum,
+                             eps=self.epsilon)
+        else:  # what F.batch_norm calls, without its Python checks (they are for training)
+            y = torch.batch_norm(x, self.weight, self.bias, self.running_mean,
+                                 self.running_var, False, self.moving_average_momentum,
+                                 self.epsilon, torch.backends.cudnn.enabled)
+        return self.activate(y)
 
     def extra_repr(self) -> str:
         return (f"{self.nb_outputs}, epsilon={self.epsilon}, "

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
@@ -57,7 +57,7 @@ class Conv(WeightCell):
         self.dilation_dims = list(pair("dilation_dims", dilation_dims, 1, 1))
         self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs // groups, ky, kx))
         self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
-        self.activation = as_activation(activation)
+        self.activation = activation
         if groups > 1 and input_channels is not None and len(input_channels) > 1:
             # Each input's weights must be a block of weight columns (N2D2 keeps one tensor
             # per input, PruneCell prunes each block); grouped columns mix the inputs.
@@ -73,22 +73,18 @@ class Conv(WeightCell):
                                  f"boolean map with groups=1, got {tuple(connection.shape)}")
             connection = connection.to(torch.float32)[:, :, None, None]
         self.register_buffer("connection", connection)
+        self._geometry = conv_geometry(self)
         if init:
             self.reset_parameters()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
-        px, py = self.padding_dims
-        padding = (py, px)
-        if px < 0 or py < 0:
-            x = F.pad(x, (px, px, py, py))
-            padding = (0, 0)
-        stride = (self.stride_dims[1] * self.sub_sample_dims[1],
-                  self.stride_dims[0] * self.sub_sample_dims[0])
-        dilation = (self.dilation_dims[1], self.dilation_dims[0])
+        crop, stride, padding, dilation = self._geometry
+        if crop is not None:
+            x = F.pad(x, crop)
         y = F.conv2d(x, self.effective_weight(), self.bias, stride, padding, dilation,
                      self.groups)
-        return self.activation(y) if self.activation is not None else y
+        return self.activate(y)
 
     def output_size(self, height: int, width: int) -> tuple:
         """N2D2's output size formula: ceil(floor((in + 2p - d(k-1) - 1 + s)/s)/subsample)."""
@@ -105,6 +101,17 @@ class Conv(WeightCell):
         return (f"{self.nb_inputs}, {self.nb_outputs}, kernel_dims={self.kernel_dims}, "
                 f"stride_dims={self.stride_dims}, padding_dims={self.padding_dims}, "
                 f"groups={self.groups}, bias={self.bias is not None}")
+
+
+def conv_geometry(cell) -> tuple:
+    """F.conv2d's arguments from N2D2's X-first dims, computed once (the dims are fixed at
+    construction): ``(crop, stride, padding, dilation)``; ``crop`` is the ``F.pad`` of a
+    negative padding (then padding is 0), else None."""
+    px, py = cell.padding_dims
+    crop, padding = (None, (py, px)) if px >= 0 and py >= 0 else ((px, px, py, py), (0, 0))
+    stride = (cell.stride_dims[1] * cell.sub_sample_dims[1],
+              cell.stride_dims[0] * cell.sub_sample_dims[0])
+    return crop, stride, padding, (cell.dilation_dims[1], cell.dilation_dims[0])
 
 
 # ----------------------------------------------------------------------------- INI

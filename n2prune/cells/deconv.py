@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import concat, read_params, same_size
@@ -32,7 +32,7 @@ def deconv_output_size(size: int, kernel: int, stride: int, padding: int,
     return size * stride + dilation * (kernel - 1) + 1 - 2 * padding - stride
 
 
-class Deconv(nn.Module):
+class Deconv(ActivatedCell):
     """2-D transposed convolution, N2D2 style (see the module docstring).
 
     ``connection`` is a bool ``[nb_outputs, nb_inputs]`` map (N2D2's orientation, as for
@@ -66,7 +66,7 @@ class Deconv(nn.Module):
         self.padding_dims = list(pair("padding_dims", padding_dims, 0, None))
         self.dilation_dims = list(pair("dilation_dims", dilation_dims, 1, 1))
         self.back_propagate = bool(back_propagate)
-        self.activation = as_activation(activation)
+        self.activation = activation
         self.input_channels = list(input_channels) if input_channels else [nb_inputs]
         if sum(self.input_channels) != nb_inputs or min(self.input_channels) <= 0:
             raise ValueError(f"Deconv: input_channels {self.input_channels} must be positive "
@@ -118,7 +118,7 @@ class Deconv(nn.Module):
         stride = (self.stride_dims[1], self.stride_dims[0])
         dilation = (self.dilation_dims[1], self.dilation_dims[0])
         if px >= 0 and py >= 0:
-            return self._activate(F.conv_transpose2d(
+            return self.activate(F.conv_transpose2d(
                 x, self.effective_weight(), self.bias, stride, (py, px), 0, self.groups,
                 dilation))
         y = F.conv_transpose2d(x, self.effective_weight(), None, stride, (max(py, 0),
@@ -126,10 +126,7 @@ class Deconv(nn.Module):
         y = F.pad(y, (max(-px, 0),) * 2 + (max(-py, 0),) * 2)
         if self.bias is not None:
             y = y + self.bias[None, :, None, None]
-        return self._activate(y)
-
-    def _activate(self, y: torch.Tensor) -> torch.Tensor:
-        return self.activation(y) if self.activation is not None else y
+        return self.activate(y)
 
     def extra_repr(self) -> str:
         return (f"{self.nb_inputs}, {self.nb_outputs}, kernel_dims={self.kernel_dims}, "

@@ -14,7 +14,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.inputs import read_nb_outputs
 from n2prune.ini.values import read_enum, read_float, read_list
@@ -31,7 +31,7 @@ def coefficient_count(coeff_mode: str, nb_inputs: int, channels: int) -> int:
         coeff_mode]
 
 
-class ElemWise(nn.Module):
+class ElemWise(ActivatedCell):
     """Combine same-shape inputs element by element (fixed, non-learned coefficients)."""
 
     def __init__(self, nb_outputs: int, operation: str, weights: Sequence[float] = (),
@@ -45,7 +45,7 @@ class ElemWise(nn.Module):
         self.nb_outputs, self.operation, self.coeff_mode = nb_outputs, operation, coeff_mode
         self.weights = [float(w) for w in weights]
         self.shifts = [float(s) for s in shifts]
-        self.activation = as_activation(activation)
+        self.activation = activation
 
     def _coefficients(self, values: List[float], default: float, k: int, x: torch.Tensor,
                       nb_inputs: int):
@@ -61,11 +61,24 @@ class ElemWise(nn.Module):
         return row.view(1, channels, 1, 1)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        if any(tuple(x.shape) != tuple(inputs[0].shape) for x in inputs[1:]):  # traceable
-            shapes = sorted({tuple(int(d) for d in x.shape) for x in inputs})
-            raise ValueError(f"ElemWise: inputs must have the same shape, got {shapes}")
-        y = self._combine(inputs)
-        return self.activation(y) if self.activation is not None else y
+        shape = inputs[0].shape
+        for x in inputs[1:]:
+            if x.shape != shape:
+                shapes = sorted({tuple(int(d) for d in x.shape) for x in inputs})
+                raise ValueError(f"ElemWise: inputs must have the same shape, got {shapes}")
+        if self.operation == "Sum" and self._default_coefficients():
+            y = inputs[0]   # default coefficients: no x*1 + 0 passes
+            for x in inputs[1:]:
+                y = y + x
+        else:
+            y = self._combine(inputs)
+        return self.activate(y)
+
+    def _default_coefficients(self) -> bool:
+        """Weights all 1 and shifts all 0 (read at each pass: the lists are public)."""
+        weights, shifts = self.weights, self.shifts
+        return (not weights or weights.count(1.0) == len(weights)) and \
+            (not shifts or shifts.count(0.0) == len(shifts))
 
     def _combine(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         n = len(inputs)
@@ -76,9 +89,6 @@ class ElemWise(nn.Module):
             return y
         if self.operation == "Max":
             return torch.stack(list(inputs)).max(dim=0).values
-        if self.operation == "Sum" and not any(w != 1.0 for w in self.weights) \
-                and not any(s != 0.0 for s in self.shifts):
-            return sum(inputs[1:], inputs[0])   # default coefficients: no x*1 + 0 passes
         terms = []
         for k, x in enumerate(inputs):
             w = self._coefficients(self.weights, 1.0, k, x, n)

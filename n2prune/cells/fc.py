@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.conv import fill_weights
 from n2prune.cells.inputs import read_nb_outputs, read_params
@@ -36,7 +36,7 @@ class Fc(WeightCell):
         self.nb_inputs, self.nb_outputs = nb_inputs, nb_outputs
         self.weight = nn.Parameter(torch.empty(nb_outputs, nb_inputs))
         self.bias = None if no_bias else nn.Parameter(torch.empty(nb_outputs))
-        self.activation = as_activation(activation)
+        self.activation = activation
         self._set_inputs(input_sizes, nb_inputs, "input_sizes")
         if init:
             self.reset_parameters()
@@ -48,7 +48,7 @@ class Fc(WeightCell):
             raise ValueError(f"Fc: input has {x.shape[1]} features after flattening, the cell "
                              f"expects nb_inputs={self.nb_inputs}")
         y = F.linear(x, self.effective_weight(), self.bias)
-        return self.activation(y) if self.activation is not None else y
+        return self.activate(y)
 
     def extra_repr(self) -> str:
         return f"{self.nb_inputs}, {self.nb_outputs}, bias={self.bias is not None}"

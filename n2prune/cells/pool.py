@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.activation_functions import as_activation, build_activation
+from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import concat, same_size
@@ -30,7 +30,7 @@ def pool_output_size(size: int, pool: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - pool + stride) // stride
 
 
-class Pool(nn.Module):
+class Pool(ActivatedCell):
     """Max or average pooling, N2D2 style, with an optional channel map.
 
     Dims are X first: ``pool_dims=[3, 2]`` is 3 wide, 2 high; a 1-D ``[n]`` means ``[n, 1]``
@@ -52,7 +52,7 @@ class Pool(nn.Module):
         self.pool_dims = list(pair("pool_dims", pool_dims, 1, 1))
         self.stride_dims = list(pair("stride_dims", stride_dims, 1, 1))
         self.padding_dims = list(pair("padding_dims", padding_dims, 0, 0))
-        self.activation = as_activation(activation)
+        self.activation = activation
         index, self.mode = None, "full"
         if mapping is not None:
             mapping = torch.as_tensor(mapping, dtype=torch.bool)
@@ -86,7 +86,7 @@ class Pool(nn.Module):
             y = pooled
         else:
             y = self._mapped(pooled)
-        return self.activation(y) if self.activation is not None else y
+        return self.activate(y)
 
     def _pool_channels(self, x: torch.Tensor) -> torch.Tensor:
         """Per-channel pooling: max ignoring padding, average dividing by the full window."""

@@ -7,8 +7,10 @@ from typing import List, Optional, Sequence
 import torch
 from torch import nn
 
+from n2prune.cells.activation_functions import ActivatedCell
 
-class WeightCell(nn.Module):
+
+class WeightCell(ActivatedCell):
     """A cell with a ``weight`` (and optional ``bias``) that a PruneCell can be attached to.
 
     ``cell.quantizer = PruneCell(...)`` attaches (the masks are computed then);
@@ -32,6 +34,8 @@ class WeightCell(nn.Module):
             super().__setattr__(name, value)
             value.attach(self)
             return
+        if name == "quantizer":   # detached: a plain attribute, fast to read in forward
+            self._modules.pop("quantizer", None)
         super().__setattr__(name, value)
 
     def __setstate__(self, state) -> None:
@@ -42,7 +46,7 @@ class WeightCell(nn.Module):
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward pass uses: masked when a quantizer is attached."""
         weight = self.weight
-        connection = getattr(self, "connection", None)
+        connection = self._buffers.get("connection")   # not nn.Module's slow __getattr__
         if connection is not None:
             weight = weight * connection
         if self.quantizer is not None:

@@ -80,13 +80,9 @@ def make_plan(net, graph: ChannelGraph, removed: Set[int]) -> Plan:
 # ----------------------------------------------------------------------------- linear parts
 def conv_linear(cell: Conv, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """What ``Conv.forward`` computes before bias and activation."""
-    px, py = cell.padding_dims
-    padding = (py, px)
-    if px < 0 or py < 0:
-        x, padding = F.pad(x, (px, px, py, py)), (0, 0)
-    stride = (cell.stride_dims[1] * cell.sub_sample_dims[1],
-              cell.stride_dims[0] * cell.sub_sample_dims[0])
-    dilation = (cell.dilation_dims[1], cell.dilation_dims[0])
+    crop, stride, padding, dilation = cell._geometry
+    if crop is not None:
+        x = F.pad(x, crop)
     return F.conv2d(x, weight, None, stride, padding, dilation, cell.groups)
 
 
@@ -98,7 +94,7 @@ class ShiftedConv(Conv):
         y = conv_linear(self, x, self.effective_weight()) + self.shift
         if self.bias is not None:
             y = y + self.bias[:, None, None]
-        return self.activation(y) if self.activation is not None else y
+        return self.activate(y)
 
 
 class ShiftedFc(Fc):
@@ -108,7 +104,7 @@ class ShiftedFc(Fc):
         flat = [x.reshape(x.shape[0], -1) for x in inputs]
         x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
         y = F.linear(x, self.effective_weight(), self.bias) + self.shift
-        return self.activation(y) if self.activation is not None else y
+        return self.activate(y)
 
 
 @torch.no_grad()

@@ -64,7 +64,7 @@ class Network(nn.Module):
             key = _module_key(name, self._keys.values())
             self._keys[name] = key
             self.layers[key] = module
-        self._plan = _release_plan(info)
+        self._steps = _execution_plan(info, self._keys)
 
     @property
     def cells(self) -> Mapping[str, nn.Module]:
@@ -82,22 +82,32 @@ class Network(nn.Module):
 
     def outputs(self, x: torch.Tensor, keep: Sequence[str] = ()) -> Dict[Any, torch.Tensor]:
         """Run the network; the outputs of the cells named in ``keep`` (NCHW), and under the
-        key None the last cell's."""
+        key None the last cell's.
+
+        The execution plan (``_steps``, built once) holds each cell's module key, its inputs'
+        slots in a list (0 is the input, i + 1 cell i's output) and the slots to free after
+        it, so a pass does no name look-ups and keeps no output longer than needed."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"network input must be (N, {', '.join(map(str, self.input_shape))})"
                              f" (NbChannels, SizeY, SizeX), got {tuple(x.shape)}")
-        outputs: Dict[str, torch.Tensor] = {"env": x}
+        wanted = {index: name for index, name in enumerate(self._keys, 1) if name in keep} \
+            if keep else None
         kept: Dict[Any, torch.Tensor] = {}
-        last = x
-        for name, key in self._keys.items():
-            last = self.layers[key](*(outputs[parent] for parent in self.info[name].inputs))
+        modules = self.layers._modules
+        slots: List[Optional[torch.Tensor]] = [None] * (len(self._steps) + 1)
+        slots[0] = last = x
+        for index, (key, parents, frees) in enumerate(self._steps, 1):
+            if len(parents) == 1:
+                last = modules[key](slots[parents[0]])
+            else:
+                last = modules[key](*[slots[parent] for parent in parents])
             if last.dim() == 2:  # Fc-like outputs are N2D2's C x 1 x 1 maps
-                last = last[:, :, None, None]
-            outputs[name] = last
-            if name in keep:
-                kept[name] = last
-            for done in self._plan[name]:
-                del outputs[done]
+                last = last.unsqueeze(2).unsqueeze(3)
+            slots[index] = last
+            if wanted and index in wanted:
+                kept[wanted[index]] = last
+            for done in frees:
+                slots[done] = None
         kept[None] = last
         return kept
 
@@ -121,18 +131,23 @@ def _module_key(name: str, taken) -> str:
     return key
 
 
-def _release_plan(info: Dict[str, CellInfo]) -> Dict[str, List[str]]:
-    """After each cell, the outputs nobody reads any more (to free memory in forward)."""
+def _execution_plan(info: Dict[str, CellInfo], keys: Dict[str, str]
+                    ) -> List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]]:
+    """Per cell in build order: its module key, its inputs' slots (0 = the network input,
+    i + 1 = cell i) and the slots nobody reads after it (freed to save memory), so that
+    forward does no name look-ups."""
+    slot = {"env": 0, **{name: index for index, name in enumerate(info, 1)}}
     last_use: Dict[str, str] = {}
     for name, cell in info.items():
         for parent in cell.inputs:
             last_use[parent] = name
-    plan: Dict[str, List[str]] = {name: [] for name in info}
+    frees: Dict[str, List[int]] = {name: [] for name in info}
     names = list(info)
     for parent, user in last_use.items():
         if parent != names[-1]:
-            plan[user].append(parent)
-    return plan
+            frees[user].append(slot[parent])
+    return [(keys[name], tuple(slot[p] for p in cell.inputs), tuple(frees[name]))
+            for name, cell in info.items()]
 
 
 def load_network(path: str, environ: Optional[Mapping[str, str]] = None, seed: int = 0,
