@@ -12,6 +12,10 @@ in training mode count (validation passes are ignored).
 ``calibrate(model, batches, loss_fn)`` runs a window at once, outside any training loop
 (one-shot pruning, the strategies): forward and backward on each batch, no optimiser step,
 the model's gradients and mode restored afterwards.
+
+``state_dict()`` / ``load_state_dict()`` carry the window's position across a resume (the
+running values themselves are the cells' buffers). The module is a little over 300 lines: one
+class whose hooks, one-shot window and resume share the window's state.
 """
 
 from __future__ import annotations
