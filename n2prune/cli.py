@@ -141,6 +141,9 @@ def train_parser() -> argparse.ArgumentParser:
     ours.add_argument("--nproc", type=int, metavar="N",
                       help="learn with N processes on this machine (DistributedDataParallel; "
                            "the INI batch stays the global batch, split between them)")
+    ours.add_argument("--compact", action="store_true",
+                      help="also write the compacted network (pruned channels removed: NET.ini, "
+                           "weights/, NET.onnx) in OUTPUT/compact/, as n2prune-compact does")
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
@@ -166,7 +169,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,
             valid_metric=args.valid_metric, output=args.output, resume=args.resume,
             overwrite=args.overwrite, threads=args.threads, device=args.device,
-            quiet=args.quiet)
+            quiet=args.quiet, compact=args.compact)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()
@@ -219,11 +222,18 @@ def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:
         print(f"Report in {output}/test_report.json")
     else:
         print(f"Results in {output}/ (report.json, log.csv, weights/, model.pt, *.png)")
+    small = report.get("compact")
+    if small:
+        dense = (report.get("costs") or {}).get("dense", {})
+        print(f"Compacted network in {output}/{small['folder']}/: {small['removed_groups']} "
+              f"channel group(s) removed, {small['macs']:,} MACs"
+              + (f" of {dense['macs']:,}" if "macs" in dense else ""))
 
 
 COMPACT_EPILOG = """\
 Writes DIR/NET.ini (NbOutputs and Mapping tables reduced, the rest as written), DIR/weights/
-(N2D2 text files of the smaller network) and DIR/NET.onnx.
+(N2D2 text files of the smaller network) and DIR/NET.onnx (with --masked-onnx also
+DIR/NET.masked.onnx: the network as loaded, masks applied, not compacted).
 
 Example: n2prune-compact networks/resnet-mini.ini -w runs/resnet-mini/weights --output small
 """
@@ -241,6 +251,9 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--output", "-o", metavar="DIR", required=True,
                         help="folder for NET.ini, weights/ and NET.onnx")
     parser.add_argument("--no-onnx", action="store_true", help="do not write NET.onnx")
+    parser.add_argument("--masked-onnx", action="store_true",
+                        help="also write the uncompacted network, masks applied, as "
+                        "NET.masked.onnx (same outputs, dense size)")
     parser.add_argument("-seed", "--seed", type=int, default=0,
                         help="seed of the weight fillers when -w is not given (default 0)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -257,7 +270,8 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
                 raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's "
                                  f"cells found there (<cell>_weights.syntxt)")
         net.eval()
-        written, small = write_compacted(net, args.ini, args.output, onnx=not args.no_onnx)
+        written, small = write_compacted(net, args.ini, args.output, onnx=not args.no_onnx,
+                                         masked_onnx=args.masked_onnx)
         print("\n".join(cost_lines(net, small)))
         print(f"removed {small.compaction['removed_groups']} channel group(s); wrote "
               f"{len(written)} files in {args.output}")

@@ -162,3 +162,28 @@ def test_info_prints_costs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[-4].split()[:3] == ["parameters", "MACs", "nonzero"]
     assert [line.split()[0] for line in lines[-3:]] == ["dense", "masked", "compacted"]
+
+
+def test_cli_masked_onnx_gives_the_masked_network(tmp_path, capsys):
+    from n2prune.n2d2io.write import write_weights
+    path = ROOT / "networks" / "lenet.ini"
+    net = _load(path, ENV)
+    _prune_half(net)
+    write_weights(net, tmp_path / "trained")
+    assert compact_main([str(path), "-w", str(tmp_path / "trained"), "--masked-onnx",
+                         "--no-onnx", "--output", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "lenet.ini", "lenet.masked.onnx", "weights"]
+    masked = _load(path, ENV)
+    assert read_weights(masked, tmp_path / "trained", ignore_missing=False)
+    x = torch.randn(5, *net.input_shape, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = masked(x)
+        assert torch.equal(expected, net(x))   # the masks came back through the files
+    assert torch.allclose(run_onnx(tmp_path / "out" / "lenet.masked.onnx", x), expected,
+                          atol=1e-6)
+    # and it is the dense-size network: every weight at its INI shape
+    import onnx
+    shapes = sorted(tuple(t.dims) for t in
+                    onnx.load(str(tmp_path / "out" / "lenet.masked.onnx")).graph.initializer)
+    assert shapes == sorted(tuple(p.shape) for p in masked.parameters())

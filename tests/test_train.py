@@ -184,3 +184,42 @@ def test_short_mnist_run_with_lenet(tmp_path, mnist_dir):
     assert report["sets"] == {"Learn": 7200, "Validation": 800, "Test": 2000}
     assert report["test_accuracy"] > 0.8  # 3,200 stimuli, half an epoch
     assert report["cells"]["fc1"]["current_threshold"] == pytest.approx(0.3)
+
+
+def test_compact_writes_the_compacted_network_and_its_figures(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from n2prune import load_network
+    from n2prune.compact.onnx_export import run_onnx
+    from n2prune.compact.writeback import write_compacted
+    from n2prune.n2d2io.read import read_weights
+    net_ini = tmp_path / "digits.ini"   # whole output channels pruned: some groups go
+    net_ini.write_text(Path(DIGITS).read_text().replace(
+        "QWeight.PruningFiller=IterNonStruct", "QWeight.PruningFiller=L1Norm\n"
+        "QWeight.PruningPattern=Channel"))
+    output = tmp_path / "run"
+    assert train_main([str(net_ini), "-learn", "64", "-log", "64", "-seed", "3", "--threads",
+                       "1", "--quiet", "--compact", "--output", str(output)]) == 0
+    report = json.loads((output / "report.json").read_text())
+    entry, folder = report["compact"], output / "compact"
+    assert entry["files"] == sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                                    if p.is_file())
+    assert {"digits.ini", "digits.onnx", "weights/conv1_weights.syntxt"} <= set(entry["files"])
+    # the files n2prune-compact writes from the run's weights
+    trained = load_network(str(net_ini)).eval()
+    assert read_weights(trained, output / "weights", ignore_missing=False)
+    _, small = write_compacted(trained, str(net_ini), str(tmp_path / "again"))
+    for name in entry["files"]:
+        if not name.endswith(".onnx"):
+            assert (folder / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    assert entry["removed_groups"] == small.compaction["removed_groups"] > 0
+    costs = report["costs"]
+    assert costs["compacted"]["macs"] == entry["macs"] < costs["dense"]["macs"]
+    assert costs["compacted"]["parameters"] == entry["parameters"] < costs["dense"]["parameters"]
+    x = torch.randn(3, *trained.input_shape)
+    with torch.no_grad():
+        assert torch.allclose(run_onnx(folder / "digits.onnx", x), trained(x), atol=1e-5)
+
+
+def test_compact_with_test_only_is_a_one_line_error(tmp_path, capsys):
+    assert train_main([DIGITS, "-test", "--compact", "--output", str(tmp_path / "o")]) == 2
+    assert "--compact" in capsys.readouterr().err

@@ -52,10 +52,12 @@ def n2d2_ready(small) -> "tuple":
 
 
 def write_compacted(net, ini_path: str, out_dir: str, onnx: bool = True,
-                    name: Optional[str] = None) -> Tuple[List[Path], object]:
+                    name: Optional[str] = None, masked_onnx: bool = False
+                    ) -> Tuple[List[Path], object]:
     """Compact ``net`` (built from ``ini_path``) and write ``out_dir/NAME.ini``, its weights
-    in ``out_dir/weights/`` and ``out_dir/NAME.onnx``; returns the files written and the
-    compacted network (exact, shift maps included)."""
+    in ``out_dir/weights/`` and ``out_dir/NAME.onnx`` (and, with ``masked_onnx``, ``net``
+    itself, masks applied, as ``out_dir/NAME.masked.onnx``); returns the files written and
+    the compacted network (exact, shift maps included)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = name or Path(ini_path).stem
@@ -69,7 +71,10 @@ def write_compacted(net, ini_path: str, out_dir: str, onnx: bool = True,
     written = [atomic_write_text(out / f"{stem}.ini",
                                  compacted_ini_text(ready, ini_path, str(out)))]
     written += write_weights(ready, out / "weights")
-    if onnx:
+    if onnx or masked_onnx:
         from n2prune.compact.onnx_export import export_onnx
-        written.append(export_onnx(small, out / f"{stem}.onnx"))
+        if onnx:
+            written.append(export_onnx(small, out / f"{stem}.onnx"))
+        if masked_onnx:
+            written.append(export_onnx(net, out / f"{stem}.masked.onnx"))
     return written, small

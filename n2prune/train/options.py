@@ -34,6 +34,8 @@ class TrainOptions:
     threads: Optional[int] = field(default=None, metadata=COSMETIC)
     device: str = "cpu"
     quiet: bool = field(default=False, metadata=COSMETIC)
+    # write the compacted network (INI, N2D2 weights, ONNX) in <output>/compact/
+    compact: bool = field(default=False, metadata=COSMETIC)
     # recorded by name and value when read (n2prune.train.identity)
     environ: Optional[Mapping[str, str]] = field(default=None, repr=False, metadata=COSMETIC)
 
@@ -57,8 +59,23 @@ class TrainOptions:
             raise ValueError(f"--threads must be a positive integer, got {self.threads}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.compact:
+            check_compact(self)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
+def check_compact(options: TrainOptions) -> None:
+    """``--compact`` needs a learning run and the ONNX exporter (checked before learning,
+    not after it)."""
+    if options.test_only:
+        raise ValueError("--compact writes the network a learning run ends with; with -test, "
+                         "compact the run's weights with n2prune-compact NET.ini -w DIR")
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ValueError("--compact also writes NET.onnx, which needs the onnx package: "
+                         "pip install 'n2prune[onnx]'") from None
 
 
 def options_dict(options: TrainOptions) -> Dict[str, Any]:

@@ -7,6 +7,8 @@
 - ``weights/``: N2D2's ``<cell>_weights.syntxt``, ``_biases``, ``_masks``, ``_quant_weights``
   text files (BatchNorm: ``_scales``, ``_biases``, ``_means``, ``_variances``);
 - ``model.pt``: the final network's state (``torch.load(..., weights_only=True)``);
+- ``compact/`` (``--compact``): the compacted network as ``n2prune-compact`` writes it (NET.ini,
+  weights/, NET.onnx), its parameters and MACs under ``compact`` in ``report.json``;
 - ``learning_curves.png`` and ``sparsity.png``.
 """
 
@@ -24,6 +26,7 @@ from n2prune import __version__
 from n2prune.train.checkpoint import save_atomic
 from n2prune.atomic import atomic_write_text
 
+COMPACT_DIR = "compact"   # n2prune-train --compact writes the compacted network here
 LOG_COLUMNS = ("log_point", "epoch", "stimuli", "loss", "learn_accuracy", "validation_score",
                "validation_accuracy", "learning_rate", "sparsity", "pruning_done")
 
@@ -102,8 +105,13 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "threads": getattr(trainer, "threads", None),
         **pruning_status(trainer.net),
     }
-    report["costs"] = _costs(trainer.net)
-    if not getattr(trainer, "writes_files", True):  # a distributed run's rank > 0
+    writes = getattr(trainer, "writes_files", True)   # False on a distributed run's rank > 0
+    small = None
+    if writes and getattr(trainer.options, "compact", False) and not trainer.options.test_only:
+        report["compact"], small = write_compact(trainer.net, trainer.ini_path,
+                                                 output / COMPACT_DIR)
+    report["costs"] = _costs(trainer.net, small)
+    if not writes:
         return report
     if trainer.options.test_only:  # leave the learning run's files as they are
         atomic_write_text(output / "test_report.json", json.dumps(report, indent=2) + "\n")
@@ -123,10 +131,26 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
     return report
 
 
-def _costs(net: Any) -> Optional[Dict[str, Any]]:
+def _costs(net: Any, small: Any = None) -> Optional[Dict[str, Any]]:
     """Parameters, MACs and CPU latency (batch 1) of the dense, masked and compacted network
-    (``n2prune.compact.costs``); None for a network compaction does not know."""
+    (``n2prune.compact.costs``; ``small``: the compacted one when already made); None for a
+    network compaction does not know."""
     if not hasattr(net, "info"):
         return None
     from n2prune.compact.costs import cost_report
-    return cost_report(net, repeats=5, min_seconds=0.005)
+    return cost_report(net, small, repeats=5, min_seconds=0.005)
+
+
+def write_compact(net: Any, ini_path: Any, folder: Path) -> "tuple":
+    """``--compact``: the compacted network in ``folder`` (NET.ini, weights/, NET.onnx, by
+    ``n2prune-compact``'s own call); returns its report entry and the compacted network."""
+    import copy
+    from n2prune.compact.costs import macs, parameters
+    from n2prune.compact.writeback import write_compacted
+    plain = copy.deepcopy(net).cpu().eval()
+    written, small = write_compacted(plain, str(ini_path), str(folder))
+    entry = {"folder": folder.name,
+             "files": sorted(str(Path(p).relative_to(folder)) for p in written),
+             "removed_groups": small.compaction["removed_groups"],
+             "parameters": parameters(small)["total"], "macs": macs(small)["dense"]}
+    return entry, small
