@@ -96,10 +96,3 @@ def test_fpgm_compares_output_filters():
                    pattern="Channel")
     assert model[0].quantizer.mask.reshape(2, 3).int().tolist() == [[1, 0, 1], [1, 0, 1]]
 
-
-def test_output_criteria_refuse_a_grouped_transposed_convolution():
-    model = nn.Sequential(nn.ConvTranspose2d(4, 6, 2, groups=2))
-    n2prune.attach(model, prune_mode="Static", prune_filler="APoZ", pattern="Channel")
-    with pytest.raises(ValueError, match=r"layer '0': output-channel criteria .* need "
-                                         r"groups=1 for ConvTranspose2d"):
-        n2prune.Pruner(model)

@@ -29,9 +29,6 @@ from n2prune.prune import statistics
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import split_criteria
 
-_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-
-
 def criterion_names(cell: Any) -> Tuple[str, ...]:
     """The criteria a PruneCell scores with (several when combined: ``A+B``)."""
     names = split_criteria(getattr(cell, "prune_filler", "None"))
@@ -44,18 +41,6 @@ def needs_of(cell: Any) -> Set[str]:
     for name in criterion_names(cell):
         out |= statistics.check_needs(CRITERIA.get(name).needs, f"criterion {name!r}")
     return out
-
-
-def _check_transposed(name: str, layer: nn.Module, needs: Set[str]) -> None:
-    """A grouped ConvTranspose has no per-output-channel filter: its weight [in, out/groups,
-    ...] puts output channels j, j + out/groups, ... in one column, which the Channel pattern
-    prunes together, so statistics of single output channels do not score it."""
-    if isinstance(layer, _TRANSPOSED) and layer.groups > 1 \
-            and needs & set(statistics.OUTPUT_STATS):
-        raise ValueError(f"layer {name!r}: output-channel criteria (APoZ, Entropy, Variance, "
-                         f"ActivationNorm) need groups=1 for {type(layer).__name__} (its "
-                         f"weight columns hold {layer.groups} output channels each); use "
-                         f"FPGM, L1Norm or an input criterion (ActivationMagnitude, MagAct)")
 
 
 class _Store:
@@ -133,7 +118,6 @@ class StatisticsCollector:
             layer = cell.cell
             if not self._needs[name] & io:
                 continue
-            _check_transposed(name, layer, self._needs[name])
             self._handles.append(layer.register_forward_hook(self._hook(name)))
         if self._given is None and self.cells:  # the cells' CalibrationBatches: the largest
             self.batches = max(int(_param(cell, "calibration_batches",

@@ -11,8 +11,8 @@ Pruner's forward hooks as running means (:mod:`n2prune.prune.statistics`):
 For a grouped convolution (weight [out, in/groups, ...]) output o reads input channels
 ``(o // (out/groups)) * in/groups + j``; the number of groups is the statistic's length
 divided by ``weight.shape[1]``. Criteria see weights output channels first: a ConvTranspose
-weight [in, out/groups, ...] arrives as its [out/groups, in, ...] view
-(:func:`n2prune.prune.masks.scores_of`), where input channel j is column j, groups or not.
+weight [in, out/groups, ...] arrives as its [out, in/groups, ...] view
+(:class:`n2prune.prune.masks.OutView`), read as a grouped convolution's.
 
 >>> import torch
 >>> w = torch.tensor([[1.0, -2.0], [3.0, 0.5]])

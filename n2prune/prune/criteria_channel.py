@@ -3,8 +3,9 @@
 APoZ, Entropy, Variance and ActivationNorm read statistics of the layer's outputs gathered
 by the Pruner's forward hooks as running values (:mod:`n2prune.prune.statistics`); FPGM reads
 only the weights. A channel score applies with the ``Channel`` pattern (whole output channels).
-Weights arrive output channels first (a ConvTranspose weight as its [out, in, ...] view);
-output statistics of a grouped ConvTranspose are refused by the collector.
+Weights arrive output channels first (a ConvTranspose weight [in, out/groups, ...] as its
+[out, in/groups, ...] view, :class:`n2prune.prune.masks.OutView`), so score c is output
+channel c, grouped or not.
 
 "After the activation" is read as "at or below 0": for an n2prune Conv/Fc the activation
 is part of the cell, so the hook sees it applied; for a torch layer followed by a ReLU

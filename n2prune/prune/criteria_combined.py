@@ -123,10 +123,10 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     criteria = [CRITERIA.get(name) for name in split_criteria(cell.prune_filler)]
     if any(criterion.missing(cell.stats) for criterion in criteria):
         return None
-    from n2prune.prune.masks import out_dim
+    from n2prune.prune.masks import out_view
     weight, parts = cell.cell.weight, cell._slices()
     each = [criterion_masks(criterion, cell._pattern, weight, cell.criterion_inputs, parts,
-                            target, _params(cell, criterion), out_dim(cell.cell),
+                            target, _params(cell, criterion), out_view(cell.cell),
                             cell.pruned_parts())
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
@@ -163,7 +163,7 @@ def prune_global_combined(cells: Sequence[Any], target: float) -> None:
     ``cells`` together at ``target`` (floors and pruned-first as
     :func:`n2prune.prune.scope.prune_global`), then each cell's keep-masks are combined."""
     from n2prune.prune.criteria import CRITERIA
-    from n2prune.prune.masks import group_scores, out_dim
+    from n2prune.prune.masks import group_scores, out_view
     from n2prune.prune.scope import global_keep, pruned_first
     names, how = _common_criteria(cells)
     dead: List[Optional[torch.Tensor]] = []
@@ -179,7 +179,7 @@ def prune_global_combined(cells: Sequence[Any], target: float) -> None:
         criterion = CRITERIA.get(name)
         scores = [s for q in cells for s in group_scores(
             criterion, q._pattern, q.cell.weight, q.criterion_inputs, q._slices(),
-            _params(q, criterion), out_dim(q.cell))]
+            _params(q, criterion), out_view(q.cell))]
         each.append(global_keep(pruned_first(scores, dead, target), target, floors))
     keeps = [combine_keeps(list(k), how) for k in zip(*each)]
     for q in cells:

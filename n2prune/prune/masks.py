@@ -6,7 +6,8 @@ Pure functions the PruneCell calls for every criterion filler (``Magnitude``, ``
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -15,16 +16,73 @@ from n2prune.prune.criteria import Criterion
 from n2prune.prune.patterns import Pattern
 
 
+@dataclass(frozen=True)
+class OutView:
+    """How a weight is seen output channels first, and back (``first`` / ``back``).
+
+    A Linear or Conv weight [out, in/groups, ...] is seen as it is. A ConvTranspose weight
+    [in, out/groups, ...] is seen as [out, in/groups, ...], the layout of a grouped Conv:
+    output channel ``g·(out/groups) + j`` is ``weight[g·in/groups:(g+1)·in/groups, j]``
+    (a plain transpose when ``groups`` is 1; a copy, not a view, when it is more).
+
+    >>> w = torch.arange(8.0).reshape(4, 2, 1)        # ConvTranspose(4, 4, 1, groups=2)
+    >>> OutView(transposed=True, groups=2).first(w)[:, :, 0].tolist()
+    [[0.0, 2.0], [1.0, 3.0], [4.0, 6.0], [5.0, 7.0]]
+    """
+
+    transposed: bool = False
+    groups: int = 1
+
+    def first(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (shaped like the weight) output channels first."""
+        if not self.transposed or tensor.dim() < 2:
+            return tensor
+        if self.groups == 1:
+            return tensor.transpose(0, 1)
+        g, rest = self.groups, tensor.shape[2:]
+        per_in, per_out = tensor.shape[0] // g, tensor.shape[1]
+        return tensor.reshape(g, per_in, per_out, *rest).transpose(1, 2) \
+            .reshape(g * per_out, per_in, *rest)
+
+    def back(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`first`: an output-channels-first tensor in the weight's shape."""
+        if not self.transposed or tensor.dim() < 2:
+            return tensor
+        if self.groups == 1:
+            return tensor.transpose(0, 1)
+        g, rest = self.groups, tensor.shape[2:]
+        per_out, per_in = tensor.shape[0] // g, tensor.shape[1]
+        return tensor.reshape(g, per_out, per_in, *rest).transpose(1, 2) \
+            .reshape(g * per_in, per_out, *rest)
+
+
+View = Union[int, OutView]
+
+
+def out_view(cell: nn.Module) -> OutView:
+    """The output-channels-first view of ``cell``'s weight (ConvTranspose: transposed, with its
+    groups)."""
+    if isinstance(cell, nn.modules.conv._ConvTransposeNd) or out_dim(cell) == 1:
+        return OutView(transposed=True, groups=int(getattr(cell, "groups", 1)))
+    return OutView()
+
+
 def out_dim(cell: nn.Module) -> int:
-    """The weight dimension holding output channels: 1 for ConvTranspose ([in, out, ...])."""
+    """The weight dimension holding output channels: 1 for ConvTranspose ([in, out/groups, ...])
+    (with groups > 1 it holds only out/groups of them: use :func:`out_view`)."""
     if isinstance(cell, nn.modules.conv._ConvTransposeNd):
         return 1
     return int(getattr(cell, "out_channel_dim", 0))
 
 
-def as_out_in(tensor: torch.Tensor, dim: int) -> torch.Tensor:
-    """``tensor`` viewed with output channels first (a transposed view when ``dim`` is 1)."""
-    return tensor.transpose(0, 1) if dim == 1 and tensor.dim() > 1 else tensor
+def _view(view: View) -> OutView:
+    """An :class:`OutView` from a view or a bare output dimension (1: transposed, no groups)."""
+    return view if isinstance(view, OutView) else OutView(transposed=view == 1)
+
+
+def as_out_in(tensor: torch.Tensor, view: View) -> torch.Tensor:
+    """``tensor`` viewed with output channels first."""
+    return _view(view).first(tensor)
 
 
 def part_stats(stats: Mapping[str, torch.Tensor], weight: torch.Tensor,
@@ -35,52 +93,56 @@ def part_stats(stats: Mapping[str, torch.Tensor], weight: torch.Tensor,
 
 
 def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, torch.Tensor],
-              parts: Sequence[slice], params: Mapping, dim: int = 0) -> List[torch.Tensor]:
+              parts: Sequence[slice], params: Mapping, view: View = 0) -> List[torch.Tensor]:
     """The criterion's scores of each input block of ``weight``, output channels first: the
-    criterion sees the block and its weight-shaped statistics that way (a transposed view
-    when ``dim`` is 1), so channel and activation criteria read ConvTranspose layers right."""
-    out = []
+    criterion sees the block and its weight-shaped statistics through ``view``
+    (:class:`OutView`), so channel and activation criteria read ConvTranspose layers right."""
+    view, out = _view(view), []
     with torch.no_grad():
         for part in parts:
             block = weight[:, part]
-            seen = {name: as_out_in(value, dim) if value.shape == block.shape else value
+            seen = {name: view.first(value) if value.shape == block.shape else value
                     for name, value in part_stats(stats, weight, part).items()}
-            out.append(criterion(as_out_in(block, dim), seen, **params))
+            out.append(criterion(view.first(block), seen, **params))
     return out
 
 
 def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                     stats: Mapping[str, torch.Tensor], parts: Sequence[slice], target: float,
-                    params: Mapping, dim: int = 0,
+                    params: Mapping, view: View = 0,
                     pruned: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
-    """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope);
-    ``dim`` is the output-channel dimension of ``weight``. ``pruned`` (per block, bool,
-    shaped like the block): weights already pruned, whose groups go first (masks only grow)."""
-    masks = []
+    """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope), shaped like
+    the blocks; ``view`` sees ``weight`` output channels first (:func:`out_view`). ``pruned``
+    (per block, bool, shaped like the block): weights already pruned, whose groups go first
+    (masks only grow)."""
+    view, masks = _view(view), []
     for i, (scores, part) in enumerate(zip(scores_of(criterion, weight, stats, parts, params,
-                                                     dim), parts)):
-        shape = as_out_in(weight[:, part], dim).shape
-        before = None if pruned is None else as_out_in(pruned[i], dim)
-        masks.append(as_out_in(pattern.keep(scores, target, criterion.norm, shape, before), dim))
+                                                     view), parts)):
+        shape = view.first(weight[:, part]).shape
+        before = None if pruned is None else view.first(pruned[i])
+        masks.append(view.back(pattern.keep(scores, target, criterion.norm, shape, before)))
     return masks
 
 
 def dead_groups(pattern: Pattern, pruned: Sequence[torch.Tensor],
-                dim: int = 0) -> List[torch.Tensor]:
+                view: View = 0) -> List[torch.Tensor]:
     """Per block: the bool group tensor of groups whose members are all in ``pruned``."""
-    return [pattern.dead(as_out_in(p, dim), as_out_in(p, dim).shape) for p in pruned]
+    view = _view(view)
+    return [pattern.dead(view.first(p), view.first(p).shape) for p in pruned]
 
 
 def group_scores(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                  stats: Mapping[str, torch.Tensor], parts: Sequence[slice],
-                 params: Mapping, dim: int = 0) -> List[torch.Tensor]:
+                 params: Mapping, view: View = 0) -> List[torch.Tensor]:
     """Group scores of each input block (what Global scope ranks across cells)."""
-    return [pattern.groups(scores, criterion.norm, as_out_in(weight[:, part], dim).shape)
-            for scores, part in zip(scores_of(criterion, weight, stats, parts, params, dim),
+    view = _view(view)
+    return [pattern.groups(scores, criterion.norm, view.first(weight[:, part]).shape)
+            for scores, part in zip(scores_of(criterion, weight, stats, parts, params, view),
                                     parts)]
 
 
 def expand_groups(pattern: Pattern, keep: torch.Tensor, weight: torch.Tensor,
-                  dim: int = 0) -> torch.Tensor:
+                  view: View = 0) -> torch.Tensor:
     """The per-weight keep-mask (shaped like ``weight``) of a group keep-mask."""
-    return as_out_in(pattern.expand(keep, as_out_in(weight, dim).shape), dim)
+    view = _view(view)
+    return view.back(pattern.expand(keep, view.first(weight).shape))

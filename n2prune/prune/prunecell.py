@@ -155,7 +155,7 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
             keeps = criterion_masks.criterion_masks(
                 criterion, self._pattern, weight, self.criterion_inputs, self._slices(),
                 target,
-                self.params["criterion"], criterion_masks.out_dim(self.cell),
+                self.params["criterion"], criterion_masks.out_view(self.cell),
                 self.pruned_parts())
             self.apply_keep(keeps)
             return
@@ -181,7 +181,7 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
         """Per input block, the bool group tensor of the groups the masks prune entirely."""
         return criterion_masks.dead_groups(self._pattern, [self.mask[:, part] == 0
                                                            for part in self._slices()],
-                                           criterion_masks.out_dim(self.cell))
+                                           criterion_masks.out_view(self.cell))
 
     # ----------------------------------------------------------------- criteria, Global scope
     def group_scores(self) -> List[torch.Tensor]:
@@ -196,7 +196,7 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
         return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
                                             self.criterion_inputs, self._slices(),
                                             self.params["criterion"],
-                                            criterion_masks.out_dim(self.cell))
+                                            criterion_masks.out_view(self.cell))
 
     @torch.no_grad()
     def apply_keep(self, keeps: List[torch.Tensor], groups: bool = False) -> None:
@@ -206,7 +206,7 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
         for keep, part in zip(keeps, self._slices()):
             if groups:
                 keep = criterion_masks.expand_groups(self._pattern, keep, weight[:, part],
-                                                     criterion_masks.out_dim(self.cell))
+                                                     criterion_masks.out_view(self.cell))
             self.mask[:, part].copy_(keep)
 
     # ----------------------------------------------------------------- forward
