@@ -104,3 +104,27 @@ def test_undecidable_operation_is_named():
 def test_torch_model_needs_an_example():
     with pytest.raises(TypeError, match="example input"):
         n2prune.compact(_model())
+
+
+def test_costs_of_an_attached_torch_model():
+    from n2prune.compact.costs import cost_report
+    model = _model()
+    n2prune.attach(model, include=["stem", "pw", "side"], prune_mode="Identity")
+    with torch.no_grad():
+        model.stem.quantizer.mask[2] = 0
+        model.pw.quantizer.mask[2] = 0
+        model.side.quantizer.mask[0] = 0
+    report = cost_report(model, example=X, repeats=2, min_seconds=0.001)
+    # per 3x8x8 sample: stem 6*27, dw 6*9, pw 6*6, side 4*3 at 64 positions; fc 5*40
+    dense = 64 * (6 * 27 + 6 * 9 + 6 * 6 + 4 * 3) + 5 * 40
+    assert report["dense"]["macs"] == report["masked"]["macs"] == dense
+    assert report["dense"]["nonzero_macs"] == dense
+    assert report["masked"]["nonzero_macs"] == dense - 64 * (27 + 6 + 3)
+    # group 2 (stem, bn, dw, pw channel 2) and side channel 0 gone; fc reads 8 channels x 2x2
+    small = 64 * (5 * 27 + 5 * 9 + 5 * 5 + 3 * 3) + 5 * 8 * 4
+    assert report["compacted"]["macs"] == report["compacted"]["nonzero_macs"] == small
+    assert report["dense"]["parameters"] == 162 + 12 + 60 + 42 + 16 + 205
+    assert report["compacted"]["parameters"] == 135 + 10 + 50 + 30 + 12 + 165
+    assert all(row["latency_ms"] > 0 for row in report.values())
+    with pytest.raises(TypeError, match="example"):
+        cost_report(model)

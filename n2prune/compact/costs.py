@@ -34,8 +34,15 @@ def _is_fc(module: nn.Module) -> bool:
 
 
 def _weight(module: nn.Module) -> torch.Tensor:
+    """The weight the forward pass uses: n2prune cells' ``effective_weight()``, a torch
+    layer's weight × the mask of the PruneCell ``attach`` gave it."""
     effective = getattr(module, "effective_weight", None)
-    return effective().detach() if callable(effective) else module.weight.detach()
+    if callable(effective):
+        return effective().detach()
+    weight = module.weight.detach()
+    mask = getattr(module._modules.get("quantizer"), "mask", None)
+    return weight * mask if isinstance(mask, torch.Tensor) and mask.shape == weight.shape \
+        else weight
 
 
 @torch.no_grad()
@@ -126,23 +133,30 @@ def _loops(net: nn.Module, x: torch.Tensor, min_seconds: float) -> int:
 
 def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
                 latency: bool = True, batch: int = 1, repeats: int = 7,
-                threads: Optional[int] = 1, min_seconds: float = 0.02
-                ) -> Dict[str, Dict[str, float]]:
+                threads: Optional[int] = 1, min_seconds: float = 0.02,
+                example: Optional[torch.Tensor] = None) -> Dict[str, Dict[str, float]]:
     """Parameters, MACs and CPU latency of the dense network (masks off), the masked one and
-    the compacted one (default ``compact(net)``): ``{"dense": {...}, "masked": ..., ...}``."""
+    the compacted one (default ``n2prune.compact(net, example)``):
+    ``{"dense": {...}, "masked": ..., ...}``. An INI network gives its input shape; any other
+    torch model (plain, or with PruneCells from ``n2prune.attach``) needs ``example``, an
+    input (its shape, batch excluded, is the one measured)."""
+    from n2prune.compact import compact
     from n2prune.compact.onnx_export import baked
-    from n2prune.compact.shrink import compact
-    small = compact(net) if small is None else small
+    if example is None and not hasattr(net, "input_shape"):
+        raise TypeError(f"cost_report: a {type(net).__name__} has no input_shape; pass an "
+                        f"example input: cost_report(model, example=x)")
+    shape = tuple(example.shape[1:]) if example is not None else tuple(net.input_shape)
+    small = compact(net, example) if small is None else small
     dense = _unmasked(net)
     nets = {"dense": dense, "masked": net, "compacted": small}
     report: Dict[str, Dict[str, float]] = {}
     for name, model in nets.items():
-        count, flops = parameters(model), macs(model)
+        count, flops = parameters(model), macs(model, shape)
         report[name] = {"parameters": count["total"], "nonzero_parameters": count["nonzero"],
                         "macs": flops["dense"], "nonzero_macs": flops["nonzero"]}
     if latency:
         timed = compare_latency({"dense": dense, "masked": net, "compacted": baked(small)},
-                                net.input_shape, batch=batch, repeats=repeats, threads=threads,
+                                shape, batch=batch, repeats=repeats, threads=threads,
                                 min_seconds=min_seconds)
         for name, seconds in timed.items():
             report[name]["latency_ms"] = round(seconds * 1e3, 4)

@@ -43,11 +43,13 @@ def export_onnx(net, path: Union[str, Path], opset: int = OPSET) -> Path:
 
 @torch.no_grad()
 def baked(net):
-    """A copy of ``net`` whose PruneCells are gone, their masks multiplied into the weights."""
+    """A copy of ``net`` whose PruneCells are gone, their masks multiplied into the weights
+    (n2prune cells, and torch layers given PruneCells by ``n2prune.attach``)."""
+    from n2prune.compact.costs import _weight
     plain = copy.deepcopy(net)
     for module in plain.modules():
         if getattr(module, "quantizer", None) is not None:
-            weight = module.effective_weight().detach().clone()
+            weight = _weight(module).clone()
             module.quantizer = None
             module.weight.copy_(weight)
     return plain
