@@ -212,9 +212,8 @@ def test_global_combination_errors(tmp_path):
                                          r"Magnitude\+Snip \(Any\); .* same prune_filler and "
                                          r"combine"):
         Pruner(net)
-    with pytest.raises(ConfigError, match=r"net.ini:13: \[a\] QWeight.PruningFiller="
-                                          r"Magnitude\+Snip: .*min_keep=0.2 cannot be "
-                                          r"guaranteed"):
+    with pytest.raises(ConfigError, match=r"net.ini:16: \[a\] QWeight.PruningMinKeep=0.2: "
+                                          r".*min_keep=0.2 cannot be guaranteed"):
         _global_net(tmp_path, extra="QWeight.PruningMinKeep=0.2")
     net = _global_net(tmp_path, combine="All", extra="QWeight.PruningMinKeep=0.5")
     Pruner(net)  # All keeps the union of each ranking's keeps: every floor holds

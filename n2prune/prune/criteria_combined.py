@@ -186,25 +186,27 @@ def prune_global_combined(cells: Sequence[Any], target: float) -> None:
         q.apply_keep([k for k, owner in zip(keeps, owners) if owner is q], groups=True)
 
 
-def check_combined(args: Dict[str, Any], pattern: str) -> None:
-    """What a combined filler needs: criteria (not mask fillers), the Channel pattern when one
-    of them scores channels, a pattern that ranks across cells for Global scope, and no
-    min_keep floor with combine='Any' in Global scope."""
+def combined_problem(args: Dict[str, Any], pattern: str) -> Optional[Tuple[str, str]]:
+    """(argument to blame, reason) when a combined filler's arguments do not go together, else
+    None. It needs criteria (not mask fillers), the Channel pattern when one of them scores
+    channels, a pattern that ranks across cells for Global scope, and no min_keep floor with
+    combine='Any' in Global scope."""
     from n2prune.prune.criteria import CRITERIA
     from n2prune.prune.patterns import PATTERNS
     filler = args["prune_filler"]
     for name in split_criteria(filler):
         if name not in CRITERIA:
-            raise ValueError(f"prune_filler={filler!r}: {name!r} is a mask filler; "
-                             f"only criteria combine ({', '.join(CRITERIA.names())})")
+            return "prune_filler", (f"prune_filler={filler!r}: {name!r} is a mask filler; "
+                                    f"only criteria combine ({', '.join(CRITERIA.names())})")
         if CRITERIA.get(name).level == "channel" and pattern != "Channel":
-            raise ValueError(f"criterion {name!r} scores whole channels: "
-                             f"prune_filler={filler!r} needs pattern='Channel'")
+            return "pattern", (f"criterion {name!r} scores whole channels: "
+                               f"prune_filler={filler!r} needs pattern='Channel'")
     if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
-        raise ValueError(f"pattern={args['pattern']!r} prunes within each group; it cannot "
-                         f"be ranked with scope='Global'")
+        return "pattern", (f"pattern={args['pattern']!r} prunes within each group; it cannot "
+                           f"be ranked with scope='Global'")
     if args["scope"] == "Global" and args["combine"] == "Any" and args["min_keep"] > 0:
-        raise ValueError(f"prune_filler={filler!r} with combine='Any', scope='Global': "
-                         f"min_keep={args['min_keep']:g} cannot be guaranteed (a weight any "
-                         f"ranking prunes is pruned, so the floors of each ranking do not "
-                         f"add up); use combine='All', min_keep=0 or scope='Layer'")
+        return "min_keep", (f"prune_filler={filler!r} with combine='Any', scope='Global': "
+                            f"min_keep={args['min_keep']:g} cannot be guaranteed (a weight any "
+                            f"ranking prunes is pruned, so the floors of each ranking do not "
+                            f"add up); use combine='All', min_keep=0 or scope='Layer'")
+    return None

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from n2prune.ini.params import Choice, Flag, Key, Range
 from n2prune.ini.values import read_bool, read_enum, read_float, read_uint, read_word
 from n2prune.prune.criteria import CRITERIA
-from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, check_combined,
+from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, combined_problem,
                                              criterion_keys, is_combined, read_filler)
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.patterns import PATTERNS, resolve_pattern
@@ -167,7 +167,10 @@ def validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     args["params"] = _member_params(args, kwargs)
     if "schedule" in kwargs and "prune_mode" not in kwargs:
         args["prune_mode"] = "Gradual"  # a schedule alone asks for gradual pruning
-    _blame(_check_combination(args), lambda: _combination_error(args))
+    problem = _blame("prune_filler", lambda: _combination_problem(args))
+    if problem is not None:  # an argument left at its default did not ask for it: the filler did
+        arg, reason = problem
+        raise PruneArgumentError(f"PruneCell: {reason}", arg if arg in kwargs else "prune_filler")
     pattern, shorthand = resolve_pattern(args["pattern"])
     pattern_args = [key.arg for key in PATTERNS.get(pattern).params if key.arg in kwargs]
     args["pattern_member"] = _blame("pattern" if shorthand or not pattern_args
@@ -211,32 +214,26 @@ def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dic
     return params
 
 
-def _check_combination(args: Dict[str, Any]) -> str:
-    """The argument to blame when the combination is refused (see _combination_error)."""
-    if is_combined(args["prune_filler"]):
-        return "prune_filler"
-    return "schedule" if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual" \
-        else "pattern" if args["pattern"] != "Unstructured" else "scope"
-
-
-def _combination_error(args: Dict[str, Any]) -> None:
+def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """(argument to blame, reason) when the arguments do not go together, else None."""
     filler, pattern = args["prune_filler"], resolve_pattern(args["pattern"])[0]
     criteria = ", ".join(CRITERIA.names())
+    mask_filler = filler in MASK_FILLERS and filler != "None"
     if is_combined(filler):
-        check_combined(args, pattern)
-        return
-    if filler in MASK_FILLERS and filler != "None" and pattern != "Unstructured":
-        raise ValueError(f"prune_filler={filler!r} fills masks weight by weight; "
-                         f"pattern={args['pattern']!r} needs a criterion ({criteria})")
-    if filler in MASK_FILLERS and filler != "None" and args["scope"] != "Layer":
-        raise ValueError(f"scope={args['scope']!r} ranks scores: prune_filler={filler!r} "
-                         f"has none; use a criterion ({criteria})")
+        return combined_problem(args, pattern)
+    if mask_filler and pattern != "Unstructured":
+        return "pattern", (f"prune_filler={filler!r} fills masks weight by weight; "
+                           f"pattern={args['pattern']!r} needs a criterion ({criteria})")
+    if mask_filler and args["scope"] != "Layer":
+        return "scope", (f"scope={args['scope']!r} ranks scores: prune_filler={filler!r} "
+                          f"has none; use a criterion ({criteria})")
     if filler in CRITERIA and CRITERIA.get(filler).level == "channel" and pattern != "Channel":
-        raise ValueError(f"criterion {filler!r} scores whole channels: it needs "
-                         f"pattern='Channel', not {args['pattern']!r}")
+        return "pattern", (f"criterion {filler!r} scores whole channels: it needs "
+                           f"pattern='Channel', not {args['pattern']!r}")
     if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
-        raise ValueError(f"pattern={args['pattern']!r} prunes within each group; it cannot "
-                         f"be ranked with scope='Global'")
+        return "pattern", (f"pattern={args['pattern']!r} prunes within each group; it cannot "
+                           f"be ranked with scope='Global'")
     if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual":
-        raise ValueError(f"schedule={args['schedule']!r} needs prune_mode='Gradual', not "
-                         f"{args['prune_mode']!r}")
+        return "schedule", (f"schedule={args['schedule']!r} needs prune_mode='Gradual', not "
+                            f"{args['prune_mode']!r}")
+    return None
