@@ -187,3 +187,62 @@ def test_cli_masked_onnx_gives_the_masked_network(tmp_path, capsys):
     shapes = sorted(tuple(t.dims) for t in
                     onnx.load(str(tmp_path / "out" / "lenet.masked.onnx")).graph.initializer)
     assert shapes == sorted(tuple(p.shape) for p in masked.parameters())
+
+
+NESTED_INNER = """[{{SECTION_NAME}}_conv]
+Input={{INPUT}}
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs={{NB}}
+ActivationFunction=Rectifier
+"""
+NESTED_OUTER = """; two inner blocks in a row (template paths are relative to the INI file)
+[{{SECTION_NAME}}_first@tpl/inner.tpl]
+INPUT={{INPUT}}
+NB={{NB}}
+
+[{{SECTION_NAME}}_second@tpl/inner.tpl]
+INPUT={{SECTION_NAME}}_first_conv
+NB={{NB}}
+"""
+NESTED_NET = """[sp]
+SizeX=6
+SizeY=6
+NbChannels=2
+
+[blk@tpl/outer.tpl]
+INPUT=sp
+NB=6
+
+[fc]
+Input=blk_second_conv
+Type=Fc
+NbOutputs=3
+"""
+
+
+def test_nested_template_sections_are_written_back(tmp_path):
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "inner.tpl").write_text(NESTED_INNER)
+    (tmp_path / "tpl" / "outer.tpl").write_text(NESTED_OUTER)
+    (tmp_path / "net.ini").write_text(NESTED_NET)
+    net = _load(tmp_path / "net.ini", {})
+    with torch.no_grad():
+        net.cells["blk_first_conv"].weight[[1, 4]] = 0   # two channels of the inner first conv
+    out = tmp_path / "out" / "deeper"
+    written, small = write_compacted(net, str(tmp_path / "net.ini"), str(out))
+    text = (out / "net.ini").read_text()
+    # the outer instance and its first inner one are expanded; the second stays an instance
+    # whose template path is found from the new folder
+    headers = [line for line in text.split("\n") if line.startswith("[")]
+    assert not any(h.startswith(("[blk@", "[blk_first@")) for h in headers)
+    assert "[blk_second@../../tpl/inner.tpl]" in headers
+    assert "[blk_first_conv]" in text and "NbOutputs=4" in text
+    back = _load(out / "net.ini", {})
+    assert back.info["blk_first_conv"].output_shape[0] == 4
+    assert back.info["blk_second_conv"].output_shape[0] == 6
+    assert read_weights(back, out / "weights", ignore_missing=False)
+    x = torch.randn(3, *net.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(back(x), net(x), atol=1e-5)

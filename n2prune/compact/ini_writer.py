@@ -33,11 +33,7 @@ def compacted_ini_text(small, source_path: str, out_dir: str) -> str:
     with open(source_path, "rb") as stream:
         text = stream.read().decode("utf-8", "surrogateescape")
     lines = text.split("\n")
-    table = small.ini._table
-    expand = sorted({_instance_of(table.by_name[s]) for s in edits
-                     if table.by_name[s].via}, key=lambda n: -table.by_name[n].header_line)
-    for name in expand:
-        lines = _expand_instance(lines, small.ini, name, source_path)
+    lines = _expand_for(lines, small.ini, edits, source_path)
     for section, keys in edits.items():
         for key, value in keys.items():
             lines = _set_key(lines, section, key, value)
@@ -134,23 +130,45 @@ def _set_key(lines: List[str], section: str, key: str, value: str) -> List[str]:
     return lines[:start + 1] + new + lines[start + 1:]
 
 
-def _instance_of(data) -> str:
-    """The top-level template instance whose output holds ``data``."""
-    return re.findall(r"\[([^\]]+)\] at ", data.via)[-1]
+def _instances_of(data) -> List[str]:
+    """The template instances whose output holds ``data``, outermost first."""
+    return re.findall(r"\[([^\]]+)\] at ", data.via or "")[::-1]
+
+
+def _expand_for(lines: List[str], ini, edits: Edits, source_path: str) -> List[str]:
+    """Expand, outermost first, the template instances holding a section to edit, down to
+    the one that writes it (a template instantiating another: each level in turn)."""
+    table = ini._table
+    while True:
+        headers = {_header(line) for line in lines}
+        missing = [s for s in edits if s not in headers]
+        if not missing:
+            return lines
+        chain = next((name for s in missing for name in _instances_of(table.by_name[s])
+                      if _instance_line(lines, name) is not None), None)
+        if chain is None:
+            raise ValueError(f"cannot write back [{missing[0]}]: neither its header nor the "
+                             f"template instance writing it is in the file")
+        lines = _expand_instance(lines, ini, chain, source_path)
+
+
+def _instance_line(lines: List[str], name: str) -> Optional[int]:
+    return next((i for i, line in enumerate(lines) if line.strip().startswith(f"[{name}@")),
+                None)
 
 
 def _expand_instance(lines: List[str], ini, name: str, source_path: str) -> List[str]:
-    """Replace ``[name@file.tpl]`` and its parameter lines with the rendered sections."""
-    start = next(i for i, line in enumerate(lines)
-                 if line.strip().startswith(f"[{name}@"))
+    """Replace ``[name@file.tpl]`` and its parameter lines with the rendered sections (a
+    template path is relative to the INI file, in a template too, as N2D2 reads it)."""
+    start = _instance_line(lines, name)
     header = lines[start].strip()
     template = header[header.index("@") + 1:header.index("]")]
     end = next((i for i in range(start + 1, len(lines)) if _header(lines[i]) is not None),
                len(lines))
+    data = ini._table.by_name[name]
     resolved = _expand_env(template, ini.environ)
     if not os.path.isabs(resolved):
         resolved = os.path.join(os.path.dirname(source_path) or ".", resolved)
-    data = ini._table.by_name[name]
     section = ini[name]
     params = {"SECTION_NAME": name, "SECTION_FILE_NAME": resolved}
     for key in data.entries:
