@@ -160,3 +160,22 @@ def test_compact_refuses_a_transposed_convolution_naming_it_or_keeps_its_channel
     with torch.no_grad():
         assert torch.allclose(small(x), model(x), atol=1e-5)
     assert small[2].weight.shape == model[2].weight.shape  # its channels are kept
+
+
+@pytest.mark.parametrize("groups, expected", [
+    # output rows of BASE: (1, 3), (2, -1.5), (0.5, -0.2), (4, 1) (groups 2), or the
+    # columns (1, 3, 0.5, -0.2), (2, -1.5, 4, 1) (groups 1: one output per column)
+    (2, [10.0, 6.25, 0.29, 17.0]),
+    (1, [10.29, 23.25]),
+])
+def test_group_lasso_groups_the_output_channels_of_a_transposed_convolution(groups, expected):
+    from n2prune.prune.regularization import cell_penalty
+    layer = nn.ConvTranspose2d(4, 2 * groups, 1, groups=groups, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(BASE).reshape(layer.weight.shape))
+    layer.quantizer = PruneCell(prune_mode="Identity", pattern="Channel", prune_filler="L1Norm",
+                                regularization="GroupLasso", regularization_strength=0.5)
+    penalty = cell_penalty(layer.quantizer, 0)
+    assert float(penalty) == pytest.approx(0.5 * sum(v ** 0.5 for v in expected), rel=1e-6)
+    penalty.backward()  # differentiable through the view
+    assert layer.weight.grad.shape == layer.weight.shape

@@ -139,13 +139,16 @@ def penalty(weight: torch.Tensor, kind: str, strength: float, position: float = 
 
 def cell_penalty(cell: Any, position: float) -> Optional[torch.Tensor]:
     """The penalty a PruneCell asks for (its ``regularization*`` arguments) on its effective
-    weight, grouped by its pattern; None when it asks for none."""
+    weight, grouped by its pattern over the weight seen output channels first (a
+    ConvTranspose's [out, in/groups, ...] view, as its masks are); None when it asks for none."""
+    from n2prune.prune.masks import out_view
     kind = getattr(cell, "regularization", "None")
     if kind == "None":
         return None
     pattern = getattr(cell, "_pattern", None)
     name = getattr(pattern, "name", "Unstructured")
     layer = cell.cell
-    return penalty(layer.weight * cell.mask, kind, cell.regularization_strength, position,
+    return penalty(out_view(layer).first(layer.weight * cell.mask), kind,
+                   cell.regularization_strength, position,
                    cell.regularization_start, cell.regularization_end, name,
                    getattr(pattern, "args", None))
