@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 import n2prune
+from n2prune.prune.fillers import zeros_target
 from n2prune.prune.schedules import HORIZON_FRACTION, cubic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +131,7 @@ def run(method: str, target: float, seed: int, epochs: int, frequency: float, in
                 pruner.on_step_end(len(index))
             else:
                 t = math.floor(position / step_every) * step_every
-                wanted = math.ceil(cubic(t, 0.0, end, 0.0, target) * total_weights)
+                wanted = zeros_target(cubic(t, 0.0, end, 0.0, target), total_weights)
                 if wanted > pruned_now:
                     prune.global_unstructured([(layer, "weight") for layer in layers],
                                               pruning_method=prune.L1Unstructured,
