@@ -246,3 +246,13 @@ def test_nested_template_sections_are_written_back(tmp_path):
     x = torch.randn(3, *net.input_shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(back(x), net(x), atol=1e-5)
+
+
+def test_latency_clocks():
+    from n2prune.compact.costs import compare_latency
+    net = tiny()
+    seconds = compare_latency({"a": net, "b": net}, net.input_shape, repeats=2, clock="cpu",
+                              min_seconds=0.001)
+    assert set(seconds) == {"a", "b"} and all(s > 0 for s in seconds.values())
+    with pytest.raises(ValueError, match="clock must be one of"):
+        compare_latency({"a": net}, net.input_shape, clock="cycles")

@@ -97,3 +97,28 @@ def test_plan_frees_an_output_only_after_its_last_reader():
     assert set(kept) == {"a", "fc", None}
     assert kept["fc"].shape == (3, 3, 1, 1)
     assert torch.equal(kept["a"], expected["a"]) and torch.equal(kept[None], expected["soft"])
+
+
+def test_hooks_on_cells_and_global_hooks_still_run():
+    net = build_network(loads(DIAMOND, "diamond.ini")).eval()
+    x = torch.randn(2, 1, 4, 4)
+    with torch.no_grad():
+        plain = net(x)
+        seen = []
+        handle = net.cells["b"].register_forward_hook(lambda m, i, o: o * 0)
+        pre = net.cells["fc"].register_forward_pre_hook(lambda m, i: seen.append("fc"))
+        changed = net(x)
+        assert seen == ["fc"] and not torch.equal(changed, plain)
+        kept = net.outputs(x, ["a", "c"])   # b's output zeroed: c = a + 0
+        assert torch.equal(kept["c"], kept["a"]) and torch.equal(kept["c"], _by_name(net, x)["c"])
+        handle.remove()
+        pre.remove()
+        calls = []
+        glob = torch.nn.modules.module.register_module_forward_hook(
+            lambda m, i, o: calls.append(type(m).__name__))
+        try:
+            assert torch.equal(net(x), plain)
+        finally:
+            glob.remove()
+        assert {"Conv", "ElemWise", "Fc", "Softmax"} <= set(calls)
+        assert torch.equal(torch.jit.trace(net, x, check_trace=False)(x), plain)

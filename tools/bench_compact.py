@@ -146,6 +146,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: process CPU time (with --threads 1, what one core alone "
+                        "would take; little disturbed by other processes on a shared machine)")
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("--traced", action="store_true",
                         help="also time torch.jit.trace'd copies of both pruned models")
@@ -200,16 +203,21 @@ def main(argv=None) -> int:
                "macs": counts, "latency_ms": {}}
     print(f"{args.ini}: {len(chosen)} channel groups pruned ({args.fraction:.0%} of each cell's "
           f"removable channels); {args.threads} threads; medians of {args.repeats} alternating "
-          f"repeats")
+          f"repeats ({args.clock} clock)")
     for batch in [int(b) for b in args.batches.split(",")]:
         seconds = compare_latency(models, net.input_shape, batch=batch, repeats=args.repeats,
-                                  threads=args.threads)
+                                  threads=args.threads, clock=args.clock)
         results["latency_ms"][batch] = {n: s * 1e3 for n, s in seconds.items()}
         print(f"\nbatch {batch}")
         print(f"{'model':14} {'MMACs':>9} {'ms':>9} {'speed-up':>9} {'ns/MAC':>8}")
         for name, value in seconds.items():
             print(f"{name:14} {counts[name] / 1e6:9.1f} {value * 1e3:9.3f} "
                   f"{seconds['dense'] / value:9.2f} {value * 1e9 / counts[name] / batch:8.4f}")
+        if "Torch-Pruning" in seconds:   # the same MACs: the latency ratio is the per-MAC one
+            per_mac = {name: seconds[name] / counts[name] for name in seconds}
+            ratio = per_mac["compacted"] / per_mac["Torch-Pruning"]
+            results.setdefault("per_mac_vs_torch_pruning", {})[batch] = ratio
+            print(f"compacted / Torch-Pruning latency per MAC: {ratio:.3f}")
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(results, stream, indent=2)
