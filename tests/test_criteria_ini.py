@@ -10,22 +10,7 @@ from n2prune import ConfigError, PruneCell, load_network
 from n2prune.cells import Fc
 from n2prune.prune import CRITERIA
 from n2prune.prune.criteria_combined import combine_keeps
-
-NET = """
-[sp]
-SizeX=4
-SizeY=1
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=5
-QWeight=Prune
-QWeight.PruningMode=Static
-QWeight.Threshold=0.4
-{extra}
-[fc.Target]
-"""
+from nets import FC_STATIC as NET  # one pruned Fc cell; {extra} at line 13
 
 
 _KEEP = []  # networks stay alive: a PruneCell holds its layer by weak reference

@@ -4,22 +4,8 @@ invalid (``exc.arg`` from Python, the line of its key from INI)."""
 import pytest
 
 from n2prune import ConfigError, PruneCell, load_network
+from nets import FC_STATIC as NET  # one pruned Fc cell; {extra} at line 13
 
-NET = """
-[sp]
-SizeX=4
-SizeY=1
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=5
-QWeight=Prune
-QWeight.PruningMode=Static
-QWeight.Threshold=0.4
-{extra}
-[fc.Target]
-"""
 FIRST = 13  # the line of the first extra key
 
 

@@ -10,22 +10,7 @@ from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_float
 from n2prune.prune.criteria import CRITERIA, register_criterion
 from n2prune.prune.fillers import MASK_FILLERS, zeros_target
-
-NET = """
-[sp]
-SizeX=4
-SizeY=1
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=5
-QWeight=Prune
-QWeight.PruningMode=Static
-QWeight.Threshold=0.4
-{extra}
-[fc.Target]
-"""
+from nets import FC_STATIC as NET  # one pruned Fc cell; {extra} at line 13
 
 
 @pytest.fixture

@@ -35,25 +35,22 @@ class OutView:
 
     def first(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` (shaped like the weight) output channels first."""
-        if not self.transposed or tensor.dim() < 2:
-            return tensor
-        if self.groups == 1:
-            return tensor.transpose(0, 1)
-        g, rest = self.groups, tensor.shape[2:]
-        per_in, per_out = tensor.shape[0] // g, tensor.shape[1]
-        return tensor.reshape(g, per_in, per_out, *rest).transpose(1, 2) \
-            .reshape(g * per_out, per_in, *rest)
+        return self._swap(tensor)
 
     def back(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The inverse of :meth:`first`: an output-channels-first tensor in the weight's shape."""
+        """The inverse of :meth:`first`: an output-channels-first tensor in the weight's shape
+        (the same regrouping: it is its own inverse)."""
+        return self._swap(tensor)
+
+    def _swap(self, tensor: torch.Tensor) -> torch.Tensor:
+        """[g·A, B, *k] -> [g·B, A, *k], swapping A and B within each of the ``groups``."""
         if not self.transposed or tensor.dim() < 2:
             return tensor
         if self.groups == 1:
             return tensor.transpose(0, 1)
         g, rest = self.groups, tensor.shape[2:]
-        per_out, per_in = tensor.shape[0] // g, tensor.shape[1]
-        return tensor.reshape(g, per_out, per_in, *rest).transpose(1, 2) \
-            .reshape(g * per_in, per_out, *rest)
+        a, b = tensor.shape[0] // g, tensor.shape[1]
+        return tensor.reshape(g, a, b, *rest).transpose(1, 2).reshape(g * b, a, *rest)
 
 
 View = Union[int, OutView]

@@ -1,0 +1,18 @@
+"""INI texts several test modules share (importable: pytest puts tests/ on sys.path)."""
+
+# One pruned Fc cell, Static at 0.4; {extra} is the line of the first extra key (13).
+FC_STATIC = """
+[sp]
+SizeX=4
+SizeY=1
+NbChannels=1
+[fc]
+Input=sp
+Type=Fc
+NbOutputs=5
+QWeight=Prune
+QWeight.PruningMode=Static
+QWeight.Threshold=0.4
+{extra}
+[fc.Target]
+"""
