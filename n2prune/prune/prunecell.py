@@ -21,7 +21,7 @@ accepted by name.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import combined_masks, is_combined
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.n2d2access import N2D2Access
+from n2prune.prune.groupmasks import GroupMasks
 from n2prune.prune.statbuffers import StatBuffers
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
@@ -40,7 +41,7 @@ from n2prune.prune.sparsity import mask_sparsity
 __all__ = ["PRUNE_KEYS", "PRUNE_MODES", "QUANT_MODES", "PruneCell", "prune_keys"]
 
 
-class PruneCell(N2D2Access, StatBuffers, nn.Module):
+class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     """N2D2's pruning quantizer for one Conv or Fc cell.
 
     Arguments and defaults are those of N2D2's Python wrapper: ``prune_mode`` Identity |
@@ -154,8 +155,7 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
                 criterion, self._pattern, weight, self.criterion_inputs, self._slices(),
-                target,
-                self.params["criterion"], criterion_masks.out_view(self.cell),
+                target, self.params["criterion"], criterion_masks.out_view(self.cell),
                 self.pruned_parts())
             self.apply_keep(keeps)
             return
@@ -164,50 +164,6 @@ class PruneCell(N2D2Access, StatBuffers, nn.Module):
             new = filler(weight[:, part], self.mask[:, part], target, delta=self.delta,
                          generator=self.generator)
             self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
-
-    @property
-    def sticky(self) -> bool:
-        """Whether masks only grow: Gradual mode without ``regrow`` (pruned groups are ranked
-        first whenever the new target prunes at least as many)."""
-        return PRUNE_MODES.get(self.prune_mode).scheduled and not self.regrow
-
-    def pruned_parts(self) -> Optional[List[torch.Tensor]]:
-        """Per input block, the bool tensor of pruned weights when ``sticky``, else None."""
-        if not self.sticky:
-            return None
-        return [self.mask[:, part] == 0 for part in self._slices()]
-
-    def dead_groups(self) -> List[torch.Tensor]:
-        """Per input block, the bool group tensor of the groups the masks prune entirely."""
-        return criterion_masks.dead_groups(self._pattern, [self.mask[:, part] == 0
-                                                           for part in self._slices()],
-                                           criterion_masks.out_view(self.cell))
-
-    # ----------------------------------------------------------------- criteria, Global scope
-    def group_scores(self) -> List[torch.Tensor]:
-        """The group scores of each input block (for Global scope ranking)."""
-        if self.prune_filler not in CRITERIA:
-            raise ValueError(f"PruneCell: prune_filler={self.prune_filler!r} gives no scores")
-        criterion = CRITERIA.get(self.prune_filler)
-        missing = criterion.missing(self.stats)
-        if missing:
-            raise ValueError(f"PruneCell: criterion {self.prune_filler!r} needs the statistics "
-                             f"{', '.join(missing)}; a Pruner gathers them")
-        return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
-                                            self.criterion_inputs, self._slices(),
-                                            self.params["criterion"],
-                                            criterion_masks.out_view(self.cell))
-
-    @torch.no_grad()
-    def apply_keep(self, keeps: List[torch.Tensor], groups: bool = False) -> None:
-        """Set the masks of each input block from bool keep-masks (of groups when ``groups``,
-        expanded by the pattern)."""
-        weight = self.cell.weight
-        for keep, part in zip(keeps, self._slices()):
-            if groups:
-                keep = criterion_masks.expand_groups(self._pattern, keep, weight[:, part],
-                                                     criterion_masks.out_view(self.cell))
-            self.mask[:, part].copy_(keep)
 
     # ----------------------------------------------------------------- forward
     def quantize(self, weight: torch.Tensor) -> torch.Tensor:
