@@ -82,6 +82,12 @@ class Rectifier(Activation):
             return torch.relu(x) if self.leak_slope == 0 else F.leaky_relu(x, self.leak_slope)
         return torch.where(x > 0, x.clamp(max=self.clipping), x * self.leak_slope)
 
+    def forward_(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` overwriting ``x`` (no new tensor), when a fused in-place kernel exists."""
+        if self.clipping == 0:
+            return torch.relu_(x) if self.leak_slope == 0 else F.leaky_relu_(x, self.leak_slope)
+        return self.forward(x)
+
 
 @ACTIVATIONS.register("Tanh")
 class Tanh(Activation):
@@ -173,6 +179,8 @@ class ActivatedCell(nn.Module):
     when ``activation`` is set: activations are stateless functions, and this skips two
     ``nn.Module.__getattr__`` look-ups and the hook machinery of a module call on every pass
     (hooks registered on an activation module are therefore not run: hook the cell).
+    Without autograd (inference), a tensor the cell made itself (``owned``) goes through the
+    activation's in-place form ``forward_`` when it has one: no new tensor per pass.
     """
 
     def __setattr__(self, name: str, value) -> None:
@@ -184,11 +192,19 @@ class ActivatedCell(nn.Module):
             self._modules.pop("activation", None)
         super().__setattr__(name, value)
         self.__dict__["_activation_forward"] = None if value is None else value.forward
+        self.__dict__["_activation_inplace"] = getattr(value, "forward_", None)
 
-    def activate(self, y: torch.Tensor) -> torch.Tensor:
-        """``activation(y)``, or ``y`` without an activation."""
+    def activate(self, y: torch.Tensor, owned: bool = False) -> torch.Tensor:
+        """``activation(y)``, or ``y`` without an activation. ``owned``: the cell made ``y``
+        and nothing else holds it, so without autograd it may be overwritten in place."""
         forward = self._activation_forward
-        return y if forward is None else forward(y)
+        if forward is None:
+            return y
+        if owned and not torch.is_grad_enabled():
+            inplace = self.__dict__.get("_activation_inplace")
+            if inplace is not None:
+                return inplace(y)
+        return forward(y)
 
 
 def as_activation(value: Union[None, str, nn.Module]) -> Optional[nn.Module]:

@@ -15,6 +15,7 @@ from torch import nn
 
 from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext
+from n2prune.cells.weighted import tensor_of
 from n2prune.errors import ConfigError
 from n2prune.cells.inputs import (concat, read_nb_outputs, read_params, same_size,
                                   total_channels, warn_params_in_section)
@@ -60,10 +61,11 @@ class BatchNorm(ActivatedCell):
                              training=True, momentum=self.moving_average_momentum,
                              eps=self.epsilon)
         else:  # what F.batch_norm calls, without its Python checks (they are for training)
-            y = torch.batch_norm(x, self.weight, self.bias, self.running_mean,
-                                 self.running_var, False, self.moving_average_momentum,
+            y = torch.batch_norm(x, tensor_of(self, "weight"), tensor_of(self, "bias"),
+                                 tensor_of(self, "running_mean"), tensor_of(self, "running_var"),
+                                 False, self.moving_average_momentum,
                                  self.epsilon, torch.backends.cudnn.enabled)
-        return self.activate(y)
+        return self.activate(y, owned=True)
 
     def extra_repr(self) -> str:
         return (f"{self.nb_outputs}, epsilon={self.epsilon}, "

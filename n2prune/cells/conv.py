@@ -12,7 +12,7 @@ from n2prune.cells.activation_functions import build_activation
 from n2prune.cells.base import CELLS, BuildContext
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
-from n2prune.cells.weighted import WeightCell
+from n2prune.cells.weighted import WeightCell, tensor_of
 from n2prune.cells.initializers import build_initializer
 from n2prune.cells.mapping import combined_map, groups_of
 from n2prune.ini.params import Key
@@ -82,9 +82,9 @@ class Conv(WeightCell):
         crop, stride, padding, dilation = self._geometry
         if crop is not None:
             x = F.pad(x, crop)
-        y = F.conv2d(x, self.effective_weight(), self.bias, stride, padding, dilation,
+        y = F.conv2d(x, self.effective_weight(), tensor_of(self, "bias"), stride, padding, dilation,
                      self.groups)
-        return self.activate(y)
+        return self.activate(y, owned=True)
 
     def output_size(self, height: int, width: int) -> tuple:
         """N2D2's output size formula: ceil(floor((in + 2p - d(k-1) - 1 + s)/s)/subsample)."""

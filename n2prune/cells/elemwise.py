@@ -70,9 +70,8 @@ class ElemWise(ActivatedCell):
             y = inputs[0]   # default coefficients: no x*1 + 0 passes
             for x in inputs[1:]:
                 y = y + x
-        else:
-            y = self._combine(inputs)
-        return self.activate(y)
+            return self.activate(y, owned=len(inputs) > 1)  # one input: y is that input
+        return self.activate(self._combine(inputs))
 
     def _default_coefficients(self) -> bool:
         """Weights all 1 and shifts all 0 (read at each pass: the lists are public)."""

@@ -48,7 +48,7 @@ class Fc(WeightCell):
             raise ValueError(f"Fc: input has {x.shape[1]} features after flattening, the cell "
                              f"expects nb_inputs={self.nb_inputs}")
         y = F.linear(x, self.effective_weight(), self.bias)
-        return self.activate(y)
+        return self.activate(y, owned=True)
 
     def extra_repr(self) -> str:
         return f"{self.nb_inputs}, {self.nb_outputs}, bias={self.bias is not None}"

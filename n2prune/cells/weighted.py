@@ -10,6 +10,21 @@ from torch import nn
 from n2prune.cells.activation_functions import ActivatedCell
 
 
+_ABSENT = object()
+
+
+def tensor_of(module: nn.Module, name: str) -> Optional[torch.Tensor]:
+    """``module.<name>`` for a parameter or buffer, read from the module's own dictionaries
+    (``nn.Module.__getattr__`` is a slow Python fallback, paid on every pass otherwise); a
+    name moved elsewhere (``torch.nn.utils.prune`` makes ``weight`` a plain attribute) is
+    read the usual way."""
+    value = module._parameters.get(name, _ABSENT)
+    if value is _ABSENT:
+        value = module._buffers.get(name, _ABSENT)
+        if value is _ABSENT:
+            return getattr(module, name)
+    return value
+
 class WeightCell(ActivatedCell):
     """A cell with a ``weight`` (and optional ``bias``) that a PruneCell can be attached to.
 
@@ -45,7 +60,7 @@ class WeightCell(ActivatedCell):
 
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward pass uses: masked when a quantizer is attached."""
-        weight = self.weight
+        weight = tensor_of(self, "weight")
         connection = self._buffers.get("connection")   # not nn.Module's slow __getattr__
         if connection is not None:
             weight = weight * connection

@@ -94,7 +94,7 @@ class ShiftedConv(Conv):
         y = conv_linear(self, x, self.effective_weight()) + self.shift
         if self.bias is not None:
             y = y + self.bias[:, None, None]
-        return self.activate(y)
+        return self.activate(y, owned=True)
 
 
 class ShiftedFc(Fc):
@@ -104,7 +104,7 @@ class ShiftedFc(Fc):
         flat = [x.reshape(x.shape[0], -1) for x in inputs]
         x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
         y = F.linear(x, self.effective_weight(), self.bias) + self.shift
-        return self.activate(y)
+        return self.activate(y, owned=True)
 
 
 @torch.no_grad()
