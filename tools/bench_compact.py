@@ -33,7 +33,8 @@ from n2prune.compact.onnx_export import baked  # noqa: E402
 
 # ----------------------------------------------------------------------------- plain torch
 class Block(nn.Module):
-    """torchvision's BasicBlock: conv-bn-relu-conv-bn + shortcut, relu."""
+    """torchvision's BasicBlock: conv-bn-relu-conv-bn + shortcut, relu (in place, as
+    torchvision's ``nn.ReLU(inplace=True)``)."""
 
     def __init__(self, cin: int, cout: int, stride: int, projection: bool):
         super().__init__()
@@ -45,8 +46,8 @@ class Block(nn.Module):
                                       nn.BatchNorm2d(cout)) if projection else nn.Identity()
 
     def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+        y = torch.relu_(self.bn1(self.conv1(x)))
+        return torch.relu_(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
 class TorchResNet(nn.Module):
@@ -74,7 +75,7 @@ class TorchResNet(nn.Module):
             self.fc.bias.copy_(fc.bias)
 
     def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu_(self.bn1(self.conv1(x)))
         x = self.blocks(x)
         x = self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
         return torch.softmax(x, 1)   # the INI network ends with its Softmax cell
