@@ -1,40 +1,12 @@
 """Inference applies an activation in place to a tensor its cell made itself (no new tensor),
-and never to one another cell or the caller still holds."""
+and never to one another cell or the caller still holds (every network in networks/:
+tests/test_network_plan.py)."""
 
-import warnings
-from pathlib import Path
-
-import pytest
 import torch
 
-from n2prune import load_network
 from n2prune.cells import Conv
 from n2prune.ini.inifile import loads
 from n2prune.network.build import build_network
-
-ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = sorted(p.name for p in (ROOT / "networks").glob("*.ini"))
-
-
-@pytest.mark.parametrize("name", NETWORKS)
-def test_inference_outputs_equal_the_autograd_ones(name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = load_network(str(ROOT / "networks" / name), environ={"N2D2_DATA": "/nowhere"})
-    net.eval()
-    with torch.no_grad():
-        for cell in net.cells.values():
-            if hasattr(cell, "running_var"):
-                cell.running_var.fill_(1.0)
-    x = torch.randn(2, *net.input_shape, generator=torch.Generator().manual_seed(0))
-    names = list(net.cells)
-    with torch.enable_grad():
-        expected = net.outputs(x, names)
-    with torch.no_grad():
-        kept = net.outputs(x, names)
-    for cell in names:
-        assert torch.equal(kept[cell], expected[cell].detach()), cell
-
 
 FANOUT = """
 [sp]

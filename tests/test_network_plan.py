@@ -32,6 +32,8 @@ def _load(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_plan_gives_the_outputs_of_the_cells_run_by_name(name):
+    """... and inference (in-place activations, ``ActivatedCell.activate``) gives the
+    outputs of a pass with autograd on."""
     net = _load(name).eval()
     with torch.no_grad():
         for cell in net.cells.values():
@@ -43,8 +45,11 @@ def test_plan_gives_the_outputs_of_the_cells_run_by_name(name):
         expected = _by_name(net, x)
         kept = net.outputs(x, names)
         last = net(x)
+    with torch.enable_grad():  # autograd on: activations never in place
+        graded = net.outputs(x, names)
     for cell in names:
         assert torch.equal(kept[cell], expected[cell]), cell
+        assert torch.equal(kept[cell], graded[cell].detach()), cell
     assert torch.equal(kept[None], expected[names[-1]])
     reference = expected[names[-1]]
     assert torch.equal(last, reference.flatten(1) if reference.shape[2:] == (1, 1)
