@@ -119,23 +119,16 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     """The PruneCell's keep-masks (one per input block) for a combined filler at ``target``;
     None while a criterion still lacks its statistics."""
     from n2prune.prune.criteria import CRITERIA
-    from n2prune.prune.masks import criterion_masks
+    from n2prune.prune.masks import criterion_masks, out_view
     criteria = [CRITERIA.get(name) for name in split_criteria(cell.prune_filler)]
     if any(criterion.missing(cell.stats) for criterion in criteria):
         return None
-    from n2prune.prune.masks import out_view
     weight, parts = cell.cell.weight, cell._slices()
     each = [criterion_masks(criterion, cell._pattern, weight, cell.criterion_inputs, parts,
-                            target, _params(cell, criterion), out_view(cell.cell),
+                            target, cell.criterion_params(criterion), out_view(cell.cell),
                             cell.pruned_parts())
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
-
-
-def _params(cell: Any, criterion: Any) -> Dict[str, Any]:
-    """The cell's criterion parameters that ``criterion`` declares."""
-    params = cell.params["criterion"]
-    return {key.arg: params[key.arg] for key in criterion.params if key.arg in params}
 
 
 def _common_criteria(cells: Sequence[Any]) -> Tuple[List[str], str]:
@@ -162,28 +155,10 @@ def prune_global_combined(cells: Sequence[Any], target: float) -> None:
     """Global scope for combined fillers: each criterion ranks the group scores of all
     ``cells`` together at ``target`` (floors and pruned-first as
     :func:`n2prune.prune.scope.prune_global`), then each cell's keep-masks are combined."""
-    from n2prune.prune.criteria import CRITERIA
-    from n2prune.prune.masks import group_scores, out_view
-    from n2prune.prune.scope import global_keep, pruned_first
+    from n2prune.prune.scope import apply_global, rank_cells
     names, how = _common_criteria(cells)
-    dead: List[Optional[torch.Tensor]] = []
-    floors: List[float] = []
-    owners: List[Any] = []
-    for q in cells:
-        count = len(q._slices())
-        dead += q.dead_groups() if q.sticky else [None] * count
-        floors += [q.min_keep] * count
-        owners += [q] * count
-    each = []
-    for name in names:
-        criterion = CRITERIA.get(name)
-        scores = [s for q in cells for s in group_scores(
-            criterion, q._pattern, q.cell.weight, q.criterion_inputs, q._slices(),
-            _params(q, criterion), out_view(q.cell))]
-        each.append(global_keep(pruned_first(scores, dead, target), target, floors))
-    keeps = [combine_keeps(list(k), how) for k in zip(*each)]
-    for q in cells:
-        q.apply_keep([k for k, owner in zip(keeps, owners) if owner is q], groups=True)
+    each = [rank_cells(cells, target, name) for name in names]
+    apply_global(cells, [combine_keeps(list(k), how) for k in zip(*each)])
 
 
 def combined_problem(args: Dict[str, Any], pattern: str) -> Optional[Tuple[str, str]]:

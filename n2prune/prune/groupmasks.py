@@ -7,7 +7,7 @@ Needs the PruneCell's ``mask``, ``prune_mode``, ``regrow``, ``prune_filler``, ``
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -37,19 +37,27 @@ class GroupMasks:
                                                            for part in self._slices()],
                                            criterion_masks.out_view(self.cell))
 
-    def group_scores(self) -> List[torch.Tensor]:
-        """The group scores of each input block (for Global scope ranking)."""
-        if self.prune_filler not in CRITERIA:
-            raise ValueError(f"PruneCell: prune_filler={self.prune_filler!r} gives no scores")
-        criterion = CRITERIA.get(self.prune_filler)
+    def group_scores(self, name: Optional[str] = None) -> List[torch.Tensor]:
+        """The group scores of each input block (for Global scope ranking) by the criterion
+        ``name`` (default: the cell's filler; one of a combined filler's criteria), with the
+        cell's parameters that criterion declares."""
+        name = self.prune_filler if name is None else name
+        if name not in CRITERIA:
+            raise ValueError(f"PruneCell: prune_filler={name!r} gives no scores")
+        criterion = CRITERIA.get(name)
         missing = criterion.missing(self.stats)
         if missing:
-            raise ValueError(f"PruneCell: criterion {self.prune_filler!r} needs the statistics "
+            raise ValueError(f"PruneCell: criterion {name!r} needs the statistics "
                              f"{', '.join(missing)}; a Pruner gathers them")
         return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
                                             self.criterion_inputs, self._slices(),
-                                            self.params["criterion"],
+                                            self.criterion_params(criterion),
                                             criterion_masks.out_view(self.cell))
+
+    def criterion_params(self, criterion: Any) -> Dict[str, Any]:
+        """The cell's criterion parameters that ``criterion`` declares."""
+        params = self.params["criterion"]
+        return {key.arg: params[key.arg] for key in criterion.params if key.arg in params}
 
     @torch.no_grad()
     def apply_keep(self, keeps: List[torch.Tensor], groups: bool = False) -> None:

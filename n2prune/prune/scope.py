@@ -189,13 +189,27 @@ def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
     if any(is_combined(q.prune_filler) for q in cells):  # each criterion ranked, then combined
         prune_global_combined(cells, target)
         return
-    scores, dead, floors, owners = [], [], [], []
+    apply_global(cells, rank_cells(cells, target))
+
+
+def rank_cells(cells: Sequence, target: float, criterion: Optional[str] = None
+               ) -> List[torch.Tensor]:
+    """Group keep-masks of every input block of ``cells`` (in order) from one ranking of
+    their group scores by ``criterion`` (default: each cell's filler) at ``target``: each
+    cell's ``min_keep`` its floor, its pruned groups first when it is ``sticky``."""
+    scores, dead, floors = [], [], []
     for q in cells:
-        parts = q.group_scores()
+        parts = q.group_scores(criterion)
         scores += parts
         dead += q.dead_groups() if q.sticky else [None] * len(parts)
         floors += [q.min_keep] * len(parts)
-        owners += [q] * len(parts)
-    keeps = global_keep(pruned_first(scores, dead, target), target, floors)
+    return global_keep(pruned_first(scores, dead, target), target, floors)
+
+
+def apply_global(cells: Sequence, keeps: Sequence[torch.Tensor]) -> None:
+    """Hand each cell its blocks' group keep-masks (``keeps`` in the order of rank_cells)."""
+    start = 0
     for q in cells:
-        q.apply_keep([k for k, owner in zip(keeps, owners) if owner is q], groups=True)
+        count = len(q._slices())
+        q.apply_keep(list(keeps[start:start + count]), groups=True)
+        start += count
