@@ -7,7 +7,7 @@ Pure functions the PruneCell calls for every criterion filler (``Magnitude``, ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -53,33 +53,16 @@ class OutView:
         return tensor.reshape(g, a, b, *rest).transpose(1, 2).reshape(g * b, a, *rest)
 
 
-View = Union[int, OutView]
+PLAIN = OutView()  # output channels already first: Conv, Linear
 
 
 def out_view(cell: nn.Module) -> OutView:
     """The output-channels-first view of ``cell``'s weight (ConvTranspose: transposed, with its
-    groups)."""
-    if isinstance(cell, nn.modules.conv._ConvTransposeNd) or out_dim(cell) == 1:
+    groups; also a layer declaring ``out_channel_dim = 1``)."""
+    if isinstance(cell, nn.modules.conv._ConvTransposeNd) \
+            or getattr(cell, "out_channel_dim", 0) == 1:
         return OutView(transposed=True, groups=int(getattr(cell, "groups", 1)))
-    return OutView()
-
-
-def out_dim(cell: nn.Module) -> int:
-    """The weight dimension holding output channels: 1 for ConvTranspose ([in, out/groups, ...])
-    (with groups > 1 it holds only out/groups of them: use :func:`out_view`)."""
-    if isinstance(cell, nn.modules.conv._ConvTransposeNd):
-        return 1
-    return int(getattr(cell, "out_channel_dim", 0))
-
-
-def _view(view: View) -> OutView:
-    """An :class:`OutView` from a view or a bare output dimension (1: transposed, no groups)."""
-    return view if isinstance(view, OutView) else OutView(transposed=view == 1)
-
-
-def as_out_in(tensor: torch.Tensor, view: View) -> torch.Tensor:
-    """``tensor`` viewed with output channels first."""
-    return _view(view).first(tensor)
+    return PLAIN
 
 
 def part_stats(stats: Mapping[str, torch.Tensor], weight: torch.Tensor,
@@ -90,11 +73,12 @@ def part_stats(stats: Mapping[str, torch.Tensor], weight: torch.Tensor,
 
 
 def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, torch.Tensor],
-              parts: Sequence[slice], params: Mapping, view: View = 0) -> List[torch.Tensor]:
+              parts: Sequence[slice], params: Mapping,
+              view: OutView = PLAIN) -> List[torch.Tensor]:
     """The criterion's scores of each input block of ``weight``, output channels first: the
     criterion sees the block and its weight-shaped statistics through ``view``
     (:class:`OutView`), so channel and activation criteria read ConvTranspose layers right."""
-    view, out = _view(view), []
+    out = []
     with torch.no_grad():
         for part in parts:
             block = weight[:, part]
@@ -106,13 +90,13 @@ def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, to
 
 def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                     stats: Mapping[str, torch.Tensor], parts: Sequence[slice], target: float,
-                    params: Mapping, view: View = 0,
+                    params: Mapping, view: OutView = PLAIN,
                     pruned: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
     """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope), shaped like
     the blocks; ``view`` sees ``weight`` output channels first (:func:`out_view`). ``pruned``
     (per block, bool, shaped like the block): weights already pruned, whose groups go first
     (masks only grow)."""
-    view, masks = _view(view), []
+    masks = []
     for i, (scores, part) in enumerate(zip(scores_of(criterion, weight, stats, parts, params,
                                                      view), parts)):
         shape = view.first(weight[:, part]).shape
@@ -122,24 +106,21 @@ def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor
 
 
 def dead_groups(pattern: Pattern, pruned: Sequence[torch.Tensor],
-                view: View = 0) -> List[torch.Tensor]:
+                view: OutView = PLAIN) -> List[torch.Tensor]:
     """Per block: the bool group tensor of groups whose members are all in ``pruned``."""
-    view = _view(view)
     return [pattern.dead(view.first(p), view.first(p).shape) for p in pruned]
 
 
 def group_scores(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                  stats: Mapping[str, torch.Tensor], parts: Sequence[slice],
-                 params: Mapping, view: View = 0) -> List[torch.Tensor]:
+                 params: Mapping, view: OutView = PLAIN) -> List[torch.Tensor]:
     """Group scores of each input block (what Global scope ranks across cells)."""
-    view = _view(view)
     return [pattern.groups(scores, criterion.norm, view.first(weight[:, part]).shape)
             for scores, part in zip(scores_of(criterion, weight, stats, parts, params, view),
                                     parts)]
 
 
 def expand_groups(pattern: Pattern, keep: torch.Tensor, weight: torch.Tensor,
-                  view: View = 0) -> torch.Tensor:
+                  view: OutView = PLAIN) -> torch.Tensor:
     """The per-weight keep-mask (shaped like ``weight``) of a group keep-mask."""
-    view = _view(view)
     return view.back(pattern.expand(keep, view.first(weight).shape))
