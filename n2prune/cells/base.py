@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
+
+import torch
+from torch import nn
 
 from n2prune.registry import Registry
 
@@ -40,3 +43,19 @@ class BuildContext:
         if self.config is not None and key in self.config:
             return self.config.error(key, message)
         return self.section.error(key if key in self.section else None, message)
+
+
+_ABSENT = object()
+
+
+def tensor_of(module: nn.Module, name: str) -> Optional[torch.Tensor]:
+    """``module.<name>`` for a parameter or buffer, read from the module's own dictionaries
+    (``nn.Module.__getattr__`` is a slow Python fallback, paid on every pass otherwise); a
+    name moved elsewhere (``torch.nn.utils.prune`` makes ``weight`` a plain attribute) is
+    read the usual way."""
+    value = module._parameters.get(name, _ABSENT)
+    if value is _ABSENT:
+        value = module._buffers.get(name, _ABSENT)
+        if value is _ABSENT:
+            return getattr(module, name)
+    return value

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from n2prune.cells.activation_functions import ActivatedCell, build_activation
-from n2prune.cells.base import CELLS, BuildContext
-from n2prune.cells.weighted import tensor_of
+from n2prune.cells.base import CELLS, BuildContext, tensor_of
 from n2prune.errors import ConfigError
 from n2prune.cells.inputs import (concat, read_nb_outputs, read_params, same_size,
                                   total_channels, warn_params_in_section)

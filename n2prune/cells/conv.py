@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from n2prune.cells.activation_functions import build_activation
-from n2prune.cells.base import CELLS, BuildContext
+from n2prune.cells.base import CELLS, BuildContext, tensor_of
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import read_nb_outputs, read_params, same_size
-from n2prune.cells.weighted import WeightCell, tensor_of
+from n2prune.cells.weighted import WeightCell
 from n2prune.cells.initializers import build_initializer
 from n2prune.cells.mapping import combined_map, groups_of
 from n2prune.ini.params import Key

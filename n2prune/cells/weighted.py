@@ -8,22 +8,8 @@ import torch
 from torch import nn
 
 from n2prune.cells.activation_functions import ActivatedCell
+from n2prune.cells.base import tensor_of
 
-
-_ABSENT = object()
-
-
-def tensor_of(module: nn.Module, name: str) -> Optional[torch.Tensor]:
-    """``module.<name>`` for a parameter or buffer, read from the module's own dictionaries
-    (``nn.Module.__getattr__`` is a slow Python fallback, paid on every pass otherwise); a
-    name moved elsewhere (``torch.nn.utils.prune`` makes ``weight`` a plain attribute) is
-    read the usual way."""
-    value = module._parameters.get(name, _ABSENT)
-    if value is _ABSENT:
-        value = module._buffers.get(name, _ABSENT)
-        if value is _ABSENT:
-            return getattr(module, name)
-    return value
 
 class WeightCell(ActivatedCell):
     """A cell with a ``weight`` (and optional ``bias``) that a PruneCell can be attached to.
