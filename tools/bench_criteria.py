@@ -76,7 +76,7 @@ def macs(net, kept: Optional[Dict[str, int]] = None) -> int:
     channels per layer (the next layer loses the matching inputs)."""
     kept = kept or {}
     out = {name: kept.get(name, net.cells[name].weight.shape[0]) for name in LAYERS}
-    conv1, conv2 = net.cells["conv1"].weight, net.cells["conv2"].weight
+    conv1 = net.cells["conv1"].weight
     total = 28 * 28 * out["conv1"] * conv1.shape[1] * 25
     total += 10 * 10 * out["conv2"] * out["conv1"] * 25
     total += out["fc1"] * out["conv2"] * 25

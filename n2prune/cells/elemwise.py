@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import List, Sequence
 
 import torch
-from torch import nn
 
 from n2prune.cells.activation_functions import ActivatedCell, build_activation
 from n2prune.cells.base import CELLS, BuildContext

@@ -10,7 +10,6 @@ keeps it exactly.
 from __future__ import annotations
 
 import copy
-import os
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple

@@ -14,7 +14,6 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from n2prune.data.exceptions import ParameterError
 from n2prune.data.partition import SET_NAMES
 from n2prune.ini.params import Key
 from n2prune.registry import Registry

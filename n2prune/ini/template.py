@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
-from n2prune.errors import ConfigError
 from n2prune.ini.files import MAX_TEMPLATE_BYTES, read_text_file
 from n2prune.ini.template_nodes import (MAX_NESTING, MAX_OUTPUT_CHARS, MAX_STEPS, Budget,
                                         Node, Params, Rendered, _Output, cpp_double,
