@@ -21,7 +21,9 @@ cosine decay over the run, batch 64, the same shuffling. Only the pruning differ
 
 Cubic window: from 0 to 75 % of the run, a step every ``--frequency`` epochs (default 0.25).
 Both sides draw the same dropout masks for a seed (the PruneCells get explicit seeds).
-Prints the test accuracy of the final weights per seed, and the mean per method and sparsity.
+Prints the test accuracy of the final weights per seed, the mean per method and sparsity, and
+per n2prune method its mean difference to torch seed by seed (paired: both sides start from the
+same weights and see the same batches), with its standard error.
 Takes minutes; not a CI test.
 """
 
@@ -201,7 +203,24 @@ def main(argv=None) -> int:
             cells.append(f"{100 * statistics.mean(values):.2f} % "
                          f"({', '.join(f'{100 * v:.2f}' for v in values)})")
         print(f"| {target:.0%} | " + " | ".join(cells) + " |")
+    if "torch" in args.methods:
+        for method in (m for m in args.methods if m != "torch"):
+            for target in args.sparsity:
+                print(paired(method, target, results[(method, target)],
+                             results[("torch", target)]))
     return 0
+
+
+def paired(method: str, target: float, ours: List[float], theirs: List[float]) -> str:
+    """One line comparing two methods seed by seed (same seed, same start, same batches):
+    the mean difference in points, its standard error, and the seeds won, level and lost."""
+    diffs = [100 * (a - b) for a, b in zip(ours, theirs)]
+    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    ahead = sum(d > 0 for d in diffs)
+    level = sum(d == 0 for d in diffs)
+    return (f"{target:.0%}: {method} - torch = {statistics.mean(diffs):+.3f} points "
+            f"(standard error {error:.3f}; ahead on {ahead}, level on {level}, behind on "
+            f"{len(diffs) - ahead - level} of {len(diffs)} seeds)")
 
 
 if __name__ == "__main__":
