@@ -70,6 +70,34 @@ def test_an_owned_tensor_is_overwritten_only_without_autograd():
         assert conv.activate(v, owned=True) is not v
 
 
+
+def test_hooks_on_an_activation_module_run():
+    """The fast path skips the activation module's call only when that call would run
+    nothing else: its own hooks, and global module hooks, still run (and in no_grad the
+    hooked module gets a tensor of its own, not the cell's overwritten one)."""
+    net = build_network(loads(FANOUT, "fanout.ini")).eval()
+    x = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = net.outputs(x, ["act", "sum"])
+        seen = []
+        act = net.cells["sum"].activation
+        handle = act.register_forward_hook(lambda m, i, o: seen.append(i[0].clone()) or -o)
+        hooked = net.outputs(x, ["act", "sum"])
+        handle.remove()
+        assert len(seen) == 1 and bool((seen[0] < 0).any())  # the pre-activation sum
+        assert torch.equal(hooked["sum"], -plain["sum"])
+        assert torch.equal(hooked["act"], plain["act"])   # other cells unaffected
+        assert torch.equal(net.outputs(x, ["sum"])["sum"], plain["sum"])  # removed: as before
+        calls = []
+        glob = torch.nn.modules.module.register_module_forward_hook(
+            lambda m, i, o: calls.append(type(m).__name__))
+        try:
+            assert torch.equal(net.outputs(x, ["sum"])["sum"], plain["sum"])
+        finally:
+            glob.remove()
+    assert calls.count("Rectifier") == 3  # act, one and sum
+
+
 def test_cells_read_parameters_moved_by_torch_prune():
     """Cells read their tensors from the module's own dictionaries (fast), and still see a
     weight torch.nn.utils.prune turned into a plain attribute."""

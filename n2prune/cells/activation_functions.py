@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from n2prune.cells.base import direct_calls, own_hooks
 from n2prune.ini.params import Key, kwargs_from, unknown_key_message
 from n2prune.registry import Registry, did_you_mean
 from n2prune.ini.values import read_float, read_word
@@ -177,8 +178,9 @@ class ActivatedCell(nn.Module):
 
     ``activate`` calls the activation's ``forward`` directly, kept as a plain attribute
     when ``activation`` is set: activations are stateless functions, and this skips two
-    ``nn.Module.__getattr__`` look-ups and the hook machinery of a module call on every pass
-    (hooks registered on an activation module are therefore not run: hook the cell).
+    ``nn.Module.__getattr__`` look-ups and the machinery of a module call on every pass.
+    An activation module that carries hooks, or any module while global hooks are set or
+    torch.jit traces, is called as a module instead, so its hooks run as torch users expect.
     Without autograd (inference), a tensor the cell made itself (``owned``) goes through the
     activation's in-place form ``forward_`` when it has one: no new tensor per pass.
     """
@@ -191,6 +193,7 @@ class ActivatedCell(nn.Module):
         if value is None:   # a plain attribute, not a None submodule (slow to read)
             self._modules.pop("activation", None)
         super().__setattr__(name, value)
+        self.__dict__["_activation_module"] = value
         self.__dict__["_activation_forward"] = None if value is None else value.forward
         self.__dict__["_activation_inplace"] = getattr(value, "forward_", None)
 
@@ -200,6 +203,9 @@ class ActivatedCell(nn.Module):
         forward = self._activation_forward
         if forward is None:
             return y
+        module = self._activation_module
+        if own_hooks(module) or not direct_calls():
+            return module(y)
         if owned and not torch.is_grad_enabled():
             inplace = self.__dict__.get("_activation_inplace")
             if inplace is not None:

@@ -16,6 +16,7 @@ from torch import nn
 
 from n2prune import ini as ini_module
 from n2prune.cells import CELLS, BuildContext
+from n2prune.cells.base import direct_calls, own_hooks
 from n2prune.errors import ConfigError
 from n2prune.registry import did_you_mean
 from n2prune.network.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
@@ -87,7 +88,7 @@ class Network(nn.Module):
         The execution plan (``_steps``, built once) holds each cell's module key, its inputs'
         slots in a list (0 is the input, i + 1 cell i's output) and the slots to free after
         it, so a pass does no name look-ups and keeps no output longer than needed. A cell
-        without hooks is run through its ``forward`` (see :func:`_direct_calls`)."""
+        without hooks is run through its ``forward`` (see :func:`n2prune.cells.base.direct_calls`)."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"network input must be (N, {', '.join(map(str, self.input_shape))})"
                              f" (NbChannels, SizeY, SizeX), got {tuple(x.shape)}")
@@ -95,14 +96,12 @@ class Network(nn.Module):
             if keep else None
         kept: Dict[Any, torch.Tensor] = {}
         modules = self.layers._modules
-        direct = _direct_calls()
+        direct = direct_calls()
         slots: List[Optional[torch.Tensor]] = [None] * (len(self._steps) + 1)
         slots[0] = last = x
         for index, (key, parents, frees) in enumerate(self._steps, 1):
             cell = modules[key]
-            if direct and not (cell._forward_pre_hooks or cell._forward_hooks or
-                               cell._backward_hooks or cell._backward_pre_hooks or
-                               cell._compiled_call_impl is not None):
+            if direct and not (own_hooks(cell) or cell._compiled_call_impl is not None):
                 cell = cell.forward
             if len(parents) == 1:
                 last = cell(slots[parents[0]])
@@ -127,21 +126,6 @@ class Network(nn.Module):
         """One line per cell (name, type, inputs, output shape, parameters, pruning), totals."""
         from n2prune.network.summary import network_summary
         return network_summary(self)
-
-
-_GLOBAL_HOOKS = tuple(getattr(torch.nn.modules.module, name, None) for name in (
-    "_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_hooks",
-    "_global_backward_pre_hooks"))
-
-
-def _direct_calls() -> bool:
-    """Whether a cell without hooks of its own may be run as ``cell.forward(...)``: what
-    ``nn.Module.__call__`` does then, less two Python frames per cell (a few per cent of a
-    pruned network's latency at batch 1); not while torch.jit traces (it records module
-    scopes) nor with global module hooks (or a torch that does not keep them where read)."""
-    if torch._C._get_tracing_state() is not None:
-        return False
-    return all(hooks is not None and not hooks for hooks in _GLOBAL_HOOKS)
 
 
 def _module_key(name: str, taken) -> str:
