@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.base import direct_calls, own_hooks
+from n2prune.cells.base import global_hooks
 from n2prune.ini.params import Key, kwargs_from, unknown_key_message
 from n2prune.registry import Registry, did_you_mean
 from n2prune.ini.values import read_float, read_word
@@ -179,8 +179,8 @@ class ActivatedCell(nn.Module):
     ``activate`` calls the activation's ``forward`` directly, kept as a plain attribute
     when ``activation`` is set: activations are stateless functions, and this skips two
     ``nn.Module.__getattr__`` look-ups and the machinery of a module call on every pass.
-    An activation module that carries hooks, or any module while global hooks are set or
-    torch.jit traces, is called as a module instead, so its hooks run as torch users expect.
+    An activation module that carries hooks, or any while global module hooks are set, is
+    called as a module instead, so the hooks run as torch users expect.
     Without autograd (inference), a tensor the cell made itself (``owned``) goes through the
     activation's in-place form ``forward_`` when it has one: no new tensor per pass.
     """
@@ -204,8 +204,9 @@ class ActivatedCell(nn.Module):
         if forward is None:
             return y
         module = self._activation_module
-        if own_hooks(module) or not direct_calls():
-            return module(y)
+        if (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or
+                module._backward_pre_hooks or global_hooks()):
+            return module(y)  # what own_hooks(module) says, inline: this runs on every pass
         if owned and not torch.is_grad_enabled():
             inplace = self.__dict__.get("_activation_inplace")
             if inplace is not None:

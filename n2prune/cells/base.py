@@ -64,6 +64,9 @@ def tensor_of(module: nn.Module, name: str) -> Optional[torch.Tensor]:
 _GLOBAL_HOOKS = tuple(getattr(torch.nn.modules.module, name, None) for name in (
     "_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_hooks",
     "_global_backward_pre_hooks"))
+_KNOWN = None not in _GLOBAL_HOOKS    # else: global hooks are kept where we cannot read them
+_PRE, _FORWARD, _BACKWARD, _BACKWARD_PRE = _GLOBAL_HOOKS
+_tracing_state = torch._C._get_tracing_state
 
 
 def own_hooks(module: nn.Module) -> bool:
@@ -77,6 +80,9 @@ def direct_calls() -> bool:
     ``nn.Module.__call__`` does then, less two Python frames per call (a few per cent of a
     pruned network's latency at batch 1); not while torch.jit traces (it records module
     scopes) nor with global module hooks (or a torch that does not keep them where read)."""
-    if torch._C._get_tracing_state() is not None:
-        return False
-    return all(hooks is not None and not hooks for hooks in _GLOBAL_HOOKS)
+    return not global_hooks() and _tracing_state() is None
+
+
+def global_hooks() -> bool:
+    """Whether module hooks registered for every module are set (or cannot be read)."""
+    return not _KNOWN or bool(_PRE or _FORWARD or _BACKWARD or _BACKWARD_PRE)
