@@ -2,7 +2,7 @@
 against torch.nn.utils.prune.global_unstructured with the same schedule, same loop.
 
     python tools/bench_prune_accuracy.py [--epochs 10] [--seeds 1 2] [--sparsity 0.95 0.98]
-                                         [--methods Magnitude LAMP torch]
+                                         [--methods Magnitude LAMP torch torch-current]
                                          [--data ../shared/data/mnist-10k]
 
 Both sides train networks/lenet.ini's LeNet (built by n2prune from the INI, the INI's own
@@ -17,7 +17,13 @@ cosine decay over the run, batch 64, the same shuffling. Only the pruning differ
   ranked globally);
 - torch: at each step of the same cubic schedule (same positions), ``global_unstructured``
   with ``L1Unstructured`` prunes the count that brings the total to the schedule's value
-  (torch prunes among the weights still unpruned: masks only grow).
+  (torch prunes among the weights still unpruned: masks only grow). As a plain loop calls
+  it, it ranks ``layer.weight``, computed by the last forward: the weights one optimiser
+  step ago;
+- torch-current: the same, ranking the current weights (``importance_scores`` =
+  ``weight_orig * weight_mask``). It is n2prune's ``Magnitude`` run by torch: the two give
+  the same masks and the same accuracy, seed for seed (tests/test_prune_torch_reference.py
+  checks the masks).
 
 Cubic window: from 0 to 75 % of the run, a step every ``--frequency`` epochs (default 0.25).
 Both sides draw the same dropout masks for a seed (the PruneCells get explicit seeds).
@@ -49,6 +55,7 @@ from n2prune.prune.schedules import HORIZON_FRACTION, cubic
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist-10k"
 BATCH = 64
+TORCH = ("torch", "torch-current")
 
 
 def build(ini: Path, environ: Dict[str, str], seed: int, scratch: Path):
@@ -95,7 +102,7 @@ def run(method: str, target: float, seed: int, epochs: int, frequency: float, in
     end = HORIZON_FRACTION * horizon
     step_every = max(1, int(frequency * size))
     pruner = None
-    if method != "torch":
+    if method not in TORCH:
         cells = n2prune.attach(net, types=tuple(type(c) for c in layers), prune_mode="Gradual",
                                prune_filler=method, scope="Global", schedule="Cubic",
                                start=0.0, threshold=target, frequency=step_every,
@@ -135,8 +142,12 @@ def run(method: str, target: float, seed: int, epochs: int, frequency: float, in
                 t = math.floor(position / step_every) * step_every
                 wanted = zeros_target(cubic(t, 0.0, end, 0.0, target), total_weights)
                 if wanted > pruned_now:
+                    current = None if method == "torch" else {
+                        (layer, "weight"): layer.weight_orig.detach() * layer.weight_mask
+                        for layer in layers}
                     prune.global_unstructured([(layer, "weight") for layer in layers],
                                               pruning_method=prune.L1Unstructured,
+                                              importance_scores=current,
                                               amount=wanted - pruned_now)
                     pruned_now = wanted
         if pruner:
@@ -164,13 +175,13 @@ def main(argv=None) -> int:
     parser.add_argument("--frequency", type=float, default=0.25,
                         help="epochs between schedule steps (default 0.25)")
     parser.add_argument("--methods", nargs="+", default=["Magnitude", "torch"],
-                        help="n2prune criteria (global, cubic) and/or torch (default "
-                             "Magnitude torch)")
+                        help="n2prune criteria (global, cubic), torch and/or "
+                             "torch-current (default Magnitude torch)")
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     args = parser.parse_args(argv)
     for method in args.methods:
-        if method != "torch" and method not in n2prune.prune.CRITERIA:
-            parser.error(f"--methods {method}: not a criterion; use torch or one of "
+        if method not in TORCH and method not in n2prune.prune.CRITERIA:
+            parser.error(f"--methods {method}: not a criterion; use torch, torch-current or "
                          f"{', '.join(n2prune.prune.CRITERIA.names())}")
     data = Path(args.data)
     if not (data / "train-images-idx3-ubyte.gz").exists():
@@ -192,7 +203,8 @@ def main(argv=None) -> int:
                     results.setdefault((method, target), []).append(acc)
                     print(f"  {target:.0%} seed {seed} {method:8s}: test accuracy "
                           f"{100 * acc:.2f} %, sparsity {achieved:.4f}", flush=True)
-    names = {"torch": "torch global_unstructured, Cubic"}
+    names = {"torch": "torch global_unstructured, Cubic",
+             "torch-current": "torch global_unstructured on current weights, Cubic"}
     print("| sparsity | " + " | ".join(names.get(m, f"n2prune global {m}, Cubic")
                                        for m in args.methods) + " |")
     print("|---|" + "---|" * len(args.methods))
