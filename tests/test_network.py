@@ -87,6 +87,21 @@ def test_our_networks_build_run_and_prune(path):
     assert net.targets and net.targets[0].cell == "softmax"
 
 
+
+def test_a_whole_network_saves_with_torch_without_the_environment(tmp_path, monkeypatch):
+    """torch.save(net) pickles the network; the INI's environment (os.environ) is not
+    written into the file: the loading process's own environment is used."""
+    monkeypatch.setenv("N2PRUNE_PROBE_VARIABLE", "do-not-write-me")
+    net = load_network(str(ROOT / "networks" / "lenet.ini"), epoch_size=1000).eval()
+    torch.save(net, tmp_path / "net.pt")
+    assert b"do-not-write-me" not in (tmp_path / "net.pt").read_bytes()
+    back = torch.load(tmp_path / "net.pt", weights_only=False).eval()
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))
+    assert back.ini.environ is os.environ
+    assert back.pruned_cells().keys() == net.pruned_cells().keys()
+
 def net_from(text: str, tmp_path, name="net.ini", **kwargs):
     path = tmp_path / name
     path.write_text(text)

@@ -64,6 +64,19 @@ class IniFile:
         self._table = SectionTable(path)
         self._wrappers: Dict[str, Section] = {}
 
+    def __getstate__(self) -> Dict[str, object]:
+        """Pickled (``torch.save(net)``) without the process environment: no variable of the
+        saving process leaks into the file, and the loading process's environment is used."""
+        state = dict(self.__dict__)
+        if state["environ"] is os.environ:
+            state["environ"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if self.environ is None:
+            self.environ = os.environ
+
     def section_names(self) -> List[str]:
         """Section names in file order, template output in place; ``""`` (global) first."""
         return self._table.names()
