@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from n2prune.errors import ConfigError
 from n2prune.network.build import load_network
 from n2prune.network.summary import synapses
+from n2prune.train.identity import RecordingEnviron
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,11 +89,17 @@ def test_our_networks_build_run_and_prune(path):
 
 
 
-def test_a_whole_network_saves_with_torch_without_the_environment(tmp_path, monkeypatch):
-    """torch.save(net) pickles the network; the INI's environment (os.environ) is not
-    written into the file: the loading process's own environment is used."""
+@pytest.mark.parametrize("environ", ["process", "copy", "recorded"])
+def test_a_whole_network_saves_with_torch_without_the_environment(tmp_path, monkeypatch,
+                                                                   environ):
+    """torch.save(net) pickles the network; the INI's environment (os.environ, a copy as
+    the benchmarks pass, the Trainer's recording view) is not written into the file: the
+    loading process's own environment is used."""
     monkeypatch.setenv("N2PRUNE_PROBE_VARIABLE", "do-not-write-me")
-    net = load_network(str(ROOT / "networks" / "lenet.ini"), epoch_size=1000).eval()
+    given = {"process": None, "copy": dict(os.environ),
+             "recorded": RecordingEnviron(os.environ)}[environ]
+    net = load_network(str(ROOT / "networks" / "lenet.ini"), epoch_size=1000,
+                       environ=given).eval()
     torch.save(net, tmp_path / "net.pt")
     assert b"do-not-write-me" not in (tmp_path / "net.pt").read_bytes()
     back = torch.load(tmp_path / "net.pt", weights_only=False).eval()

@@ -65,11 +65,11 @@ class IniFile:
         self._wrappers: Dict[str, Section] = {}
 
     def __getstate__(self) -> Dict[str, object]:
-        """Pickled (``torch.save(net)``) without the process environment: no variable of the
-        saving process leaks into the file, and the loading process's environment is used."""
+        """Pickled (``torch.save(net)``) without its environment, whatever mapping it was
+        (``os.environ``, a copy of it, a recording view): no variable of the saving process
+        leaks into the file, and the loading process's ``os.environ`` is used."""
         state = dict(self.__dict__)
-        if state["environ"] is os.environ:
-            state["environ"] = None
+        state["environ"] = None
         return state
 
     def __setstate__(self, state: Dict[str, object]) -> None:
