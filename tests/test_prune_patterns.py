@@ -7,6 +7,7 @@ from torch import nn
 from n2prune import ConfigError, PruneCell, load_network
 from n2prune.cells import Conv, Fc
 from n2prune.prune.patterns import PATTERNS, resolve_pattern
+from nets import FC8_MAGNITUDE  # one Fc of 8 inputs, Magnitude to 0.5; {extra} at line 13
 
 
 def fc_with(weight, **kwargs):
@@ -122,35 +123,20 @@ def test_bad_patterns_are_explained(kwargs, error, words):
         assert word in str(info.value)
 
 
-NET = """
-[sp]
-SizeX=8
-SizeY=1
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=4
-QWeight=Prune
-QWeight.PruningMode=Static
-QWeight.PruningFiller=Magnitude
-{extra}
-[fc.Target]
-"""
-
-
 def test_pattern_from_ini_with_its_own_keys(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningPattern=N:M\nQWeight.PruningN=1\n"
-                                     "QWeight.PruningM=8\nQWeight.Threshold=0.5"))
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningMode=Static\n"
+                                               "QWeight.PruningPattern=N:M\nQWeight.PruningN=1\n"
+                                               "QWeight.PruningM=8"))
     mask = load_network(str(path)).cells["fc"].quantizer.mask
     assert mask.sum(1).tolist() == [1, 1, 1, 1]
 
 
 def test_bad_pattern_in_ini_is_located(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningPattern=4:2"))
-    with pytest.raises(ConfigError, match=r"net.ini:13: \[fc\] QWeight.PruningPattern.*n=4"):
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningMode=Static\n"
+                                               "QWeight.PruningPattern=4:2"))
+    with pytest.raises(ConfigError, match=r"net.ini:14: \[fc\] QWeight.PruningPattern.*n=4"):
         load_network(str(path))
 
 

@@ -7,6 +7,7 @@ import torch
 from n2prune import ConfigError, PruneCell, load_network
 from n2prune.cells import Fc
 from n2prune.prune.schedules import SCHEDULES, cubic
+from nets import FC8_MAGNITUDE  # one Fc of 8 inputs, Magnitude to 0.5; {extra} at line 13
 
 
 def fc_with(schedule, size=(10, 10), **kwargs):
@@ -129,26 +130,9 @@ def test_bad_schedule_arguments_are_explained(kwargs, words):
         assert word in str(info.value)
 
 
-NET = """
-[sp]
-SizeX=8
-SizeY=1
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=4
-QWeight=Prune
-QWeight.PruningFiller=Magnitude
-QWeight.Threshold=0.5
-{extra}
-[fc.Target]
-"""
-
-
 def test_schedule_alone_from_ini_prunes_gradually(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.StartThreshold=0"))
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.StartThreshold=0"))
     net = load_network(str(path))
     q = net.cells["fc"].quantizer
     q.horizon = 100
@@ -160,7 +144,7 @@ def test_schedule_alone_from_ini_prunes_gradually(tmp_path):
 
 def test_schedule_keys_errors_are_located(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningSchedule=OneShot\n"
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=OneShot\n"
                                      "QWeight.PruningEnd=-3"))
     with pytest.raises(ConfigError, match=r"net.ini:14: \[fc\] QWeight.PruningEnd.*end=-3"):
         load_network(str(path))
@@ -182,7 +166,7 @@ def test_every_schedule_stays_in_its_range_and_reaches_the_target():
 
 def test_summary_shows_pattern_scope_and_schedule_per_cell(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.PruningEnd=600\n"
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.PruningEnd=600\n"
                                      "QWeight.PruningScope=Global\nQWeight.PruningMinKeep=0.1\n"
                                      "QWeight.PruningPattern=Channel\nQWeight.PruningRewind=0"))
     net = load_network(str(path))
