@@ -17,7 +17,7 @@ QWeight.Threshold=0.4
 [fc.Target]
 """
 
-# One Fc cell of 8 inputs pruned by Magnitude to 0.5 (mode: the default Gradual unless
+# One Fc cell of 8 inputs pruned by Magnitude to 0.5 (mode: N2D2's default Identity unless
 # {extra} says); {extra} is the line of the first extra key (13).
 FC8_MAGNITUDE = """
 [sp]

@@ -11,6 +11,7 @@ from torch import nn
 import n2prune
 from n2prune import ConfigError, PruneCell, load_network
 from n2prune.prune.scope import prune_global, pruned_first
+from nets import FC8_MAGNITUDE  # one Fc of 8 inputs, Magnitude to 0.5; {extra} at line 13
 
 
 def _linear(weight):
@@ -106,27 +107,14 @@ def test_regrow_must_be_a_bool():
         PruneCell(prune_filler="Magnitude", regrow="yes")
 
 
-NET = """[sp]
-SizeX=4
-SizeY=4
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=4
-QWeight=Prune
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=Magnitude
-{line}
-"""
-
-
 def test_ini_key_reaches_regrow_and_bad_values_are_located(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(NET.format(line="QWeight.PruningRegrow=1"))
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningMode=Gradual\n"
+                                        "QWeight.PruningRegrow=1"))
     net = load_network(str(path))
     assert net.cells["fc"].quantizer.regrow is True
     assert " regrow " in next(row for row in net.summary() if row.startswith("fc "))
-    path.write_text(NET.format(line="QWeight.PruningRegrow=maybe"))
-    with pytest.raises(ConfigError, match=r"net\.ini:12: \[fc\] QWeight\.PruningRegrow"):
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningMode=Gradual\n"
+                                        "QWeight.PruningRegrow=maybe"))
+    with pytest.raises(ConfigError, match=r"net\.ini:14: \[fc\] QWeight\.PruningRegrow"):
         load_network(str(path))
