@@ -132,7 +132,8 @@ def test_bad_schedule_arguments_are_explained(kwargs, words):
 
 def test_schedule_alone_from_ini_prunes_gradually(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.StartThreshold=0"))
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=Cubic\n"
+                                               "QWeight.StartThreshold=0"))
     net = load_network(str(path))
     q = net.cells["fc"].quantizer
     q.horizon = 100
@@ -145,7 +146,7 @@ def test_schedule_alone_from_ini_prunes_gradually(tmp_path):
 def test_schedule_keys_errors_are_located(tmp_path):
     path = tmp_path / "net.ini"
     path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=OneShot\n"
-                                     "QWeight.PruningEnd=-3"))
+                                               "QWeight.PruningEnd=-3"))
     with pytest.raises(ConfigError, match=r"net.ini:14: \[fc\] QWeight.PruningEnd.*end=-3"):
         load_network(str(path))
 
@@ -166,9 +167,12 @@ def test_every_schedule_stays_in_its_range_and_reaches_the_target():
 
 def test_summary_shows_pattern_scope_and_schedule_per_cell(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=Cubic\nQWeight.PruningEnd=600\n"
-                                     "QWeight.PruningScope=Global\nQWeight.PruningMinKeep=0.1\n"
-                                     "QWeight.PruningPattern=Channel\nQWeight.PruningRewind=0"))
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningSchedule=Cubic\n"
+                                               "QWeight.PruningEnd=600\n"
+                                               "QWeight.PruningScope=Global\n"
+                                               "QWeight.PruningMinKeep=0.1\n"
+                                               "QWeight.PruningPattern=Channel\n"
+                                               "QWeight.PruningRewind=0"))
     net = load_network(str(path))
     row = next(line for line in net.summary() if line.startswith("fc "))
     assert "Gradual/Magnitude t=0.5 pattern=Channel scope=Global(min_keep=0.1) " \
