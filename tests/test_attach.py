@@ -214,6 +214,23 @@ def test_attach_errors_name_what_is_wrong():
         n2prune.attach(nn.Linear(2, 2), treshold=0.5)
 
 
+
+def test_tied_weights_are_refused_unless_every_user_is_excluded():
+    """A mask on one user of a shared weight Parameter would not apply in the other's
+    forward: attach refuses, naming both, and nothing is attached."""
+    net = nn.Sequential(nn.Embedding(5, 4), nn.Linear(4, 4), nn.Linear(4, 5, bias=False))
+    net[2].weight = net[0].weight  # a language-model head tied to its embedding
+    with pytest.raises(ValueError, match=r"attach: 2's weight is tied to 0's .*exclude all"):
+        n2prune.attach(net, prune_filler="Magnitude")
+    assert all(getattr(layer, "quantizer", None) is None for layer in net)
+    twins = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    twins[1].weight = twins[0].weight
+    with pytest.raises(ValueError, match=r"0's weight is tied to 1's"):
+        n2prune.attach(twins, prune_filler="Magnitude")
+    assert list(n2prune.attach(net, exclude="2", prune_filler="Magnitude")) == ["1"]
+    shared = nn.Linear(4, 4)  # one module used twice is one layer, not a tie
+    assert list(n2prune.attach(nn.Sequential(shared, nn.ReLU(), shared))) == ["0"]
+
 def test_seed_gives_each_layer_its_own_random_stream():
     net = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8))
     cells = n2prune.attach(net, prune_mode="Static", threshold=0.5, prune_filler="Random", seed=5)

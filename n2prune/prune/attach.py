@@ -167,7 +167,8 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
 
     With ``seed=s`` the i-th chosen layer's cell gets seed ``s + i`` (distinct Random masks).
     With ``scope="Global"`` the new cells' masks come from one ranking over all of them.
-    A layer that already carries a quantizer is an error: ``detach`` it first.
+    A layer that already carries a quantizer is an error: ``detach`` it first; so is a
+    chosen layer whose weight another module shares (tied weights).
     """
     layers = select(model, include, exclude, types)
     if not layers:
@@ -180,6 +181,9 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
         raise ValueError(f"attach: {', '.join(taken)} already carr"
                          f"{'ies' if len(taken) == 1 else 'y'} a quantizer; "
                          f"n2prune.detach(model) first")
+    tied = _tied_weights(model, layers)
+    if tied:
+        raise ValueError(tied)
     seed = prunecell_args.pop("seed", None)
     cells = {}
     for index, (name, layer) in enumerate(layers.items()):
@@ -194,6 +198,25 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
         from n2prune.prune.scope import prune_global
         prune_global(ranked)
     return cells
+
+
+def _tied_weights(model: nn.Module, layers: Dict[str, nn.Module]) -> Optional[str]:
+    """The error for a chosen layer whose weight Parameter another module also holds (tied
+    weights): the mask would apply in one forward and not in the other's."""
+    owners: Dict[int, List[str]] = {}
+    for name, module in model.named_modules():
+        for param in module._parameters.values():
+            if param is not None:
+                owners.setdefault(id(param), []).append(name or "<model>")
+    for name, layer in layers.items():
+        weight = layer._parameters.get("weight")
+        others = [] if weight is None else [
+            other for other in owners[id(weight)] if other != (name or "<model>")]
+        if others:
+            return (f"attach: {name or '<model>'}'s weight is tied to "
+                    f"{', '.join(others)}'s (one Parameter): a mask would not follow every "
+                    f"use of it; exclude all of them (exclude=[...]) or untie the weights")
+    return None
 
 
 def pruned_layers(model: nn.Module) -> Dict[str, nn.Module]:
