@@ -2,6 +2,7 @@
 
 import copy
 import io
+import math
 import pickle
 import re
 
@@ -236,3 +237,30 @@ def test_seed_gives_each_layer_its_own_random_stream():
     cells = n2prune.attach(net, prune_mode="Static", threshold=0.5, prune_filler="Random", seed=5)
     assert [c.seed for c in cells.values()] == [5, 6]
     assert not torch.equal(cells["0"].mask, cells["1"].mask)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("scope", ["Layer", "Global"])
+def test_a_model_in_another_dtype_prunes_exactly_the_asked_count(dtype, scope):
+    """model.to(dtype) converts the masks with the weights but neither the threshold nor the
+    statistics (a bfloat16 0.8 would be 0.80078: 3 weights too many here), and bfloat16
+    scores rank like any others."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    cells = n2prune.attach(net, prune_mode="Gradual", threshold=0.8, prune_filler="Magnitude",
+                           scope=scope, schedule="Cubic")
+    pruner = n2prune.Pruner(net, horizon=100)
+    cells["0"].set_stat("probe", torch.tensor([0.8, 1e-3]))
+    net.to(dtype)
+    for _ in range(12):
+        pruner.on_step_end(10)
+    zeros = sum(int((cell.mask == 0).sum()) for cell in cells.values())
+    assert zeros == math.ceil(0.8 * 3096) == 2477
+    assert all(cell.mask.dtype == dtype for cell in cells.values())
+    assert all(cell.current_threshold.dtype == torch.float32 for cell in cells.values())
+    assert torch.equal(cells["0"].stats["probe"], torch.tensor([0.8, 1e-3]))
+    assert net(torch.randn(2, 3, 8, 8, dtype=dtype)).dtype == dtype
+    static = nn.Linear(10, 10).to(torch.bfloat16)
+    cell = n2prune.attach(static, prune_mode="Static", threshold=0.5,
+                          prune_filler="Magnitude")[""]
+    assert int((cell.mask == 0).sum()) == 50

@@ -33,7 +33,7 @@ from n2prune.prune.criteria_combined import combined_masks, is_combined
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.n2d2access import N2D2Access
 from n2prune.prune.groupmasks import GroupMasks
-from n2prune.prune.statbuffers import StatBuffers
+from n2prune.prune.statbuffers import STAT_PREFIX, StatBuffers
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
@@ -85,6 +85,19 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         for stat, value in (args["stats"] or {}).items():
             self.set_stat(stat, value)
         self._cell_ref: Optional[weakref.ref] = None
+
+    def _apply(self, fn, recurse: bool = True):
+        """``model.to(dtype)``, ``.half()``, ``.bfloat16()``: the mask follows the weights,
+        the threshold and the statistics keep their dtype (a bfloat16 threshold of 0.8 is
+        0.80078, which prunes more weights than asked); device moves apply to every buffer."""
+        kept = {name: value for name, value in self._buffers.items() if value is not None
+                and (name == "current_threshold" or name.startswith(STAT_PREFIX))}
+        super()._apply(fn, recurse)
+        for name, value in kept.items():
+            moved = self._buffers[name]
+            if moved is not None and moved.dtype != value.dtype:
+                self._buffers[name] = value.to(moved.device)
+        return self
 
     @classmethod
     def ini_keys(cls):

@@ -48,6 +48,8 @@ def select_lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
     if count == size:
         return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     if flat.device.type == "cpu":
+        if flat.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
+            flat = flat.float()
         keep = _select_numpy(flat.contiguous().numpy(), count)
         return torch.from_numpy(keep).reshape(scores.shape)
     if bool(torch.isnan(flat).any()):
