@@ -264,3 +264,35 @@ def test_a_model_in_another_dtype_prunes_exactly_the_asked_count(dtype, scope):
     cell = n2prune.attach(static, prune_mode="Static", threshold=0.5,
                           prune_filler="Magnitude")[""]
     assert int((cell.mask == 0).sum()) == 50
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("criterion, pattern", [("Magnitude", "Unstructured"),
+                                                ("ActivationMagnitude", "Unstructured"),
+                                                ("Taylor", "Channel")])
+def test_attach_to_a_half_precision_model_computes_and_prunes_in_its_dtype(
+        dtype, criterion, pattern):
+    """The mask takes the weights' dtype, so weight × mask does too (a float32 mask made
+    every forward of a half or bfloat16 model fail); statistics are gathered in float32."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 6 * 6, 10)).to(dtype)
+    cells = n2prune.attach(net, prune_mode="Gradual", threshold=0.5, prune_filler=criterion,
+                           pattern=pattern, schedule="OneShot")
+    pruner = n2prune.Pruner(net, horizon=80)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    pruner.on_train_begin()
+    for _ in range(10):
+        out = net(torch.randn(8, 3, 8, 8, dtype=dtype))
+        assert out.dtype == dtype
+        loss = F.cross_entropy(out.float(), torch.randint(0, 10, (8,)))
+        optimizer.zero_grad()
+        loss.backward()
+        pruner.on_before_optimizer_step()
+        optimizer.step()
+        pruner.on_step_end(8)
+    pruner.on_train_end()
+    assert pruner.sparsity() == pytest.approx(0.5, abs=0.01)
+    assert all(cell.mask.dtype == dtype for cell in cells.values())
+    assert all(value.dtype in (torch.float32, torch.float64)
+               for cell in cells.values() for value in cell.stats.values())

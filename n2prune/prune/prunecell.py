@@ -116,7 +116,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
             raise ValueError("PruneCell: this PruneCell is already attached to another cell; "
                              "create one PruneCell per cell")
         self._cell_ref = weakref.ref(cell)
-        self.mask = torch.ones_like(weight, dtype=torch.float32)
+        # the weights' dtype: weight × mask stays in it (a half or bfloat16 model computes so)
+        self.mask = torch.ones_like(weight, dtype=weight.dtype if weight.is_floating_point()
+                                    else torch.float32)
         for buffer in (self.counter, self.increment, self.position):
             buffer.zero_()
         self.rewind_weight = None
