@@ -88,7 +88,8 @@ class Network(nn.Module):
         The execution plan (``_steps``, built once) holds each cell's module key, its inputs'
         slots in a list (0 is the input, i + 1 cell i's output) and the slots to free after
         it, so a pass does no name look-ups and keeps no output longer than needed. A cell
-        without hooks is run through its ``forward`` (see :func:`n2prune.cells.base.direct_calls`)."""
+        without hooks is run through its ``forward``
+        (see :func:`n2prune.cells.base.direct_calls`)."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"network input must be (N, {', '.join(map(str, self.input_shape))})"
                              f" (NbChannels, SizeY, SizeX), got {tuple(x.shape)}")
