@@ -34,6 +34,21 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
+def make_folder(path: PathLike, option: str = "--output") -> Path:
+    """Create the output folder ``path`` (and its parents); where it cannot be, a ValueError
+    in one line naming the ``option`` that gave it, not the system's errno text."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: a file is there; give a folder (new or existing) "
+                         f"for the outputs")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: the folder cannot be created "
+                         f"({exc.strerror or exc}); choose another {option}") from None
+    return path
+
+
 def current_umask() -> int:
     """The process's umask (read from /proc where it can be, without changing it)."""
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2prune.cli import train_main
+from n2prune.cli import compact_main, train_main
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "networks" / "digits.ini")
@@ -130,6 +130,26 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, args, words):
     for word in words:
         assert word in err[0]
 
+
+
+@pytest.mark.parametrize("where, words", [("file", ["a file is there", "give a folder"]),
+                                          ("file/sub", ["cannot be created", "Not a directory",
+                                                        "choose another --output"])])
+def test_an_output_that_cannot_be_a_folder_is_a_one_line_error(tmp_path, capsys, where, words):
+    """n2prune-train and n2prune-compact name --output and say what would do, without the
+    system's errno text, and leave the file that was in the way alone."""
+    (tmp_path / "file").write_text("keep me")
+    output = str(tmp_path / where)
+    assert train_main([DIGITS, "-learn-epoch", "1", "--quiet", "--output",
+                       str(tmp_path / "run")]) == 0
+    capsys.readouterr()  # the short run's own warning (targets not reached in one epoch)
+    for main, args in ((train_main, [DIGITS, "-learn-epoch", "1", "--quiet"]),
+                       (compact_main, [DIGITS, "-w", str(tmp_path / "run" / "weights")])):
+        code = main([*args, "--output", output])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith(f"error: --output {output}: ")
+        assert "Errno" not in err[0] and all(word in err[0] for word in words)
+    assert (tmp_path / "file").read_text() == "keep me"
 
 def test_unknown_option_is_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exit:

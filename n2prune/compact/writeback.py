@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from n2prune.atomic import atomic_write_text
+from n2prune.atomic import atomic_write_text, make_folder
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.compact.ini_writer import compacted_ini_text
 from n2prune.compact.shrink import ShiftedConv, ShiftedFc, compact
@@ -57,8 +57,7 @@ def write_compacted(net, ini_path: str, out_dir: str, onnx: bool = True,
     in ``out_dir/weights/`` and ``out_dir/NAME.onnx`` (and, with ``masked_onnx``, ``net``
     itself, masks applied, as ``out_dir/NAME.masked.onnx``); returns the files written and
     the compacted network (exact, shift maps included)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     stem = name or Path(ini_path).stem
     small = compact(net)
     ready, changes = n2d2_ready(small)

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import IO, Optional
 
+from n2prune.atomic import make_folder
+
 LOCK_NAME = ".lock"
 
 
@@ -25,7 +27,7 @@ class RunLock:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._created = not self.folder.exists()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder(self.folder)
         self.path = self.folder / LOCK_NAME
         self._file: Optional[IO[str]] = open(self.path, "a+")
         try:
