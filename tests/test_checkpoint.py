@@ -96,8 +96,15 @@ def test_resume_from_a_damaged_checkpoint_is_refused(tmp_path, capsys):
     flip_tensor_byte(output / "checkpoint.pt")
     capsys.readouterr()
     assert _train(output, "--resume") == 2
-    assert "checkpoint.pt: damaged" in _one_error_line(capsys)
+    line = _one_error_line(capsys)
+    assert "checkpoint.pt: damaged" in line and line.endswith("--overwrite starts afresh")
     assert (output / "report.json").read_text() == before
+    (output / "checkpoint.pt").write_bytes((output / "checkpoint.pt").read_bytes()[:100])
+    assert _train(output, "--resume") == 2  # truncated: torch's own advice is left out
+    line = _one_error_line(capsys)
+    assert "unreadable checkpoint, damaged or truncated" in line and len(line) < 300
+    assert line.endswith("--overwrite starts afresh")
+    assert _train(output, "--overwrite") == 0
 
 
 @pytest.mark.parametrize("content,words", [

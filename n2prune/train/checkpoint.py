@@ -91,8 +91,8 @@ def load_checkpoint(path: Path, keys: Mapping[str, Kinds] = MODEL_KEYS) -> Dict[
     except FileNotFoundError:
         raise ValueError(f"{path}: no such checkpoint") from None
     except Exception as exc:  # torch raises many kinds for a damaged file
-        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'damaged'})") from None
+        raise ValueError(f"{path}: unreadable checkpoint, damaged or truncated "
+                         f"({type(exc).__name__}: {_first_sentence(str(exc))})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not an n2prune checkpoint (it holds a "
                          f"{type(data).__name__}, not a dict)")
@@ -127,6 +127,14 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, Any], where: st
         if len(text) > 300:
             text = text[:300] + "..."
         raise ValueError(f"{where}: its network does not fit this one ({text})") from None
+
+
+def _first_sentence(text: str, limit: int = 120) -> str:
+    """The first sentence of an exception's text, at most ``limit`` characters (torch's
+    own messages for a damaged file run to several sentences of advice)."""
+    first = text.strip().splitlines()[0] if text.strip() else "damaged"
+    first = first.split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[:limit - 3] + "..."
 
 
 def _names(kinds: Kinds) -> str:

@@ -54,25 +54,36 @@ class RunState:
                     print(f"note: no checkpoint in {self.output} yet: starting afresh",
                           file=sys.stderr)
                 return None
-            state = load_checkpoint(path, {"format": int})
-            if state["format"] != RUN_FORMAT:
-                raise ValueError(f"{path}: written in checkpoint format {state['format']}, this "
-                                 f"n2prune reads format {RUN_FORMAT} only; --overwrite starts "
-                                 f"afresh")
-            require_keys(state, RUN_KEYS, str(path))
-            require_keys(state["identity"], IDENTITY_KEYS, f"{path}: identity")
-            require_keys(state["state"], STATE_KEYS, f"{path}: state")
-            if state["state"]["best"] is not None:
-                require_keys(state["state"]["best"], BEST_KEYS, f"{path}: best")
-                if not 1 <= state["state"]["best"]["log_point"] <= len(state["state"]["rows"]):
-                    raise ValueError(f"{path}: its best log point is not one of its rows")
-            return state
+            try:
+                return self._resumable(path)
+            except ValueError as exc:
+                if "--overwrite" in str(exc):
+                    raise
+                raise ValueError(f"{exc}; --resume cannot continue from it: --overwrite "
+                                 f"starts afresh") from None
         if path.exists() and not self.options.overwrite and not self.options.test_only:
             raise ValueError(f"{self.output} already holds a run (checkpoint.pt): add --resume "
                              f"to continue it, --overwrite to start afresh, or choose another "
                              f"--output")
         return None
 
+
+    @staticmethod
+    def _resumable(path) -> Dict[str, Any]:
+        """The checkpoint at ``path``, checked entry by entry (one ValueError line)."""
+        state = load_checkpoint(path, {"format": int})
+        if state["format"] != RUN_FORMAT:
+            raise ValueError(f"{path}: written in checkpoint format {state['format']}, this "
+                             f"n2prune reads format {RUN_FORMAT} only; --overwrite starts "
+                             f"afresh")
+        require_keys(state, RUN_KEYS, str(path))
+        require_keys(state["identity"], IDENTITY_KEYS, f"{path}: identity")
+        require_keys(state["state"], STATE_KEYS, f"{path}: state")
+        if state["state"]["best"] is not None:
+            require_keys(state["state"]["best"], BEST_KEYS, f"{path}: best")
+            if not 1 <= state["state"]["best"]["log_point"] <= len(state["state"]["rows"]):
+                raise ValueError(f"{path}: its best log point is not one of its rows")
+        return state
 
     def _check_same_run(self) -> None:
         """--resume continues only the run that wrote the checkpoint (n2prune.train.identity)."""
