@@ -7,7 +7,6 @@ import torch
 
 from n2prune import load_network
 from n2prune.cli import compact_main
-from n2prune.compact import compact
 from n2prune.compact.costs import cost_report, macs, parameters
 from n2prune.compact.writeback import n2d2_ready, write_compacted
 from n2prune.n2d2io.read import read_weights

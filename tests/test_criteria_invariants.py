@@ -3,7 +3,6 @@ Static ones of test_criteria.py: Gradual pruning in a user loop reaches the targ
 Layer and Global scope, ConvTranspose layers, combinations bound the target from both sides,
 and a loop split and resumed from ``Pruner.state_dict()`` ends exactly like the whole loop."""
 
-import math
 
 import pytest
 import torch

@@ -4,7 +4,6 @@ with one process, errors on one rank, a distributed run killed and resumed (gloo
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
