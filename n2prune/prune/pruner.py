@@ -102,6 +102,7 @@ class Pruner:
         self.global_cells: List[PruneCell] = [c for c in self.cells.values()
                                               if getattr(c, "scope", "Layer") == "Global"]
         self.epoch, self.step, self.stimuli = 0, 0, 0
+        self.masks_changed = False  # whether the last on_step_end moved a threshold
         self.callbacks: List[Any] = []
         for callback in callbacks:
             self.add_callback(callback)
@@ -165,6 +166,7 @@ class Pruner:
                 rewind = getattr(cell, "rewind_weights", None)
                 if rewind is not None:
                     rewind()
+        self.masks_changed = fired
         self._dispatch("on_step_end", batch_size)
         return fired
 
