@@ -141,6 +141,9 @@ def train_parser() -> argparse.ArgumentParser:
     ours.add_argument("--nproc", type=int, metavar="N",
                       help="learn with N processes on this machine (DistributedDataParallel; "
                            "the INI batch stays the global batch, split between them)")
+    ours.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
+                      help="after each mask update, re-estimate BatchNorm statistics on N "
+                           "Learn batches (default 0: off, as N2D2)")
     ours.add_argument("--compact", action="store_true",
                       help="also write the compacted network (pruned channels removed: NET.ini, "
                            "weights/, NET.onnx) in OUTPUT/compact/, as n2prune-compact does")
@@ -169,7 +172,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,
             valid_metric=args.valid_metric, output=args.output, resume=args.resume,
             overwrite=args.overwrite, threads=args.threads, device=args.device,
-            quiet=args.quiet, compact=args.compact)
+            quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()

@@ -243,3 +243,85 @@ def test_compact_writes_the_compacted_network_and_its_figures(tmp_path):
 def test_compact_with_test_only_is_a_one_line_error(tmp_path, capsys):
     assert train_main([DIGITS, "-test", "--compact", "--output", str(tmp_path / "o")]) == 2
     assert "--compact" in capsys.readouterr().err
+
+
+BN_DIGITS = """
+DefaultModel=Frame
+[database]
+Type=Digits_Database
+Learn=0.7
+Validation=0.1
+[sp]
+SizeX=8
+SizeY=8
+NbChannels=1
+BatchSize=32
+[conv1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Linear
+ConfigSection=cfg
+QWeight=Prune
+[bn1]
+Input=conv1
+Type=BatchNorm
+NbOutputs=8
+ActivationFunction=Rectifier
+[fc]
+Input=bn1
+Type=Fc
+NbOutputs=10
+ConfigSection=cfg
+QWeight=Prune
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+[softmax.Target]
+[cfg]
+Solvers.LearningRate=0.05
+QWeight.PruningMode=Gradual
+QWeight.PruningFiller=Magnitude
+QWeight.StartThreshold=0.3
+QWeight.GammaThreshold=0.2
+QWeight.Threshold=0.7
+"""
+
+
+def test_recalibrate_bn_changes_only_the_batchnorm_statistics(tmp_path, monkeypatch):
+    """--recalibrate-bn N re-estimates BatchNorm statistics on N Learn batches after each
+    mask update, from a generator of its own: learning (losses, weights, masks) is the same
+    as without it; the running statistics, and so validation, are not."""
+    import n2prune.train.trainer as trainer_module
+    ini = tmp_path / "bn.ini"
+    ini.write_text(BN_DIGITS)
+    calls = []
+    real = trainer_module.recalibrate
+
+    def counting(net, batches):
+        calls.append([tuple(x.shape) for x in batches])
+        return real(net, batches)
+
+    monkeypatch.setattr(trainer_module, "recalibrate", counting)
+    runs = {}
+    for name, extra in (("plain", []), ("recalibrated", ["--recalibrate-bn", "3"])):
+        assert train_main([str(ini), "-learn-epoch", "3", "-seed", "4", "--quiet",
+                           "--output", str(tmp_path / name), *extra]) == 0
+        runs[name] = (tmp_path / name / "log.csv").read_text().splitlines()
+    assert calls == [[(32, 1, 8, 8)] * 3] * 2  # two mask updates: 0.3 -> 0.5 -> 0.7
+    plain, recalibrated = (torch.load(tmp_path / n / "model.pt")["net"] for n in runs)
+    for key, value in plain.items():
+        if "running" not in key and isinstance(value, torch.Tensor):
+            assert torch.equal(value, recalibrated[key]), key
+    assert not torch.equal(plain["layers.bn1.running_mean"],
+                           recalibrated["layers.bn1.running_mean"])
+    column = runs["plain"][0].split(",").index("learn_accuracy")
+    assert [r.split(",")[column] for r in runs["plain"]] == \
+        [r.split(",")[column] for r in runs["recalibrated"]]
+    with pytest.raises(SystemExit):
+        train_main([str(ini), "--recalibrate-bn", "x"])
+    assert train_main([str(ini), "-learn-epoch", "1", "--recalibrate-bn", "-1"]) == 2

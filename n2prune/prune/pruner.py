@@ -155,6 +155,7 @@ class Pruner:
         changed. Global cells are ranked together when their threshold moves."""
         fired = False
         global_fired = False
+        before = [float(cell.current_threshold) for cell in self.cells.values()]
         for cell in self.cells.values():
             if cell.update(batch_size):
                 fired = True
@@ -166,7 +167,9 @@ class Pruner:
                 rewind = getattr(cell, "rewind_weights", None)
                 if rewind is not None:
                     rewind()
-        self.masks_changed = fired
+        self.masks_changed = fired and any(  # a step at the final threshold changes nothing
+            float(cell.current_threshold) != value
+            for cell, value in zip(self.cells.values(), before))
         self._dispatch("on_step_end", batch_size)
         return fired
 

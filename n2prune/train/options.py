@@ -34,6 +34,8 @@ class TrainOptions:
     threads: Optional[int] = field(default=None, metadata=COSMETIC)
     device: str = "cpu"
     quiet: bool = field(default=False, metadata=COSMETIC)
+    # after each mask update, BatchNorm statistics from this many Learn batches (0: off)
+    recalibrate_bn: int = 0
     # write the compacted network (INI, N2D2 weights, ONNX) in <output>/compact/
     compact: bool = field(default=False, metadata=COSMETIC)
     # recorded by name and value when read (n2prune.train.identity)
@@ -55,6 +57,9 @@ class TrainOptions:
             from n2prune.registry import did_you_mean
             raise ValueError("-valid-metric: " + did_you_mean(self.valid_metric, list(METRICS),
                                                               "metric"))
+        if self.recalibrate_bn < 0:
+            raise ValueError(f"--recalibrate-bn must be >= 0 (batches; 0: off), got "
+                             f"{self.recalibrate_bn}")
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"--threads must be a positive integer, got {self.threads}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, TextIO
+from typing import Any, Dict, Optional, TextIO
 
 
 class Progress:
@@ -49,3 +49,12 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def describe_row(row: Dict[str, Any], metric: str) -> str:
+    """The line a log point prints (a row of log.csv)."""
+    text = (f"log point {row['log_point']}: epoch {row['epoch']:.2f}, loss "
+            f"{row['loss']:.4f}, learn {100 * row['learn_accuracy']:.2f}%")
+    if row["validation_score"] is not None:
+        text += f", validation {100 * row['validation_score']:.2f}% [{metric}]"
+    return text + f", sparsity {100 * row['sparsity']:.1f}%, lr {row['learning_rate']:.3g}"

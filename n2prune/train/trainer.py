@@ -34,7 +34,8 @@ from n2prune.prune.pruner import Pruner
 from n2prune.train.objective import make_objective
 from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
                                     options_dict)  # TrainOptions, options_dict re-exported
-from n2prune.train.progress import Progress
+from n2prune.train.progress import Progress, describe_row
+from n2prune.prune.recalibration import recalibrate
 from n2prune.train.resume import CHECKPOINT, RunState  # noqa: F401 (CHECKPOINT re-exported)
 from n2prune.solvers import SOLVERS
 
@@ -252,10 +253,21 @@ class Trainer(RunState):
             optimizer.step()
         if self.pruner.on_step_end(self.batch_size):
             self._sparsity = None
+            if self.options.recalibrate_bn and self.pruner.masks_changed:
+                self._recalibrate_batchnorm()
             self.ranks.check_identical(self.net, "after a mask update")
         with torch.no_grad():
             correct = int((self.objectives[0].estimated(outputs) == labels).sum())
         return float(loss.detach()), correct
+
+    def _recalibrate_batchnorm(self) -> None:
+        """--recalibrate-bn N: BatchNorm statistics from N random Learn batches, drawn with a
+        generator of their own seeded by the run's seed and stimuli (a resumed run, and every
+        rank, draws the same; the learning's own draws are untouched)."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.pruner.stimuli)
+        batches = [self.provider.random_batch("Learn", generator)[0]
+                   for _ in range(self.options.recalibrate_bn)]
+        recalibrate(self.net, batches)
 
     # ------------------------------------------------------------------ log points
     def _log_point(self, state, stats, plan, progress: Progress) -> None:
@@ -276,7 +288,7 @@ class Trainer(RunState):
             "pruning_done": all(c.quantizer.done for c in self.net.pruned_cells().values()),
         }
         state["rows"].append(row)
-        progress.line(self._describe(row))
+        progress.line(describe_row(row, self.options.valid_metric))
         if validation is not None and row["pruning_done"]:
             best = state["best"]
             if best is None or row["validation_score"] > best["score"]:
@@ -288,14 +300,6 @@ class Trainer(RunState):
             self._save_checkpoint(state)
             from n2prune.train.report import write_log
             write_log(self.output, state["rows"])
-
-    def _describe(self, row: Dict[str, Any]) -> str:
-        text = (f"log point {row['log_point']}: epoch {row['epoch']:.2f}, loss "
-                f"{row['loss']:.4f}, learn {100 * row['learn_accuracy']:.2f}%")
-        if row["validation_score"] is not None:
-            text += (f", validation {100 * row['validation_score']:.2f}% "
-                     f"[{self.options.valid_metric}]")
-        return text + f", sparsity {100 * row['sparsity']:.1f}%, lr {row['learning_rate']:.3g}"
 
     # ------------------------------------------------------------------ measures
     @torch.no_grad()
