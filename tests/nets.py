@@ -34,3 +34,51 @@ QWeight.Threshold=0.5
 {extra}
 [fc.Target]
 """
+
+# Conv, BatchNorm, Fc on the embedded digits; Gradual Magnitude 0.3 -> 0.5 -> 0.7 -> 0.9, a
+# step at the end of each of the first three epochs.
+BN_DIGITS = """
+DefaultModel=Frame
+[database]
+Type=Digits_Database
+Learn=0.7
+Validation=0.1
+[sp]
+SizeX=8
+SizeY=8
+NbChannels=1
+BatchSize=32
+[conv1]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Linear
+ConfigSection=cfg
+QWeight=Prune
+[bn1]
+Input=conv1
+Type=BatchNorm
+NbOutputs=8
+ActivationFunction=Rectifier
+[fc]
+Input=bn1
+Type=Fc
+NbOutputs=10
+ConfigSection=cfg
+QWeight=Prune
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+[softmax.Target]
+[cfg]
+Solvers.LearningRate=0.05
+QWeight.PruningMode=Gradual
+QWeight.PruningFiller=Magnitude
+QWeight.StartThreshold=0.3
+QWeight.GammaThreshold=0.2
+QWeight.Threshold=0.9
+"""

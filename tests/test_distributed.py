@@ -17,6 +17,7 @@ from n2prune.cli import train_main
 from n2prune.train.distributed import (TIMEOUT_ENV, Ranks, bit_checksum, reduce_statistics,
                                        timeout, world_from_env)
 from n2prune.train.launch import free_port, launch, rank_environment, train_command
+from nets import BN_DIGITS  # conv, BatchNorm, Fc on the embedded digits
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "networks" / "digits.ini")
@@ -342,6 +343,40 @@ def test_data_driven_criteria_give_the_same_masks_on_every_rank(tmp_path):
     rows = mask.reshape(mask.shape[0], -1)
     assert bool(((rows == 0).all(1) | (rows == 1).all(1)).all())  # whole channels
 
+
+
+def test_every_rank_recalibrates_batchnorm_on_the_batches_one_process_would(tmp_path):
+    # --recalibrate-bn draws its batches from a generator seeded by the seed and the global
+    # stimuli: the network saved right after the last mask update carries exactly the
+    # statistics one process computes from its weights on those batches
+    from n2prune.prune.recalibration import recalibrate
+    from n2prune.train.trainer import Trainer, TrainOptions
+    ini = tmp_path / "bn.ini"
+    ini.write_text(BN_DIGITS)
+    # random batches, a log point (and a Gradual step) every 40 of them: the last mask update
+    # is the last step
+    args = [str(ini), "-learn", "3840", "-log", "1280", "-log-epoch", "0", "-seed", "5",
+            "--threads", "1", "--quiet", "--recalibrate-bn", "2"]
+    process = subprocess.run(train_command([*args, "--output", str(tmp_path / "two"),
+                                            "--nproc", "2"]),
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr
+    saved = torch.load(tmp_path / "two" / "model.pt", weights_only=True)["net"]
+    stimuli = json.loads((tmp_path / "two" / "report.json").read_text())["stimuli"]
+    assert stimuli == 3840
+    trainer = Trainer(str(ini), TrainOptions(test_only=True, seed=5, quiet=True,
+                                             output=str(tmp_path / "check")))
+    try:
+        trainer.net.load_state_dict(saved)
+        generator = torch.Generator().manual_seed(5 * 1_000_003 + stimuli)
+        recalibrate(trainer.net, [trainer.provider.random_batch("Learn", generator)[0]
+                                  for _ in range(2)])
+    finally:
+        trainer.close()
+    for key in ("layers.bn1.running_mean", "layers.bn1.running_var"):
+        torch.testing.assert_close(getattr(trainer.net.cells["bn1"], key.split(".")[-1]),
+                                   saved[key], rtol=0, atol=0)
 
 def test_batchnorm_ranks_evaluate_the_network_rank_0_saves(tmp_path, mnist_dir,
                                                            monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from n2prune.cli import compact_main, train_main
+from nets import BN_DIGITS  # conv, BatchNorm, Fc on the embedded digits, Gradual to 0.9
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "networks" / "digits.ini")
@@ -131,7 +132,6 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, args, words):
         assert word in err[0]
 
 
-
 @pytest.mark.parametrize("where, words", [("file", ["a file is there", "give a folder"]),
                                           ("file/sub", ["cannot be created", "Not a directory",
                                                         "choose another --output"])])
@@ -245,53 +245,6 @@ def test_compact_with_test_only_is_a_one_line_error(tmp_path, capsys):
     assert "--compact" in capsys.readouterr().err
 
 
-BN_DIGITS = """
-DefaultModel=Frame
-[database]
-Type=Digits_Database
-Learn=0.7
-Validation=0.1
-[sp]
-SizeX=8
-SizeY=8
-NbChannels=1
-BatchSize=32
-[conv1]
-Input=sp
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=8
-ActivationFunction=Linear
-ConfigSection=cfg
-QWeight=Prune
-[bn1]
-Input=conv1
-Type=BatchNorm
-NbOutputs=8
-ActivationFunction=Rectifier
-[fc]
-Input=bn1
-Type=Fc
-NbOutputs=10
-ConfigSection=cfg
-QWeight=Prune
-[softmax]
-Input=fc
-Type=Softmax
-NbOutputs=10
-WithLoss=1
-[softmax.Target]
-[cfg]
-Solvers.LearningRate=0.05
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=Magnitude
-QWeight.StartThreshold=0.3
-QWeight.GammaThreshold=0.2
-QWeight.Threshold=0.7
-"""
-
-
 def test_recalibrate_bn_changes_only_the_batchnorm_statistics(tmp_path, monkeypatch):
     """--recalibrate-bn N re-estimates BatchNorm statistics on N Learn batches after each
     mask update, from a generator of its own: learning (losses, weights, masks) is the same
@@ -312,7 +265,7 @@ def test_recalibrate_bn_changes_only_the_batchnorm_statistics(tmp_path, monkeypa
         assert train_main([str(ini), "-learn-epoch", "3", "-seed", "4", "--quiet",
                            "--output", str(tmp_path / name), *extra]) == 0
         runs[name] = (tmp_path / name / "log.csv").read_text().splitlines()
-    assert calls == [[(32, 1, 8, 8)] * 3] * 2  # two mask updates: 0.3 -> 0.5 -> 0.7
+    assert calls == [[(32, 1, 8, 8)] * 3] * 3  # three mask updates: 0.3 -> ... -> 0.9
     plain, recalibrated = (torch.load(tmp_path / n / "model.pt")["net"] for n in runs)
     for key, value in plain.items():
         if "running" not in key and isinstance(value, torch.Tensor):
