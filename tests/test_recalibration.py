@@ -72,3 +72,40 @@ def test_the_callback_recalibrates_after_each_mask_update_only():
             assert torch.allclose(model[1].running_mean, means, atol=1e-5)
             assert model.training  # the loop's mode is left as it was
     assert changes >= 5 and pruner.sparsity() == pytest.approx(0.9, abs=0.01)
+
+
+class _Interrupted(Exception):
+    """Stands for a kill right after a checkpoint was written."""
+
+
+def test_a_resumed_recalibrating_run_ends_like_the_uninterrupted_one(tmp_path, monkeypatch):
+    """n2prune-train --recalibrate-bn draws its batches from the seed and the Pruner's
+    stimuli (both in the checkpoint): resuming is still exact."""
+    import n2prune.train.report as report
+    from n2prune.train.trainer import Trainer, TrainOptions
+    from nets import BN_DIGITS
+    ini = tmp_path / "bn.ini"
+    ini.write_text(BN_DIGITS)
+
+    def train(output, resume=False):
+        Trainer(str(ini), TrainOptions(learn_epoch=3, seed=5, threads=1, quiet=True,
+                                       recalibrate_bn=2, output=str(output),
+                                       resume=resume)).run()
+
+    train(tmp_path / "whole")
+    original = report.write_log
+
+    def write_log(*args, **kwargs):
+        original(*args, **kwargs)
+        raise _Interrupted
+    with monkeypatch.context() as patch:
+        patch.setattr(report, "write_log", write_log)
+        with pytest.raises(_Interrupted):
+            train(tmp_path / "cut")  # killed at the first log point, after a recalibration
+    train(tmp_path / "cut", resume=True)
+    whole, cut = (torch.load(tmp_path / name / "model.pt", weights_only=True)["net"]
+                  for name in ("whole", "cut"))
+    assert whole.keys() == cut.keys()
+    for key, value in whole.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, cut[key]), key
