@@ -109,7 +109,7 @@ def _on_module_registration(parent: nn.Module, name: str, child: Optional[nn.Mod
         raise TypeError(f"PruneCell cannot be attached to {type(parent).__name__} before its "
                         f"weight is initialised: run one forward pass first")
     _install_hooks(parent)
-    child.out_channel_dim = out_channel_dim(parent)  # read by channel patterns
+    child.out_channel_dim = out_channel_dim(parent)  # public (README); masks see the layer
     child.attach(parent)
     return None
 

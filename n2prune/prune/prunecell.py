@@ -170,7 +170,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
                 criterion, self._pattern, weight, self.criterion_inputs, self._slices(),
-                target, self.params["criterion"], criterion_masks.out_view(self.cell),
+                target, self.criterion_params(criterion), criterion_masks.out_view(self.cell),
                 self.pruned_parts())
             self.apply_keep(keeps)
             return

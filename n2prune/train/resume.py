@@ -56,9 +56,7 @@ class RunState:
                 return None
             try:
                 return self._resumable(path)
-            except ValueError as exc:
-                if "--overwrite" in str(exc):
-                    raise
+            except ValueError as exc:  # every refusal says the way out
                 raise ValueError(f"{exc}; --resume cannot continue from it: --overwrite "
                                  f"starts afresh") from None
         if path.exists() and not self.options.overwrite and not self.options.test_only:
@@ -74,8 +72,7 @@ class RunState:
         state = load_checkpoint(path, {"format": int})
         if state["format"] != RUN_FORMAT:
             raise ValueError(f"{path}: written in checkpoint format {state['format']}, this "
-                             f"n2prune reads format {RUN_FORMAT} only; --overwrite starts "
-                             f"afresh")
+                             f"n2prune reads format {RUN_FORMAT} only")
         require_keys(state, RUN_KEYS, str(path))
         require_keys(state["identity"], IDENTITY_KEYS, f"{path}: identity")
         require_keys(state["state"], STATE_KEYS, f"{path}: state")

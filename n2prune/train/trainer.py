@@ -31,11 +31,11 @@ from n2prune.errors import ConfigError
 from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
 from n2prune.prune.pruner import Pruner
+from n2prune.prune.recalibration import recalibrate
 from n2prune.train.objective import make_objective
 from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
                                     options_dict)  # TrainOptions, options_dict re-exported
 from n2prune.train.progress import Progress, describe_row
-from n2prune.prune.recalibration import recalibrate
 from n2prune.train.resume import CHECKPOINT, RunState  # noqa: F401 (CHECKPOINT re-exported)
 from n2prune.solvers import SOLVERS
 
