@@ -33,7 +33,7 @@ def _is_fc(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__ in ("Fc", "ShiftedFc")
 
 
-def _weight(module: nn.Module) -> torch.Tensor:
+def used_weight(module: nn.Module) -> torch.Tensor:
     """The weight the forward pass uses: n2prune cells' ``effective_weight()``, a torch
     layer's weight × the mask of the PruneCell ``attach`` gave it."""
     effective = getattr(module, "effective_weight", None)
@@ -53,7 +53,7 @@ def macs(net: nn.Module, input_shape: Optional[Sequence[int]] = None) -> Dict[st
     totals = {"dense": 0, "nonzero": 0}
 
     def hook(module, inputs, output):
-        weight = _weight(module)
+        weight = used_weight(module)
         connection = getattr(module, "connection", None)
         if _is_fc(module):
             dense, nonzero = weight.numel(), int((weight != 0).sum())
@@ -88,7 +88,7 @@ def parameters(net: nn.Module) -> Dict[str, int]:
     for module in net.modules():
         if (_is_conv(module) or _is_fc(module) or _is_deconv(module)) and \
                 getattr(module, "weight", None) is not None:
-            zeros += int((_weight(module) == 0).sum())
+            zeros += int((used_weight(module) == 0).sum())
     return {"total": total, "nonzero": total - zeros}
 
 

@@ -45,11 +45,11 @@ def export_onnx(net, path: Union[str, Path], opset: int = OPSET) -> Path:
 def baked(net):
     """A copy of ``net`` whose PruneCells are gone, their masks multiplied into the weights
     (n2prune cells, and torch layers given PruneCells by ``n2prune.attach``)."""
-    from n2prune.compact.costs import _weight
+    from n2prune.compact.costs import used_weight
     plain = copy.deepcopy(net)
     for module in plain.modules():
         if getattr(module, "quantizer", None) is not None:
-            weight = _weight(module).clone()
+            weight = used_weight(module).clone()
             module.quantizer = None
             module.weight.copy_(weight)
     return plain
