@@ -62,6 +62,15 @@ def _groups(mask: torch.Tensor, pattern: str) -> torch.Tensor:
     return mask.reshape(mask.shape[0], -1) if pattern == "Channel" else mask.reshape(-1, 1)
 
 
+def _layer_target(cell, size: int) -> int:
+    """Groups a cell prunes in Layer scope: ceil(t·groups), or per output row for group Row
+    (Wanda's default)."""
+    if cell.group == "Row":
+        rows = cell.mask.shape[0]
+        return rows * zeros_target(TARGET, size // rows)
+    return zeros_target(TARGET, size)
+
+
 def _pruned_groups(cell, pattern: str) -> int:
     return int((_groups(cell.mask, pattern).sum(dim=1) == 0).sum())
 
@@ -80,7 +89,7 @@ def test_gradual_pruning_in_a_user_loop_reaches_the_target_exactly(name, scope):
         assert bool(((groups == 0) | (groups == 1)).all())
         assert bool((groups.amin(dim=1) == groups.amax(dim=1)).all())  # whole groups
     if scope == "Layer":
-        assert pruned == [zeros_target(TARGET, size) for size in sizes]
+        assert pruned == [_layer_target(cell, size) for cell, size in zip(cells.values(), sizes)]
     else:
         assert sum(pruned) == zeros_target(TARGET, sum(sizes))
 
@@ -115,7 +124,8 @@ def _static(filler, scope: str, pattern: str, combine: str = "Any"):
     names = [filler] if isinstance(filler, str) else filler
     extra = {"calibration_batches": 2} if any(CRITERIA.get(n).needs for n in names) else {}
     cells = n2prune.attach(model, prune_mode="Static", prune_filler=filler, combine=combine,
-                           pattern=pattern, scope=scope, threshold=0.5, seed=0, **extra)
+                           pattern=pattern, scope=scope, threshold=0.5, seed=0, group="Layer",
+                           **extra)  # Layer: Wanda alone ranks per row by default
     pruner = n2prune.Pruner(cells)
     pruner.calibrate(model, _data(2), F.cross_entropy)
     return model, [_groups(cell.mask, pattern).amax(dim=1) == 0 for cell in cells.values()]

@@ -115,7 +115,7 @@ def test_a_pruner_state_continues_a_window_in_a_users_loop():
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(),
                                     torch.nn.Linear(5, 3))
-        attach(model, prune_filler="ActivationMagnitude", threshold=0.5)
+        attach(model, prune_mode="Static", prune_filler="ActivationMagnitude", threshold=0.5)
         return model, Pruner(model, calibration_batches=3)
 
     def steps(model, pruner, count, first):

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from n2prune.prune import statistics
 from n2prune.prune.criteria_activation import activation_magnitude, mag_act
@@ -153,7 +154,7 @@ def test_statistics_size_does_not_grow_with_batches():
     for batches in (1, 10):
         for _ in range(batches):
             x = torch.randn(4, 2, 5, 5)
-            statistics.update_inputs(stats, x, w, needs)
+            statistics.update_inputs(stats, x, w, needs, lambda x: F.unfold(x, 3))
             statistics.update_outputs(stats, torch.randn(4, 3, 3, 3), w, needs)
             statistics.update_grad(stats, torch.randn_like(w))
             statistics.update_momentum(stats, w, torch.randn_like(w), 0.9)

@@ -9,9 +9,9 @@ opens after every schedule step, so each pruning step uses statistics of recent 
 SnipMomentum's running score is updated at every step, window or not. Only forward passes
 in training mode count (validation passes are ignored).
 
-``calibrate(model, batches, loss_fn)`` runs a window at once, outside any training loop
-(one-shot pruning, the strategies): forward and backward on each batch, no optimiser step,
-the model's gradients and mode restored afterwards.
+``calibrate(model, batches, loss_fn=None)`` runs a window at once, outside any training loop
+(one-shot pruning, the strategies): in eval mode unless asked, forward only unless a
+criterion reads gradients, the model left exactly as it was found.
 
 ``state_dict()`` / ``load_state_dict()`` carry the window's position across a resume (the
 running values themselves are the cells' buffers). The module is a little over 300 lines: one
@@ -20,12 +20,18 @@ class whose hooks, one-shot window and resume share the window's state.
 
 from __future__ import annotations
 
+import itertools
+import math
+import warnings
 from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from n2prune.prune import statistics
+from n2prune.prune.batches import Forward, feed, left_as_found
+from n2prune.prune.budgets import BUDGETS
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import split_criteria
 
@@ -36,11 +42,19 @@ def criterion_names(cell: Any) -> Tuple[str, ...]:
 
 
 def needs_of(cell: Any) -> Set[str]:
-    """The statistics the cell's criteria read."""
+    """The statistics the cell's criteria and budget read."""
     out: Set[str] = set()
     for name in criterion_names(cell):
         out |= statistics.check_needs(CRITERIA.get(name).needs, f"criterion {name!r}")
+    budget = getattr(cell, "budget", "Uniform")
+    out |= statistics.check_needs(BUDGETS.get(budget).needs, f"budget {budget!r}")
     return out
+
+
+def gradient_criteria(cell: Any) -> Tuple[str, ...]:
+    """The cell's criteria that read gradients (calibration then needs a loss)."""
+    return tuple(name for name in criterion_names(cell)
+                 if set(CRITERIA.get(name).needs) & set(statistics.GRADIENT_STATS))
 
 
 class _Store:
@@ -66,6 +80,48 @@ def _param(cell: Any, name: str, default: Any) -> Any:
     return params.get("criterion", {}).get(name, default)
 
 
+def _unfolder(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The columns a convolution's weight rows read, [N, C·∏kernel, positions]: the exact
+    im2col of a 2-d convolution with zero padding (n2prune Conv, nn.Conv2d, and nn.Conv1d as
+    one row); for other convolutions (ConvTranspose, 3-d, other padding modes) every kernel
+    position of a channel is given the channel's values, which ignores the borders."""
+    weight = layer.weight
+    kernel = tuple(weight.shape[2:])
+    geometry = getattr(layer, "_geometry", None)
+    if geometry is not None:  # n2prune Conv: (crop, stride, padding, dilation)
+        crop, stride, padding, dilation = geometry
+        return _im2col(kernel, crop, stride, padding, dilation)
+    exact = isinstance(layer, (nn.Conv1d, nn.Conv2d)) and layer.padding_mode == "zeros"
+    padding = getattr(layer, "padding", 0)
+    if exact and isinstance(padding, str):
+        if padding == "valid":
+            padding = (0,) * len(kernel)
+        elif all(k % 2 for k in kernel):
+            padding = tuple(d * (k - 1) // 2 for d, k in zip(layer.dilation, kernel))
+        else:
+            exact = False  # 'same' with an even kernel pads unevenly
+    if exact and len(kernel) == 2:
+        return _im2col(kernel, None, layer.stride, padding, layer.dilation)
+    if exact:  # Conv1d: a 2-d convolution of one row
+        conv2d = _im2col((1,) + kernel, None, (1,) + tuple(layer.stride), (0,) + tuple(padding),
+                         (1,) + tuple(layer.dilation))
+        return lambda x: conv2d(x.unsqueeze(2))
+    positions = math.prod(kernel)
+
+    def repeat(x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], x.shape[1], 1, -1)
+        return flat.expand(-1, -1, positions, -1).reshape(x.shape[0], -1, flat.shape[-1])
+    return repeat
+
+
+def _im2col(kernel, crop, stride, padding, dilation) -> Callable[[torch.Tensor], torch.Tensor]:
+    def unfold(x: torch.Tensor) -> torch.Tensor:
+        if crop is not None:
+            x = F.pad(x, crop)
+        return F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
+    return unfold
+
+
 def _layer_input(module: nn.Module, inputs: tuple) -> torch.Tensor:
     """One tensor from a forward's inputs: several inputs are joined as the layer joins
     them (an n2prune Fc flattens and concatenates, a Conv concatenates channels)."""
@@ -88,6 +144,7 @@ class StatisticsCollector:
     """
 
     reduce: Optional[Callable[[Dict[str, torch.Tensor]], Any]] = None
+    calibrating = False  # True while calibrate() runs: forwards count in any mode
 
     def __init__(self, cells: Optional[Dict[str, Any]] = None, batches: Optional[int] = None):
         if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
@@ -114,10 +171,13 @@ class StatisticsCollector:
         self.cells = {name: cell for name, cell in cells.items() if needs_of(cell)}
         self._needs = {name: needs_of(cell) for name, cell in self.cells.items()}
         io = set(statistics.INPUT_STATS + statistics.OUTPUT_STATS)
+        self._unfold = {}
         for name, cell in self.cells.items():
             layer = cell.cell
             if not self._needs[name] & io:
                 continue
+            if "input_col_sq_mean" in self._needs[name] and layer.weight.dim() > 2:
+                self._unfold[name] = _unfolder(layer)
             self._handles.append(layer.register_forward_hook(self._hook(name)))
         if self._given is None and self.cells:  # the cells' CalibrationBatches: the largest
             self.batches = max(int(_param(cell, "calibration_batches",
@@ -142,14 +202,15 @@ class StatisticsCollector:
     # ----------------------------------------------------------------- gathering
     def _hook(self, name: str) -> Callable:
         def hook(layer: nn.Module, inputs: tuple, output: Any) -> None:
-            if not (self.active and layer.training) or not isinstance(output, torch.Tensor):
+            if not (self.active and (layer.training or self.calibrating)) \
+                    or not isinstance(output, torch.Tensor):
                 return
             needs = self._needs[name]
             bins = int(_param(self.cells[name], "entropy_bins", statistics.DEFAULT_BINS))
             with torch.no_grad(), _Store(self.cells[name]) as stats:
                 if needs & set(statistics.INPUT_STATS):
                     statistics.update_inputs(stats, _layer_input(layer, inputs),
-                                             layer.weight, needs)
+                                             layer.weight, needs, self._unfold.get(name))
                 if needs & set(statistics.OUTPUT_STATS):
                     statistics.update_outputs(stats, output, layer.weight, needs, bins)
         return hook
@@ -237,31 +298,54 @@ class StatisticsCollector:
         self._thresholds = dict(thresholds)
 
     # ----------------------------------------------------------------- one shot
-    def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Callable) -> int:
-        """Gather a whole window now from the first ``batches`` ``(inputs, targets)`` pairs
-        of an iterable, then recompute the masks (through the Pruner when bound, for the
-        Global ranking); returns the number of batches used. The model's mode and gradients
-        are left as they were."""
-        saved = {p: (None if p.grad is None else p.grad.clone()) for p in model.parameters()}
-        training = model.training
-        model.train()
-        self.restart()
-        used = 0
-        try:
-            for inputs, targets in batches:
-                if used >= self.batches:
-                    break
-                model.zero_grad(set_to_none=True)
-                loss_fn(model(inputs), targets).backward()
-                self.after_backward()
-                self.end_batch()
-                used += 1
-        finally:
-            model.train(training)
-            for p, grad in saved.items():
-                p.grad = grad
-        if used == 0:
+    def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Optional[Callable] = None,
+                  *, train: bool = False, forward: Optional[Forward] = None) -> int:
+        """Gather a whole window now from the first ``batches`` (at most the window's length,
+        ``calibration_batches``; a warning says when more were given), then recompute the
+        masks (through the Pruner when bound, for budgets and the Global ranking); returns the
+        number of batches used.
+
+        Forward passes only, without autograd, unless a criterion reads gradients: then
+        ``loss_fn(output, target)`` is required and backward runs (no optimiser step). The
+        model runs in eval mode (dropout off, BatchNorm using its running statistics) unless
+        ``train=True``; either way its modes, buffers, parameters, gradients and torch's random
+        state are as they were afterwards (only the pruning state changes). Batch forms:
+        :mod:`n2prune.prune.batches` (tensor, ``(inputs, targets)``, mapping called
+        ``model(**batch)``, or any batch with ``forward(model, batch)``)."""
+        gradients = sorted({name for cell in self.cells.values()
+                            for name in gradient_criteria(cell)})
+        if gradients and loss_fn is None:
+            raise ValueError(f"calibrate: criterion {', '.join(map(repr, gradients))} reads "
+                             f"gradients: give loss_fn(output, target) (a tensor to "
+                             f"backpropagate)")
+        taken = list(itertools.islice(iter(batches), self.batches + 1))
+        if not taken:
             raise ValueError("calibration: no batches (the iterable is empty)")
+        if len(taken) > self.batches:
+            warnings.warn(f"calibrate: used the first {self.batches} batches (the window, "
+                          f"calibration_batches={self.batches}); the rest were not read: "
+                          f"give Pruner(..., calibration_batches=N) to use more",
+                          stacklevel=3)
+            taken = taken[:self.batches]
+        self.restart()
+        self.calibrating = True
+        for cell in self.cells.values():
+            cell.__dict__["_calibrating"] = True
+        try:
+            with left_as_found(model, train, keep_grads=bool(gradients)), \
+                    torch.set_grad_enabled(bool(gradients)):
+                for batch in taken:
+                    if gradients:
+                        model.zero_grad(set_to_none=True)
+                    output, target = feed(model, batch, forward)
+                    if gradients:
+                        loss_fn(output, target).backward()
+                        self.after_backward()
+                    self.end_batch()
+        finally:
+            self.calibrating = False
+            for cell in self.cells.values():
+                cell.__dict__["_calibrating"] = False
         self.seen = self.batches  # the window is complete even with fewer batches
         self._reduce()
         if self._pruner is not None:
@@ -269,7 +353,7 @@ class StatisticsCollector:
         else:
             recompute(self.cells.values())
         self._thresholds = self._current_thresholds()
-        return used
+        return len(taken)
 
 
 _STATE_KEYS = {"seen": int, "batches": int, "thresholds": dict}
@@ -296,6 +380,22 @@ def recompute(cells: Iterable[Any]) -> None:
         if cell not in ranked:
             cell._refill()
     prune_global(ranked)
+
+
+def waiting_cells(cells: Dict[str, Any]) -> str:
+    """'' when every cell's criteria and budget have their statistics, else a description of
+    the first few that lack them (``name: criterion 'X' lacks input_sq_mean``)."""
+    lacking = []
+    for name, cell in cells.items():
+        needs = sorted(need for need in needs_of(cell) if need not in cell.stats)
+        if needs:
+            lacking.append(f"{name or '<model>'} ({cell.prune_filler}"
+                           f"{', budget ' + cell.budget if cell.budget != 'Uniform' else ''}) "
+                           f"lacks {', '.join(needs)}")
+    if not lacking:
+        return ""
+    more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
+    return "no statistics gathered: " + "; ".join(lacking[:3]) + more
 
 
 def waiting(cell: Any) -> bool:

@@ -47,6 +47,7 @@ class Criterion:
     norm: str = "L1"
     level: str = "weight"
     params: Tuple[Key, ...] = ()
+    group: str = "Layer"
 
     def __call__(self, weight: torch.Tensor, stats: Mapping[str, torch.Tensor],
                  **params) -> torch.Tensor:
@@ -61,16 +62,20 @@ CRITERIA: Registry = Registry("pruning criterion")
 
 
 def register_criterion(name: str, needs: Sequence[str] = (), norm: str = "L1",
-                       level: str = "weight", params: Sequence[Key] = ()) -> Callable:
+                       level: str = "weight", params: Sequence[Key] = (),
+                       group: str = "Layer") -> Callable:
     """Register ``score(weight, stats, **params)`` as the criterion ``name`` (decorator);
-    returns the function unchanged."""
+    returns the function unchanged. ``group``: the comparison group used when a PruneCell
+    does not choose one (``"Row"``: each output row ranked on its own, where the pattern has
+    rows)."""
     if norm not in NORMS:
         raise ValueError(f"criterion {name!r}: norm={norm!r}; allowed: {', '.join(NORMS)}")
     if level not in LEVELS:
         raise ValueError(f"criterion {name!r}: level={level!r}; allowed: {', '.join(LEVELS)}")
 
     def decorator(score: Score) -> Score:
-        CRITERIA.register(name)(Criterion(name, score, tuple(needs), norm, level, tuple(params)))
+        CRITERIA.register(name)(Criterion(name, score, tuple(needs), norm, level, tuple(params),
+                                          group))
         return score
     return decorator
 

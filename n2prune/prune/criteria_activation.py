@@ -1,12 +1,15 @@
-"""Activation-based weight criteria: ActivationMagnitude and MagAct (pure functions).
+"""Activation-based weight criteria: ActivationMagnitude, MagAct and Wanda (pure functions).
 
-Both weigh |w_ij| by a statistic of input j over the calibration batches, gathered by the
+They weigh |w_ij| by a statistic of input j over the calibration batches, gathered by the
 Pruner's forward hooks as running means (:mod:`n2prune.prune.statistics`):
 
 - ``input_sq_mean``: E[x_j²] per input feature (Linear) or input channel (Conv, over
   samples and positions), shape [in_features] / [in_channels];
 - ``input_mean``: E[x] over samples, per input feature (Linear) or per input map
-  (Conv: [in_channels, *spatial]).
+  (Conv: [in_channels, *spatial]);
+- ``input_col_sq_mean``: E[x_j²] over tokens per column a weight row reads: an input feature
+  (Linear; every leading dimension counts as a token), an input channel at one kernel position
+  (Conv: the unfolded patches, [in_channels·kh·kw]).
 
 For a grouped convolution (weight [out, in/groups, ...]) output o reads input channels
 ``(o // (out/groups)) * in/groups + j``; the number of groups is the statistic's length
@@ -76,3 +79,18 @@ def mag_act(weight: torch.Tensor, stats: Stats, **_: Any) -> torch.Tensor:
     per_input = mean.abs().reshape(mean.shape[0], -1).mean(dim=1) if weight.dim() > 2 \
         else mean.abs().reshape(-1)
     return weight.detach().abs() * broadcast_inputs(per_input, weight, "MagAct")
+
+
+@register_criterion("Wanda", needs=("input_col_sq_mean",), norm="L1", group="Row",
+                    params=(CALIBRATION_BATCHES,))
+def wanda(weight: torch.Tensor, stats: Stats, **_: Any) -> torch.Tensor:
+    """Wanda (Sun et al. 2023): |W_ij|·‖X_j‖₂ over the calibration tokens, compared within
+    each output row by default (``group="Row"``). ``X_j`` is input feature j of a Linear (all
+    leading dimensions are tokens) or, for a convolution, input channel c at kernel position
+    (kh, kw) over the unfolded patches (weight [out, in/g, kh, kw] seen as
+    [out, in/g·kh·kw]). The norm is taken as sqrt(N·E[x_j²]) with N the common token count,
+    so it ranks as ‖X_j‖₂ does within a layer."""
+    sq = gathered(stats, "input_col_sq_mean", "Wanda")
+    rows = weight.reshape(weight.shape[0], -1)
+    per_column = broadcast_inputs(sq.clamp_min(0).sqrt(), rows, "Wanda")
+    return (rows.detach().abs() * per_column).reshape(weight.shape)

@@ -126,7 +126,7 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     weight, parts = cell.cell.weight, cell._slices()
     each = [criterion_masks(criterion, cell._pattern, weight, cell.criterion_inputs, parts,
                             target, cell.criterion_params(criterion), out_view(cell.cell),
-                            cell.pruned_parts())
+                            cell.pruned_parts(), cell._compare)
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 

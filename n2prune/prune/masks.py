@@ -12,6 +12,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from n2prune.prune.comparison import LAYER, Comparison
 from n2prune.prune.criteria import Criterion
 from n2prune.prune.patterns import Pattern
 
@@ -91,17 +92,19 @@ def scores_of(criterion: Criterion, weight: torch.Tensor, stats: Mapping[str, to
 def criterion_masks(criterion: Criterion, pattern: Pattern, weight: torch.Tensor,
                     stats: Mapping[str, torch.Tensor], parts: Sequence[slice], target: float,
                     params: Mapping, view: OutView = PLAIN,
-                    pruned: Optional[Sequence[torch.Tensor]] = None) -> List[torch.Tensor]:
+                    pruned: Optional[Sequence[torch.Tensor]] = None,
+                    compare: Comparison = LAYER) -> List[torch.Tensor]:
     """Bool keep-masks, one per input block, at fraction ``target`` (Layer scope), shaped like
     the blocks; ``view`` sees ``weight`` output channels first (:func:`out_view`). ``pruned``
     (per block, bool, shaped like the block): weights already pruned, whose groups go first
-    (masks only grow)."""
+    (masks only grow). ``compare``: which groups compete (the block, or each output row)."""
     masks = []
     for i, (scores, part) in enumerate(zip(scores_of(criterion, weight, stats, parts, params,
                                                      view), parts)):
         shape = view.first(weight[:, part]).shape
         before = None if pruned is None else view.first(pruned[i])
-        masks.append(view.back(pattern.keep(scores, target, criterion.norm, shape, before)))
+        masks.append(view.back(pattern.keep(scores, target, criterion.norm, shape, before,
+                                            compare)))
     return masks
 
 

@@ -11,6 +11,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from n2prune.ini.params import Choice, Flag, Key, Range
 from n2prune.ini.values import read_bool, read_enum, read_float, read_uint, read_word
+from n2prune.prune.budgets import BUDGETS
+from n2prune.prune.comparison import COMPARISONS
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, combined_problem,
                                              criterion_keys, is_combined, read_filler)
@@ -80,6 +82,11 @@ PRUNE_KEYS: Tuple[Key, ...] = (
     Key("PruningPattern", "pattern", read_word, "Unstructured",
         "Unstructured, N:M (2:4), KxL (4x1), Channel", _PatternChoice()),
     Key("PruningScope", "scope", read_enum(SCOPES), "Layer", "Layer or Global", Choice(SCOPES)),
+    Key("PruningGroup", "group", read_enum(COMPARISONS), None,
+        "which scores compete: Layer (the whole cell) or Row (each output row on its own); "
+        "default: the criterion's (Row for Wanda), else Layer", Choice(COMPARISONS)),
+    Key("PruningBudget", "budget", read_enum(BUDGETS), "Uniform",
+        "per-cell sparsities from the common target: Uniform or OWL", Choice(BUDGETS)),
     Key("PruningMinKeep", "min_keep", read_float, 0.0,
         "Global scope: smallest kept fraction of each cell", _FRACTION),
     Key("PruningSchedule", "schedule", read_enum(SCHEDULES), "Linear", "Gradual schedule",
@@ -99,7 +106,7 @@ def member_keys() -> List[Tuple[str, str, Key]]:
     """(family, member, key) for the parameters every registered member declares."""
     found = []
     for family, registry in (("criterion", CRITERIA), ("pattern", PATTERNS),
-                             ("schedule", SCHEDULES)):
+                             ("schedule", SCHEDULES), ("budget", BUDGETS)):
         for name in registry.names():
             for key in registry.get(name).params:
                 found.append((family, name, key))
@@ -167,6 +174,13 @@ def validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     args["params"] = _member_params(args, kwargs)
     if "schedule" in kwargs and "prune_mode" not in kwargs:
         args["prune_mode"] = "Gradual"  # a schedule alone asks for gradual pruning
+    if "threshold" in kwargs and args["prune_mode"] == "Identity" \
+            and args["prune_filler"] != "None":
+        raise PruneArgumentError(
+            f"PruneCell: threshold={kwargs['threshold']!r} with prune_mode='Identity' (the "
+            f"default) prunes nothing; add prune_mode='Static' (prune now) or 'Gradual' "
+            f"(along a schedule)", "prune_mode" if "prune_mode" in kwargs else "threshold")
+    args["group"] = _blame("group", lambda: _group(args, "group" in kwargs))
     problem = _blame("prune_filler", lambda: _combination_problem(args))
     if problem is not None:  # an argument left at its default did not ask for it: the filler did
         arg, reason = problem
@@ -176,6 +190,7 @@ def validated(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     args["pattern_member"] = _blame("pattern" if shorthand or not pattern_args
                                     else pattern_args[0],
                                     lambda: PATTERNS.get(pattern)(**args["params"]["pattern"]))
+    args["compare_member"] = COMPARISONS.get(args["group"])
     args["schedule_member"] = _blame("schedule", lambda: SCHEDULES.get(args["schedule"])(
         **args["params"]["schedule"]))
     return args
@@ -185,7 +200,8 @@ def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dic
     pattern, shorthand = resolve_pattern(args["pattern"])
     chosen = {"pattern": (pattern, PATTERNS.get(pattern).params),
               "schedule": (args["schedule"], SCHEDULES.get(args["schedule"]).params),
-              "criterion": (args["prune_filler"], criterion_keys(args["prune_filler"]))}
+              "criterion": (args["prune_filler"], criterion_keys(args["prune_filler"])),
+              "budget": (args["budget"], BUDGETS.get(args["budget"]).params)}
     params: Dict[str, Dict[str, Any]] = {}
     used = set()
     for family, (_, keys) in chosen.items():
@@ -214,6 +230,32 @@ def _member_params(args: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Dic
     return params
 
 
+def _group(args: Dict[str, Any], given: bool) -> str:
+    """The comparison group: the one given, checked against the pattern, scope and filler;
+    else the criterion's own where the pattern allows it, else Layer."""
+    filler, pattern_text = args["prune_filler"], args["pattern"]
+    pattern = PATTERNS.get(resolve_pattern(pattern_text)[0])
+    if not given:
+        preferred = CRITERIA.get(filler).group if filler in CRITERIA else "Layer"
+        rows = COMPARISONS.get(preferred).rows
+        fits = not rows or (pattern.row_groups and args["scope"] == "Layer")
+        return preferred if fits else "Layer"
+    group = args["group"]
+    if not COMPARISONS.get(group).rows:
+        return group
+    if filler in MASK_FILLERS:
+        raise ValueError(f"group={group!r} ranks scores within each output row: "
+                         f"prune_filler={filler!r} has none; use a criterion")
+    if not pattern.row_groups:
+        raise ValueError(f"group={group!r} ranks the groups of each output row: "
+                         f"pattern={pattern_text!r} has no rows of several groups (use "
+                         f"Unstructured or KxL, or group='Layer')")
+    if args["scope"] != "Layer":
+        raise ValueError(f"group={group!r} compares within each output row of one cell; "
+                         f"scope={args['scope']!r} compares across cells: choose one")
+    return group
+
+
 def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
     """(argument to blame, reason) when the arguments do not go together, else None."""
     filler, pattern = args["prune_filler"], resolve_pattern(args["pattern"])[0]
@@ -233,6 +275,11 @@ def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
     if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
         return "pattern", (f"pattern={args['pattern']!r} prunes within each group; it cannot "
                            f"be ranked with scope='Global'")
+    if args["budget"] != "Uniform" and args["scope"] != "Layer":
+        return "budget", (f"budget={args['budget']!r} sets each cell's own target; "
+                          f"scope={args['scope']!r} ranks the cells together: choose one")
+    if args["budget"] != "Uniform" and filler == "None":
+        return "budget", f"budget={args['budget']!r} needs a filler that prunes, not 'None'"
     if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual":
         return "schedule", (f"schedule={args['schedule']!r} needs prune_mode='Gradual', not "
                             f"{args['prune_mode']!r}")

@@ -29,7 +29,8 @@ import torch
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_uint
 from n2prune.prune.criteria import group_norm
-from n2prune.prune.scope import layer_keep, pruned_first
+from n2prune.prune.comparison import LAYER, Comparison
+from n2prune.prune.scope import pruned_first
 from n2prune.registry import Registry, did_you_mean
 
 PATTERNS: Registry = Registry("pruning pattern")
@@ -42,6 +43,7 @@ class Pattern:
     name = "Unstructured"
     params: Tuple[Key, ...] = ()
     global_ranking = True  # whether group scores may be ranked across cells (Global scope)
+    row_groups = True  # whether group scores have rows of several groups (group="Row")
 
     def __init__(self, **params: Any):
         self.args = params
@@ -65,13 +67,15 @@ class Pattern:
         return self.groups((~pruned).to(torch.float32), "L1", shape) == 0
 
     def keep(self, scores: torch.Tensor, target: float, norm: str, shape: torch.Size,
-             pruned: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Per-weight keep-mask pruning ``target`` of this cell's groups (Layer scope); the
-        groups all pruned in ``pruned`` (per-weight bool, when given) go first."""
+             pruned: Optional[torch.Tensor] = None, compare: Comparison = LAYER
+             ) -> torch.Tensor:
+        """Per-weight keep-mask pruning ``target`` of this cell's groups (Layer scope), the
+        groups competing as ``compare`` says (the whole cell, or each output row); the groups
+        all pruned in ``pruned`` (per-weight bool, when given) go first."""
         groups = self.groups(scores, norm, shape)
         if pruned is not None:
             groups = pruned_first([groups], [self.dead(pruned, shape)], target)[0]
-        return self.expand(layer_keep(groups, target), shape)
+        return self.expand(compare.select(groups, target), shape)
 
     def __str__(self) -> str:
         return self.name
@@ -87,6 +91,7 @@ class Channel(Pattern):
     """Whole output channels: group score = norm over the channel's weights."""
 
     name = "Channel"
+    row_groups = False  # a row is one group
 
     def groups(self, scores, norm, shape):
         if scores.dim() == 1 and scores.numel() == shape[0]:
@@ -135,6 +140,7 @@ class NofM(Pattern):
 
     name = "N:M"
     global_ranking = False
+    row_groups = False  # already prunes within each group of M of a row
     params = (Key("PruningN", "n", read_uint, 2, "weights kept per group", _COUNT),
               Key("PruningM", "m", read_uint, 4, "group length along the inputs", _COUNT))
 
@@ -154,7 +160,7 @@ class NofM(Pattern):
             return 0
         return min(m, max(m - n, int(math.ceil(float(np.float32(target) * np.float32(m))))))
 
-    def keep(self, scores, target, norm, shape, pruned=None):
+    def keep(self, scores, target, norm, shape, pruned=None, compare=LAYER):
         m = self.args["m"]
         prune = self.pruned_per_group(target)
         width = shape[1] if len(shape) > 1 else scores.numel()

@@ -20,6 +20,7 @@ accepted by name.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any, Dict, List, Optional
 
@@ -69,7 +70,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
             setattr(self, key.arg, args[key.arg])
         self.params: Dict[str, Dict[str, Any]] = args["params"]
         self._pattern = args["pattern_member"]
+        self._compare = args["compare_member"]
         self._schedule = args["schedule_member"]
+        self.budget_target: float = self.threshold  # a budget's common target (OWL)
         self.default_period, self.horizon, self.epoch_size = 0, 0, 0
         seed = args["seed"]
         if seed is None:
@@ -161,17 +164,20 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         weight = self.cell.weight
         if is_combined(self.prune_filler):  # several criteria (n2prune.prune.criteria_combined)
             keeps = combined_masks(self, target)
+            self.__dict__["_waiting"] = keeps is None
             if keeps is not None:
                 self.apply_keep(keeps)
             return
+        self.__dict__["_waiting"] = False
         if self.prune_filler not in MASK_FILLERS:
             criterion = CRITERIA.get(self.prune_filler)
             if criterion.missing(self.stats):
+                self.__dict__["_waiting"] = True
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
                 criterion, self._pattern, weight, self.criterion_inputs, self._slices(),
                 target, self.criterion_params(criterion), criterion_masks.out_view(self.cell),
-                self.pruned_parts())
+                self.pruned_parts(), self._compare)
             self.apply_keep(keeps)
             return
         filler = MASK_FILLERS.get(self.prune_filler)
@@ -186,7 +192,20 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         if self.mask.shape != weight.shape:
             raise RuntimeError(f"PruneCell: mask shape {tuple(self.mask.shape)} does not match "
                                f"the weight shape {tuple(weight.shape)}; re-attach the PruneCell")
+        if self.__dict__.get("_waiting") and not self.cell.training \
+                and not self.__dict__.get("_calibrating"):
+            self._warn_waiting()
         return weight * self.mask
+
+    def _warn_waiting(self) -> None:
+        """Once: an inference forward while the masks still wait for statistics."""
+        if not self.__dict__.get("_warned_waiting"):
+            self.__dict__["_warned_waiting"] = True
+            warnings.warn(f"PruneCell on {type(self.cell).__name__} "
+                          f"{tuple(self.cell.weight.shape)}: criterion {self.prune_filler!r} "
+                          f"has no statistics yet, so nothing is pruned; run "
+                          f"n2prune.Pruner(model).calibrate(model, batches) first",
+                          stacklevel=4)
 
     # ----------------------------------------------------------------- schedule
     def update(self, batch_size: int) -> bool:
@@ -284,8 +303,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         sparsity = f"{self.sparsity():.4f}" if attached else "n/a (not attached)"
         extra = "".join(f", {name}={value!r}" for name, value in
                         (("pattern", str(self._pattern)), ("scope", self.scope),
+                         ("group", self.group), ("budget", self.budget),
                          ("schedule", self.schedule)) if value not in
-                        ("Unstructured", "Layer", "Linear"))
+                        ("Unstructured", "Layer", "Linear", "Uniform"))
         return (f"prune_mode={self.prune_mode!r}, prune_filler={self.prune_filler!r}, "
                 f"threshold={self.threshold:g}{extra}, "
                 f"current={self.get_current_threshold():.6g}, sparsity={sparsity}")

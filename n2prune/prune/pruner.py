@@ -30,9 +30,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
+from n2prune.prune.budgets import allocate
+from n2prune.prune.calibration import StatisticsCollector, needs_of, waiting_cells
+from n2prune.prune.options import PRUNE_MODES
 from n2prune.prune.prunecell import PruneCell
 
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_begin", "on_before_optimizer_step",
@@ -107,7 +111,7 @@ class Pruner:
         for callback in callbacks:
             self.add_callback(callback)
         # data-driven criteria: a collector gathers their statistics (n2prune.prune.calibration)
-        from n2prune.prune.calibration import StatisticsCollector, needs_of
+        self.budgets: Dict[str, float] = {}  # per-cell targets a budget (OWL) chose
         self.collector: Optional[StatisticsCollector] = None
         if any(needs_of(cell) for cell in self.cells.values()):
             self.collector = StatisticsCollector(batches=calibration_batches)
@@ -208,12 +212,17 @@ class Pruner:
         self.epoch, self.step, self.stimuli = state["epoch"], state["step"], state["stimuli"]
 
     # ----------------------------------------------------------------- criteria's extras
-    def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Any) -> int:
-        """Gather the criteria's statistics now from ``(inputs, targets)`` batches (forward
-        and backward, no optimiser step) and recompute the masks; returns the batches used."""
+    def calibrate(self, model: nn.Module, batches: Iterable, loss_fn: Any = None, *,
+                  train: bool = False, forward: Any = None) -> int:
+        """Gather the criteria's (and budgets') statistics now and recompute the masks; returns
+        the batches used. Forward only, in eval mode, the model left exactly as found, unless
+        a criterion reads gradients (``loss_fn(output, target)`` then required) or
+        ``train=True``; batches are tensors, ``(inputs, targets)`` pairs, mappings (called
+        ``model(**batch)``) or anything ``forward(model, batch)`` takes
+        (``StatisticsCollector.calibrate``). 0 when no cell reads statistics."""
         if self.collector is None:
-            return 0
-        return self.collector.calibrate(model, batches, loss_fn)
+            return 0  # no criterion or budget reads statistics: the masks need none
+        return self.collector.calibrate(model, batches, loss_fn, train=train, forward=forward)
 
     def penalty(self) -> torch.Tensor:
         """The cells' sparsity penalties (``regularization=`` L1 / GroupLasso, scheduled over
@@ -235,11 +244,26 @@ class Pruner:
 
     @torch.no_grad()
     def recompute(self) -> None:
-        """Refill every mask at the current thresholds (after new statistics, say)."""
+        """Refill every mask at the current thresholds (after new statistics, say); cells with
+        a budget (OWL) first get their own targets from it. A criterion or budget still
+        lacking its statistics is an error naming ``calibrate``."""
+        missing = waiting_cells(self.cells)
+        if missing:
+            raise ValueError(f"Pruner.recompute: {missing}; run pruner.calibrate(model, "
+                             f"batches) first (or train with the Pruner's hooks)")
+        for name, target in allocate(self.cells).items():
+            cell = self.cells[name]
+            cell.threshold = target
+            if not PRUNE_MODES.get(cell.prune_mode).scheduled:
+                cell.current_threshold.fill_(float(np.float32(target)))
+            elif float(cell.current_threshold) > target:
+                cell.current_threshold.fill_(float(np.float32(target)))
         for cell in self.cells.values():
             if getattr(cell, "scope", "Layer") != "Global":
                 cell._refill()
         self.rank_global()
+        self.budgets = {name: cell.threshold for name, cell in self.cells.items()
+                        if cell.budget != "Uniform"}
 
     # ----------------------------------------------------------------- statistics
     def statistics(self) -> Dict[str, Dict[str, float]]:

@@ -15,13 +15,17 @@ grad                 mean ∂L/∂w over calibration batches          weight
 momentum_score       s <- m·s + |w·g| at every training step      weight
 input_sq_mean        E[x_j²] over samples (and positions)         in features / channels
 input_mean           E[x] over samples                            input (one sample)
+input_col_sq_mean    E[x_j²] over tokens of the columns a weight  in features /
+                     row reads (conv: unfolded patches, zero      in channels × kernel
+                     padding included; Linear: input_sq_mean)     positions
 output_zero_frac     fraction of outputs <= 0 per channel         out channels
 output_mean          E[y] over samples                            channels × positions
 output_var           variance per channel (samples, positions)    out channels
 output_hist          histogram of per-sample channel means        out channels × bins
 ===================  ==========================================  ========================
 
-Helper entries are stored beside them: ``grad_count``, ``input_count``, ``output_count``
+Helper entries are stored beside them: ``grad_count``, ``input_count``,
+``input_col_count``, ``output_count``
 (what the running means have seen), ``output_chan_mean`` (behind ``output_var``) and
 ``output_hist_range`` (each channel's fixed bin range).
 """
@@ -29,7 +33,7 @@ Helper entries are stored beside them: ``grad_count``, ``input_count``, ``output
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, Set
+from typing import Callable, Dict, Iterable, Optional, Set
 
 import torch
 
@@ -39,7 +43,7 @@ from n2prune.ini.values import read_uint
 Stats = Dict[str, torch.Tensor]
 
 GRADIENT_STATS = ("grad", "momentum_score")
-INPUT_STATS = ("input_sq_mean", "input_mean")
+INPUT_STATS = ("input_sq_mean", "input_mean", "input_col_sq_mean")
 OUTPUT_STATS = ("output_zero_frac", "output_mean", "output_var", "output_hist")
 KNOWN_STATS = GRADIENT_STATS + INPUT_STATS + OUTPUT_STATS
 DEFAULT_BINS = 32
@@ -106,13 +110,17 @@ def update_momentum(stats: Stats, weight: torch.Tensor, grad: torch.Tensor,
 
 
 # ----------------------------------------------------------------------------- inputs
-def update_inputs(stats: Stats, x: torch.Tensor, weight: torch.Tensor, needs: Set[str]) -> None:
+def update_inputs(stats: Stats, x: torch.Tensor, weight: torch.Tensor, needs: Set[str],
+                  unfold: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
     """One batch of a layer's input ``x`` into the input statistics in ``needs``.
 
     A Linear layer counts rows of ``weight.shape[1]`` features (an n2prune Fc flattens its
     input; a sequence counts each position); a convolution counts samples, its positions
-    averaged within each."""
+    averaged within each. ``input_col_sq_mean`` of a convolution needs ``unfold`` (the layer's
+    im2col: [N, C, H, W] -> [N, C·kh·kw, positions])."""
     x = x.detach().to(torch.float32)
+    if "input_col_sq_mean" in needs:
+        _update_columns(stats, x, weight, unfold)
     linear = weight.dim() <= 2
     if linear:
         x = x.reshape(-1, weight.shape[1])
@@ -124,6 +132,21 @@ def update_inputs(stats: Stats, x: torch.Tensor, weight: torch.Tensor, needs: Se
     if "input_mean" in needs:
         _running(stats, "input_mean", x.mean(dim=0), old, count)
     _set_count(stats, "input_count", old + count)
+
+
+def _update_columns(stats: Stats, x: torch.Tensor, weight: torch.Tensor,
+                    unfold: Optional[Callable[[torch.Tensor], torch.Tensor]]) -> None:
+    if weight.dim() <= 2:
+        rows = x.reshape(-1, weight.shape[1])
+    elif unfold is None:
+        raise ValueError(f"statistic 'input_col_sq_mean': a {weight.dim()}-d weight needs "
+                         f"the layer's unfolding (2-d convolutions only)")
+    else:
+        cols = unfold(x)
+        rows = cols.movedim(1, -1).reshape(-1, cols.shape[1])
+    old = _count(stats, "input_col_count")
+    _running(stats, "input_col_sq_mean", rows.square().mean(dim=0), old, float(rows.shape[0]))
+    _set_count(stats, "input_col_count", old + float(rows.shape[0]))
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -187,7 +210,7 @@ def _update_histogram(stats: Stats, pooled: torch.Tensor, bins: int, fresh: bool
 def reset(stats: Stats) -> None:
     """Start a new window: the next batch replaces every running value (the counts go to
     0; SnipMomentum's score is kept). Nothing is deleted, so buffers keep their slots."""
-    for name in ("grad_count", "input_count", "output_count"):
+    for name in ("grad_count", "input_count", "input_col_count", "output_count"):
         if name in stats:
             stats[name].fill_(0)
 
