@@ -64,7 +64,8 @@ WORKER = textwrap.dedent("""
         mine, whole = {}, {}
         for stats, part, grad_parts in ((mine, slice(4 * rank, 4 * rank + 4), [rank]),
                                         (whole, slice(0, 8), [0, 1])):
-            S.update_inputs(stats, x[part], w, needs)
+            S.update_inputs(stats, x[part], w, needs,
+                            lambda t: torch.nn.functional.unfold(t, 3, padding=1))
             S.update_outputs(stats, y[part], w, needs)
             for k in grad_parts:
                 S.update_grad(stats, grads[k])

@@ -34,6 +34,8 @@ from torch.nn.modules.module import register_module_module_registration_hook
 
 from n2prune.cells.weighted import WeightCell
 from n2prune.prune.prunecell import PruneCell
+from n2prune.prune.reached import report as report_missed
+from n2prune.prune.scope import prune_global
 
 #: Layer types ``attach`` and ``layer.quantizer = PruneCell(...)`` accept.
 SUPPORTED: Tuple[Type[nn.Module], ...] = (nn.Linear, _ConvNd, WeightCell)
@@ -195,8 +197,8 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
         cells[name] = cell
     ranked = [cell for cell in cells.values() if cell.__dict__.pop("_ranked_later")]
     if ranked:
-        from n2prune.prune.scope import prune_global
         prune_global(ranked)
+    report_missed(cells)
     return cells
 
 

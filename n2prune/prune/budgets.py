@@ -3,16 +3,18 @@
 
 - ``Uniform`` (the default): every cell prunes its own ``threshold``.
 - ``OWL`` (Yin et al. 2024, outlier-weighed layerwise sparsity): the cells sharing the budget
-  and the same target ``t`` get sparsities that fall with their outlier ratio: the fraction
-  of their Wanda scores |W_ij|·‖X_j‖ above ``M`` times the cell's mean score. The ratios are
-  scaled to [0, 2λ] and each cell's sparsity is ``clip(c − D_l, t − λ, t + λ)`` (within
-  [0, 1]) with ``c`` chosen so that the sparsities, weighted by each cell's weight count,
+  and the same target ``t`` are grouped in blocks (a transformer layer: the name up to its
+  first index, :func:`block_of`), and each block gets a sparsity that falls with its outlier
+  ratio: the fraction of its Wanda scores |W_ij|·‖X_j‖ above ``M`` times their mean. The
+  ratios are scaled to [0, 2λ] and each block's sparsity is ``clip(c − D_l, t − λ, t + λ)``
+  (within [0, 1]) with ``c`` chosen so that the sparsities, weighted by weight counts,
   average to ``t`` exactly (a bisection: the average is monotone in ``c``). It reads the
   calibration statistic ``input_sq_mean``, so a Pruner gathers it for every cell with the
   budget, whatever its criterion.
 
-A member is a :class:`Budget`: ``allocate(cells, target, **params) -> [sparsity per cell]``,
-``needs`` (statistics it reads) and ``params`` (its parameter table).
+A member is a :class:`Budget`: ``allocate(cells, names, target, **params)`` returns the
+sparsity of each cell; ``needs`` lists the statistics it reads and ``params`` its parameter
+table.
 
 >>> [round(s, 4) for s in owl_sparsities([0.0, 0.5, 1.0], [1, 1, 2], 0.5, 0.1)]
 [0.6, 0.5333, 0.4333]
@@ -47,16 +49,33 @@ class Budget:
 BUDGETS: Registry = Registry("pruning budget")
 
 
-def _uniform(cells: Sequence[Any], target: float, **_: Any) -> List[float]:
+def _uniform(cells: Sequence[Any], names: Sequence[str], target: float, **_: Any
+             ) -> List[float]:
     return [target] * len(cells)
 
 
-def outlier_ratio(weight: torch.Tensor, input_sq_mean: torch.Tensor, m: float) -> float:
-    """OWL's layerwise outlier distribution: the fraction of Wanda scores |W_ij|·‖X_j‖ above
-    ``m`` times their mean (a weight seen output channels first)."""
-    scores = weight.detach().abs().to(torch.float64) * broadcast_inputs(
-        input_sq_mean.to(torch.float64).clamp_min(0).sqrt(), weight.to(torch.float64), "OWL")
+def wanda_scores(cell: Any) -> torch.Tensor:
+    """A cell's Wanda scores |W_ij|·‖X_j‖ (flat, float64), from its ``input_sq_mean``."""
+    weight = out_view(cell.cell).first(cell.cell.weight).detach().to(torch.float64)
+    norms = gathered(cell.stats, "input_sq_mean", "OWL").to(torch.float64).clamp_min(0).sqrt()
+    return (weight.abs() * broadcast_inputs(norms, weight, "OWL")).reshape(-1)
+
+
+def outlier_ratio(scores: torch.Tensor, m: float) -> float:
+    """OWL's layerwise outlier distribution: the fraction of ``scores`` above ``m`` times
+    their mean."""
     return float((scores > m * scores.mean()).to(torch.float64).mean())
+
+
+def block_of(name: str) -> str:
+    """The block a cell belongs to for OWL: its name up to the first index
+    (``encoder.layer.3.attention.self.query`` -> ``encoder.layer.3``); a name without an index
+    is a block of its own."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[:i + 1])
+    return name
 
 
 def owl_sparsities(ratios: Sequence[float], sizes: Sequence[int], target: float,
@@ -83,12 +102,24 @@ def owl_sparsities(ratios: Sequence[float], sizes: Sequence[int], target: float,
     return [min(high, max(low, shift - d)) for d in scaled]
 
 
-def _owl(cells: Sequence[Any], target: float, owl_m: float = 5.0, owl_lambda: float = 0.08,
-         **_: Any) -> List[float]:
-    ratios = [outlier_ratio(out_view(cell.cell).first(cell.cell.weight), gathered(cell.stats, "input_sq_mean", "OWL"),
-                            owl_m) for cell in cells]
-    sizes = [int(cell.mask.numel()) for cell in cells]
-    return owl_sparsities(ratios, sizes, target, owl_lambda)
+def _owl(cells: Sequence[Any], names: Sequence[str], target: float, owl_m: float = 5.0,
+         owl_lambda: float = 0.08, **_: Any) -> List[float]:
+    """OWL over blocks (:func:`block_of`, as OWL ranks transformer layers): each block's
+    outlier ratio is taken over all its cells' scores, and its cells share one sparsity."""
+    blocks: Dict[str, List[int]] = {}
+    for index, name in enumerate(names):
+        blocks.setdefault(block_of(name), []).append(index)
+    ratios, sizes = [], []
+    for members in blocks.values():
+        ratios.append(outlier_ratio(torch.cat([wanda_scores(cells[i]) for i in members]),
+                                    owl_m))
+        sizes.append(sum(int(cells[i].mask.numel()) for i in members))
+    chosen = [0.0] * len(cells)
+    for members, value in zip(blocks.values(), owl_sparsities(ratios, sizes, target,
+                                                                owl_lambda)):
+        for i in members:
+            chosen[i] = value
+    return chosen
 
 
 OWL_PARAMS = (
@@ -116,6 +147,6 @@ def allocate(cells: Dict[str, Any]) -> Dict[str, float]:
         member = BUDGETS.get(budget)
         team = [cells[name] for name in names]
         params = team[0].params.get("budget", {})
-        for name, value in zip(names, member.allocate(team, target, **params)):
+        for name, value in zip(names, member.allocate(team, names, target, **params)):
             chosen[name] = float(value)
     return chosen

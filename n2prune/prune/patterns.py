@@ -61,6 +61,10 @@ class Pattern:
         """Per-weight bool keep-mask of ``shape`` from a group keep-mask."""
         return keep.reshape(shape)
 
+    def group_size(self, shape: torch.Size) -> int:
+        """The most weights one group holds in a weight of ``shape`` (the pattern's rounding)."""
+        return 1
+
     def dead(self, pruned: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Bool group tensor (shaped as ``groups`` gives): groups whose every member is
         pruned in the per-weight bool ``pruned`` of a weight of ``shape``."""
@@ -101,6 +105,9 @@ class Channel(Pattern):
     def expand(self, keep, shape):
         return keep.reshape(-1, *([1] * (len(shape) - 1))).expand(shape)
 
+    def group_size(self, shape):
+        return int(np.prod(shape[1:]))
+
 
 @PATTERNS.register("KxL")
 class Block(Pattern):
@@ -129,6 +136,9 @@ class Block(Pattern):
         rows, cols = shape[0], int(np.prod(shape[1:]))
         full = keep.repeat_interleave(k, 0).repeat_interleave(l, 1)
         return full[:rows, :cols].reshape(shape)
+
+    def group_size(self, shape):
+        return self.args["k"] * self.args["l"]
 
     def __str__(self):
         return f"{self.args['k']}x{self.args['l']}"
@@ -184,6 +194,9 @@ class NofM(Pattern):
             keep.scatter_(1, order[:, :prune], False)
         keep = keep.reshape(padded.shape)[:, :width].reshape(moved.shape)
         return keep.movedim(-1, 1).reshape(shape) if scores.dim() > 1 else keep.reshape(shape)
+
+    def group_size(self, shape):
+        return self.args["m"]
 
     def groups(self, scores, norm, shape):
         raise ValueError("pattern N:M prunes within each group of M; it cannot be ranked "

@@ -38,6 +38,7 @@ from n2prune.prune.budgets import allocate
 from n2prune.prune.calibration import StatisticsCollector, needs_of, waiting_cells
 from n2prune.prune.options import PRUNE_MODES
 from n2prune.prune.prunecell import PruneCell
+from n2prune.prune.reached import report as report_missed
 
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_begin", "on_before_optimizer_step",
          "on_step_end", "on_epoch_end", "on_train_end")
@@ -174,6 +175,8 @@ class Pruner:
         self.masks_changed = fired and any(  # a step at the final threshold changes nothing
             float(cell.current_threshold) != value
             for cell, value in zip(self.cells.values(), before))
+        if self.masks_changed:
+            report_missed(self.cells)
         self._dispatch("on_step_end", batch_size)
         return fired
 
@@ -262,6 +265,7 @@ class Pruner:
             if getattr(cell, "scope", "Layer") != "Global":
                 cell._refill()
         self.rank_global()
+        report_missed(self.cells)
         self.budgets = {name: cell.threshold for name, cell in self.cells.items()
                         if cell.budget != "Uniform"}
 

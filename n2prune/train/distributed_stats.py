@@ -7,8 +7,8 @@ the collector calls its ``reduce`` hook on every cell's statistics; a distribute
 it to :func:`reduce_statistics` (``Ranks.start``), and a hand-written DDP loop can do the same:
 ``StatisticsCollector.reduce = staticmethod(reduce_statistics)``.
 
-- running means (``grad``, ``input_sq_mean``, ``input_mean``, ``output_zero_frac``,
-  ``output_mean``) are averaged weighted by their counts, and the counts summed;
+- running means (``grad``, ``input_sq_mean``, ``input_mean``, ``input_col_sq_mean``,
+  ``output_zero_frac``, ``output_mean``) are averaged weighted by their counts, and the counts summed;
 - ``output_var`` (population, with ``output_chan_mean``) is combined exactly from each rank's
   mean and variance;
 - ``output_hist``: each rank's histogram is re-binned into the union of the ranks' ranges
@@ -26,8 +26,9 @@ import torch
 import torch.distributed as dist
 
 COUNTED = {"grad": "grad_count", "input_sq_mean": "input_count", "input_mean": "input_count",
-           "output_zero_frac": "output_count", "output_mean": "output_count"}
-COUNTS = ("grad_count", "input_count", "output_count")
+           "input_col_sq_mean": "input_col_count", "output_zero_frac": "output_count",
+           "output_mean": "output_count"}
+COUNTS = ("grad_count", "input_count", "input_col_count", "output_count")
 SPECIAL = ("output_var", "output_chan_mean", "output_hist", "output_hist_range")
 
 
