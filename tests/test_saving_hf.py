@@ -160,3 +160,25 @@ def test_the_real_minilm_pruned_saves_exports_and_reloads(tmp_path):
     assert torch.equal(_hidden(loaded, inputs), expected)
     query = loaded.encoder.layer[5].attention.self.query.weight
     assert int((query == 0).sum()) == query.numel() // 2
+
+
+@pytest.mark.filterwarnings("ignore:PruneCell on Linear.*no statistics yet")
+def test_a_calibrated_bert_reloads_its_statistics_into_a_fresh_attached_one(tmp_path):
+    """Wanda's statistics (stat_* buffers, created by calibration) travel in the file and are
+    created while loading into a model attached alike but never calibrated."""
+    prune = dict(PRUNE, prune_filler="Wanda")
+    model = _bert()
+    n2prune.attach(model, **prune)
+    n2prune.Pruner(model).calibrate(model, [_inputs(), _inputs(batch=3, length=5)])
+    state = model.state_dict()
+    stats = [key for key in state if ".quantizer.stat_" in key]
+    assert len(stats) >= 12
+    path = tmp_path / "bert.safetensors"
+    safetensors_torch.save_file(state, str(path))
+    twin = _bert(seed=1)
+    n2prune.attach(twin, **prune)
+    assert not [key for key in twin.state_dict() if ".quantizer.stat_" in key]
+    twin.load_state_dict(safetensors_torch.load_file(str(path)))
+    for key, value in state.items():
+        assert torch.equal(value, twin.state_dict()[key]), key
+    assert torch.equal(_hidden(model, _inputs()), _hidden(twin, _inputs()))
