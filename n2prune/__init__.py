@@ -48,3 +48,6 @@ __all__ = [
     # sub-packages
     "cells", "compact", "quantizer", "__version__",
 ]
+
+from n2prune.export import export_onnx  # noqa: E402  (docs/saving.md)
+__all__ += ["export_onnx"]

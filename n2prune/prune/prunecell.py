@@ -273,12 +273,29 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         return mask_sparsity(self.mask, getattr(cell, "connection", None))
 
     # ----------------------------------------------------------------- state
-    def get_extra_state(self) -> Dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+    def get_extra_state(self) -> torch.Tensor:
+        """The Random filler's generator state, saved as ``<cell>._extra_state``: a plain
+        uint8 tensor of its own (contiguous, no shared storage), so ``safetensors``, Hugging
+        Face ``save_pretrained`` and ``torch.onnx.export`` accept the state_dict."""
+        return self.generator.get_state().clone()
 
-    def set_extra_state(self, state: Dict[str, Any]) -> None:
-        if isinstance(state, dict) and "generator" in state:
-            self.generator.set_state(state["generator"])
+    def set_extra_state(self, state: Any) -> None:
+        """The generator state from :meth:`get_extra_state`'s tensor, or from the dict
+        ``{"generator": tensor}`` checkpoints written before it was a tensor."""
+        if isinstance(state, dict):
+            state = state.get("generator")
+            if state is None:
+                return
+        if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 \
+                or state.dim() != 1:
+            raise ValueError(f"PruneCell: the saved extra state must be the generator state "
+                             f"(a 1-d uint8 tensor), got {_describe(state)}")
+        try:
+            self.generator.set_state(state.detach().cpu().contiguous())
+        except RuntimeError as exc:
+            raise ValueError(f"PruneCell: the saved generator state (uint8 tensor of "
+                             f"{state.numel()} bytes) does not fit a CPU torch.Generator "
+                             f"({str(exc).splitlines()[0]})") from None
 
     def __getstate__(self) -> Dict[str, Any]:
         # Copies and pickles drop the link to the cell (the cell's own __setstate__ re-links)
@@ -309,3 +326,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         return (f"prune_mode={self.prune_mode!r}, prune_filler={self.prune_filler!r}, "
                 f"threshold={self.threshold:g}{extra}, "
                 f"current={self.get_current_threshold():.6g}, sparsity={sparsity}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"

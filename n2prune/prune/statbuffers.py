@@ -35,8 +35,8 @@ class StatBuffers:
         if key in self._buffers and self._buffers[key] is not None \
                 and self._buffers[key].shape == value.shape:
             self._buffers[key].copy_(value.detach())
-        else:
-            self.register_buffer(key, value.detach().clone())
+        else:  # contiguous: safetensors refuses a transposed view's strides
+            self.register_buffer(key, value.detach().clone(memory_format=torch.contiguous_format))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for key, value in state_dict.items():  # statistics and rewind weights saved earlier
