@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 from torch.nn.modules.module import register_module_module_registration_hook
+from torch.nn.utils import parametrize
 
 from n2prune.cells.weighted import WeightCell
 from n2prune.prune.prunecell import PruneCell
@@ -106,6 +107,9 @@ def _on_module_registration(parent: nn.Module, name: str, child: Optional[nn.Mod
         raise TypeError(f"PruneCell cannot be attached to {type(parent).__name__}: it prunes "
                         f"{_SUPPORTED_TEXT}; use n2prune.attach(model) to prune every "
                         f"supported layer of a model")
+    problem = unprunable(parent)
+    if problem:
+        raise TypeError(f"PruneCell cannot be attached: {type(parent).__name__} {problem}")
     weight = getattr(parent, "weight", None)
     if isinstance(weight, nn.parameter.UninitializedParameter):
         raise TypeError(f"PruneCell cannot be attached to {type(parent).__name__} before its "
@@ -186,20 +190,62 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
     tied = _tied_weights(model, layers)
     if tied:
         raise ValueError(tied)
+    for name, layer in layers.items():
+        problem = unprunable(layer)
+        if problem:
+            raise ValueError(f"attach: {name or '<model>'} ({type(layer).__name__}) {problem}")
     seed = prunecell_args.pop("seed", None)
-    cells = {}
-    for index, (name, layer) in enumerate(layers.items()):
-        extra = {} if seed is None else {"seed": seed + index}
-        cell = PruneCell(**prunecell_args, **extra)
-        # Global cells skip their own Layer mask at attach: one ranking over all of them follows
-        cell._ranked_later = getattr(cell, "scope", "Layer") == "Global"
-        layer.quantizer = cell  # attaches (WeightCell.__setattr__ or the registration hook)
-        cells[name] = cell
-    ranked = [cell for cell in cells.values() if cell.__dict__.pop("_ranked_later")]
-    if ranked:
-        prune_global(ranked)
+    cells: Dict[str, PruneCell] = {}
+    try:
+        for index, (name, layer) in enumerate(layers.items()):
+            extra = {} if seed is None else {"seed": seed + index}
+            cell = PruneCell(**prunecell_args, **extra)
+            # Global cells skip their own mask at attach: one ranking over all of them follows
+            cell._ranked_later = getattr(cell, "scope", "Layer") == "Global"
+            layer.quantizer = cell  # attaches (WeightCell.__setattr__ or the registration hook)
+            cells[name] = cell
+        ranked = [cell for cell in cells.values() if cell.__dict__.pop("_ranked_later")]
+        if ranked:
+            prune_global(ranked)
+    except BaseException:
+        _undo(layers, cells)  # atomic: no PruneCell stays on the layers done before
+        raise
     report_missed(cells)
     return cells
+
+
+def _undo(layers: Dict[str, nn.Module], cells: Dict[str, PruneCell]) -> None:
+    for name in cells:
+        layer = layers[name]
+        if isinstance(layer, WeightCell):
+            layer.quantizer = None
+        else:
+            layer._modules.pop("quantizer", None)
+            _remove_hooks(layer)
+    for cell in cells.values():
+        cell.__dict__.pop("_ranked_later", None)
+
+
+def unprunable(layer: nn.Module) -> Optional[str]:
+    """Why a PruneCell cannot go on ``layer`` although its type is supported (a weight
+    computed by a parametrisation or another pruning tool, a weight without data), or None."""
+    if parametrize.is_parametrized(layer, "weight"):
+        return ("has a parametrised weight (torch.nn.utils.parametrizations: weight_norm, "
+                "spectral_norm, ...): remove it first, e.g. "
+                "torch.nn.utils.parametrize.remove_parametrizations(layer, 'weight')")
+    hooks = [type(hook).__name__ for hook in layer._forward_pre_hooks.values()]
+    if "WeightNorm" in hooks or "SpectralNorm" in hooks:
+        return ("has a weight computed by torch.nn.utils.weight_norm / spectral_norm: "
+                "remove it first (torch.nn.utils.remove_weight_norm(layer))")
+    if "weight_orig" in layer._parameters or "weight_mask" in layer._buffers:
+        return ("is already pruned by torch.nn.utils.prune (weight_orig, weight_mask): "
+                "torch.nn.utils.prune.remove(layer, 'weight') first")
+    weight = layer._parameters.get("weight")
+    if weight is not None and weight.is_meta:
+        return ("has its weight on the meta device (no values to rank): load or "
+                "materialise the weights first (model.to_empty(device=...) and "
+                "load_state_dict)")
+    return None
 
 
 def _tied_weights(model: nn.Module, layers: Dict[str, nn.Module]) -> Optional[str]:

@@ -80,6 +80,15 @@ def _param(cell: Any, name: str, default: Any) -> Any:
     return params.get("criterion", {}).get(name, default)
 
 
+def _finite(tensor: torch.Tensor, name: str, what: str, cell: Any) -> None:
+    """A ValueError naming the layer when a tensor a criterion's statistics come from holds
+    NaN or infinity (a statistic of it would rank by accident, or by tie order)."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name or '<model>'}: its {what} holds NaN or infinity while "
+                         f"gathering statistics for {cell.prune_filler!r}; the scores would "
+                         f"be meaningless (check the model and the calibration data)")
+
+
 def _unfolder(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """The columns a convolution's weight rows read, [N, C·∏kernel, positions]: the exact
     im2col of a 2-d convolution with zero padding (n2prune Conv, nn.Conv2d, and nn.Conv1d as
@@ -209,9 +218,12 @@ class StatisticsCollector:
             bins = int(_param(self.cells[name], "entropy_bins", statistics.DEFAULT_BINS))
             with torch.no_grad(), _Store(self.cells[name]) as stats:
                 if needs & set(statistics.INPUT_STATS):
-                    statistics.update_inputs(stats, _layer_input(layer, inputs),
-                                             layer.weight, needs, self._unfold.get(name))
+                    x = _layer_input(layer, inputs)
+                    _finite(x, name, "input", self.cells[name])
+                    statistics.update_inputs(stats, x, layer.weight, needs,
+                                             self._unfold.get(name))
                 if needs & set(statistics.OUTPUT_STATS):
+                    _finite(output, name, "output", self.cells[name])
                     statistics.update_outputs(stats, output, layer.weight, needs, bins)
         return hook
 
@@ -223,6 +235,7 @@ class StatisticsCollector:
             grad = layer.weight.grad
             if grad is None or not needs & set(statistics.GRADIENT_STATS):
                 continue
+            _finite(grad, name, "weight gradient", cell)
             with _Store(cell) as stats:
                 if "grad" in needs and self.active:
                     statistics.update_grad(stats, grad)

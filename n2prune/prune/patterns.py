@@ -65,6 +65,15 @@ class Pattern:
         """The most weights one group holds in a weight of ``shape`` (the pattern's rounding)."""
         return 1
 
+    def violations(self, mask: torch.Tensor, target: float) -> Tuple[int, int]:
+        """``(groups the pattern forbids, groups)`` of a mask (output channels first) at
+        ``target``: here, groups partly pruned (a group is pruned whole)."""
+        if type(self).groups is Pattern.groups:
+            return 0, mask.numel()  # every weight is its own group
+        kept = self.groups((mask != 0).to(torch.float64), "L1", mask.shape)
+        size = self.groups(torch.ones(mask.shape, dtype=torch.float64), "L1", mask.shape)
+        return int(((kept > 0) & (kept < size)).sum()), kept.numel()
+
     def dead(self, pruned: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Bool group tensor (shaped as ``groups`` gives): groups whose every member is
         pruned in the per-weight bool ``pruned`` of a weight of ``shape``."""
@@ -197,6 +206,17 @@ class NofM(Pattern):
 
     def group_size(self, shape):
         return self.args["m"]
+
+    def violations(self, mask, target):
+        """Groups of M keeping more than M minus the count ``target`` prunes."""
+        m = self.args["m"]
+        moved = (mask != 0).to(torch.int64)
+        moved = moved.movedim(1, -1) if moved.dim() > 1 else moved.reshape(1, -1)
+        lines = moved.reshape(-1, moved.shape[-1])
+        padded = lines.new_zeros(lines.shape[0], -(-lines.shape[1] // m) * m)
+        padded[:, :lines.shape[1]] = lines
+        kept = padded.reshape(-1, m).sum(dim=1)
+        return int((kept > m - self.pruned_per_group(target)).sum()), kept.numel()
 
     def groups(self, scores, norm, shape):
         raise ValueError("pattern N:M prunes within each group of M; it cannot be ranked "

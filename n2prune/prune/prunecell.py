@@ -273,6 +273,21 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         return mask_sparsity(self.mask, getattr(cell, "connection", None))
 
     # ----------------------------------------------------------------- state
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse masks the cell's pattern forbids (saved under another pattern, or edited)
+        before anything is copied."""
+        mask = state_dict.get(prefix + "mask")
+        attached = self._cell_ref is not None and self._cell_ref() is not None
+        if isinstance(mask, torch.Tensor) and attached and mask.shape == self.mask.shape:
+            threshold = state_dict.get(prefix + "current_threshold", self.current_threshold)
+            seen = criterion_masks.out_view(self.cell).first(mask)
+            bad, groups = self._pattern.violations(seen, float(threshold))
+            if bad:
+                raise ValueError(f"PruneCell ({self._pattern}): the mask in {prefix}mask breaks "
+                                 f"the pattern in {bad} of {groups} groups (saved under another "
+                                 f"pattern?); attach with the pattern it was saved with")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def get_extra_state(self) -> torch.Tensor:
         """The Random filler's generator state, saved as ``<cell>._extra_state``: a plain
         uint8 tensor of its own (contiguous, no shared storage), so ``safetensors``, Hugging

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -89,6 +91,9 @@ class Pruner:
         if epochs is not None and horizon is not None:
             raise ValueError("Pruner: give epochs or horizon (stimuli), not both")
         if epochs is not None:
+            if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) \
+                    or not math.isfinite(epochs) or epochs <= 0:
+                raise ValueError(f"Pruner: epochs={epochs!r} must be a finite number > 0")
             if epoch_size <= 0:
                 raise ValueError("Pruner: epochs needs epoch_size (stimuli per epoch)")
             horizon = int(round(epochs * epoch_size))
