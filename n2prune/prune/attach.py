@@ -36,7 +36,7 @@ from torch.nn.utils import parametrize
 from n2prune.cells.weighted import WeightCell
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.reached import report as report_missed
-from n2prune.prune.scope import prune_global
+from n2prune.prune.scope import SCOPES, scope_of, teams
 
 #: Layer types ``attach`` and ``layer.quantizer = PruneCell(...)`` accept.
 SUPPORTED: Tuple[Type[nn.Module], ...] = (nn.Linear, _ConvNd, WeightCell)
@@ -200,13 +200,13 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
         for index, (name, layer) in enumerate(layers.items()):
             extra = {} if seed is None else {"seed": seed + index}
             cell = PruneCell(**prunecell_args, **extra)
-            # Global cells skip their own mask at attach: one ranking over all of them follows
-            cell._ranked_later = getattr(cell, "scope", "Layer") == "Global"
+            # cells of a shared scope skip their own mask: one ranking of them all follows
+            cell._ranked_later = scope_of(cell).shared
             layer.quantizer = cell  # attaches (WeightCell.__setattr__ or the registration hook)
             cells[name] = cell
         ranked = [cell for cell in cells.values() if cell.__dict__.pop("_ranked_later")]
-        if ranked:
-            prune_global(ranked)
+        for name, team in teams(ranked).items():
+            SCOPES.get(name).rank(team)
     except BaseException:
         _undo(layers, cells)  # atomic: no PruneCell stays on the layers done before
         raise

@@ -34,6 +34,7 @@ from n2prune.prune.batches import Forward, feed, left_as_found
 from n2prune.prune.budgets import BUDGETS
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import split_criteria
+from n2prune.prune.scope import rank_by_scope
 
 def criterion_names(cell: Any) -> Tuple[str, ...]:
     """The criteria a PruneCell scores with (several when combined: ``A+B``)."""
@@ -384,15 +385,9 @@ def _check_state(state: Any, keys: Dict[str, type], where: str) -> None:
 
 
 def recompute(cells: Iterable[Any]) -> None:
-    """Refill the masks of ``cells`` at their current thresholds: Layer-scope cells each on its
-    own, Global-scope ones ranked together."""
-    from n2prune.prune.scope import prune_global
-    cells = list(cells)
-    ranked = [cell for cell in cells if getattr(cell, "scope", "Layer") == "Global"]
-    for cell in cells:
-        if cell not in ranked:
-            cell._refill()
-    prune_global(ranked)
+    """Refill the masks of ``cells`` at their current thresholds, as their scopes rank
+    (Layer: each on its own; Global: together)."""
+    rank_by_scope(cells)
 
 
 def waiting_cells(cells: Dict[str, Any]) -> str:

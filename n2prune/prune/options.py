@@ -238,7 +238,7 @@ def _group(args: Dict[str, Any], given: bool) -> str:
     if not given:
         preferred = CRITERIA.get(filler).group if filler in CRITERIA else "Layer"
         rows = COMPARISONS.get(preferred).rows
-        fits = not rows or (pattern.row_groups and args["scope"] == "Layer")
+        fits = not rows or (pattern.row_groups and not SCOPES.get(args["scope"]).shared)
         return preferred if fits else "Layer"
     group = args["group"]
     if not COMPARISONS.get(group).rows:
@@ -250,7 +250,7 @@ def _group(args: Dict[str, Any], given: bool) -> str:
         raise ValueError(f"group={group!r} ranks the groups of each output row: "
                          f"pattern={pattern_text!r} has no rows of several groups (use "
                          f"Unstructured or KxL, or group='Layer')")
-    if args["scope"] != "Layer":
+    if SCOPES.get(args["scope"]).shared:
         raise ValueError(f"group={group!r} compares within each output row of one cell; "
                          f"scope={args['scope']!r} compares across cells: choose one")
     return group
@@ -266,16 +266,16 @@ def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
     if mask_filler and pattern != "Unstructured":
         return "pattern", (f"prune_filler={filler!r} fills masks weight by weight; "
                            f"pattern={args['pattern']!r} needs a criterion ({criteria})")
-    if mask_filler and args["scope"] != "Layer":
+    if mask_filler and SCOPES.get(args["scope"]).shared:
         return "scope", (f"scope={args['scope']!r} ranks scores: prune_filler={filler!r} "
                           f"has none; use a criterion ({criteria})")
     if filler in CRITERIA and CRITERIA.get(filler).level == "channel" and pattern != "Channel":
         return "pattern", (f"criterion {filler!r} scores whole channels: it needs "
                            f"pattern='Channel', not {args['pattern']!r}")
-    if args["scope"] == "Global" and not PATTERNS.get(pattern).global_ranking:
+    if SCOPES.get(args["scope"]).shared and not PATTERNS.get(pattern).global_ranking:
         return "pattern", (f"pattern={args['pattern']!r} prunes within each group; it cannot "
                            f"be ranked with scope='Global'")
-    if args["budget"] != "Uniform" and args["scope"] != "Layer":
+    if args["budget"] != "Uniform" and SCOPES.get(args["scope"]).shared:
         return "budget", (f"budget={args['budget']!r} sets each cell's own target; "
                           f"scope={args['scope']!r} ranks the cells together: choose one")
     if args["budget"] != "Uniform" and filler == "None":

@@ -36,6 +36,7 @@ from n2prune.prune.n2d2access import N2D2Access
 from n2prune.prune.groupmasks import GroupMasks
 from n2prune.prune.statbuffers import STAT_PREFIX, StatBuffers
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
+from n2prune.prune.scope import scope_of
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
 
@@ -151,7 +152,16 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         """Reset the current threshold to its initial value and refill the masks from the
         cell's current weights (N2D2's ``initialize()``; Random keeps existing zeros)."""
         self.current_threshold.fill_(float(np.float32(self._initial_threshold())))
-        self._refill()
+        self._rank()
+
+    def _rank(self) -> None:
+        """This cell's masks at its current threshold: as its scope ranks a cell alone; a
+        shared scope's cell (Global) ranks its own scores here, its team ranks it later."""
+        scope = scope_of(self)
+        if scope.shared:
+            self._refill()
+        else:
+            scope.rank([self])
 
     @torch.no_grad()
     def _refill(self) -> None:
@@ -240,8 +250,8 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
 
     def _step(self, threshold: float) -> None:
         self.current_threshold.fill_(threshold)
-        if self.scope == "Layer":
-            self._refill()
+        if not scope_of(self).shared:  # a shared scope's cells are ranked by the Pruner
+            self._rank()
             self.rewind_weights()
 
     def _save_rewind(self) -> None:

@@ -41,6 +41,7 @@ from n2prune.prune.calibration import StatisticsCollector, needs_of, waiting_cel
 from n2prune.prune.options import PRUNE_MODES
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.reached import report as report_missed
+from n2prune.prune.scope import SCOPES, rank_by_scope, scope_of, teams
 
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_begin", "on_before_optimizer_step",
          "on_step_end", "on_epoch_end", "on_train_end")
@@ -109,8 +110,9 @@ class Pruner:
                 cell.horizon = int(horizon)
             if period is not None:
                 cell.default_period = int(period)
+        # cells of shared scopes (Global, and any registered one), ranked together
         self.global_cells: List[PruneCell] = [c for c in self.cells.values()
-                                              if getattr(c, "scope", "Layer") == "Global"]
+                                              if scope_of(c).shared]
         self.epoch, self.step, self.stimuli = 0, 0, 0
         self.masks_changed = False  # whether the last on_step_end moved a threshold
         self.callbacks: List[Any] = []
@@ -169,7 +171,7 @@ class Pruner:
         for cell in self.cells.values():
             if cell.update(batch_size):
                 fired = True
-                global_fired = global_fired or getattr(cell, "scope", "Layer") == "Global"
+                global_fired = global_fired or scope_of(cell).shared
         self.stimuli += int(batch_size)
         if global_fired:
             self.rank_global()
@@ -245,10 +247,10 @@ class Pruner:
 
     # ----------------------------------------------------------------- masks
     def rank_global(self) -> None:
-        """One ranking over every Global-scope cell at their common current threshold."""
-        if self.global_cells:
-            from n2prune.prune.scope import prune_global
-            prune_global(self.global_cells)
+        """One ranking per shared scope (Global: over every Global cell at their common current
+        threshold)."""
+        for name, team in teams(self.global_cells).items():
+            SCOPES.get(name).rank(team)
 
     @torch.no_grad()
     def recompute(self) -> None:
@@ -266,10 +268,7 @@ class Pruner:
                 cell.current_threshold.fill_(float(np.float32(target)))
             elif float(cell.current_threshold) > target:
                 cell.current_threshold.fill_(float(np.float32(target)))
-        for cell in self.cells.values():
-            if getattr(cell, "scope", "Layer") != "Global":
-                cell._refill()
-        self.rank_global()
+        rank_by_scope(self.cells.values())
         report_missed(self.cells)
         self.budgets = {name: cell.threshold for name, cell in self.cells.items()
                         if cell.budget != "Uniform"}

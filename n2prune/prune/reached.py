@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Dict, List, Tuple
 
+from n2prune.prune.scope import scope_of
 from n2prune.prune.sparsity import mask_counts
 
 
@@ -42,7 +43,7 @@ def missed(cells: Dict[str, Any]) -> List[Tuple[Any, float, str]]:
     for name, cell in cells.items():
         if cell.prune_filler == "None" or cell.__dict__.get("_waiting"):
             continue
-        if getattr(cell, "scope", "Layer") == "Global":
+        if scope_of(cell).shared:
             teams.setdefault(float(cell.current_threshold), []).append(name)
             continue
         target = float(cell.current_threshold)
@@ -57,7 +58,7 @@ def missed(cells: Dict[str, Any]) -> List[Tuple[Any, float, str]]:
         group = max(slack(cells[name]) * max(1, c[1]) for name, c in zip(names, counts))
         if weights and abs(pruned / weights - target) > group / weights + 1e-6:
             messages.append((cells[names[0]], target,
-                             f"Global cells {', '.join(names[:3])}"
+                             f"{cells[names[0]].scope} cells {', '.join(names[:3])}"
                              f"{' ...' if len(names) > 3 else ''}: target {target:.4f}, reached "
                              f"{pruned / weights:.4f}: the cells' patterns and min_keep "
                              f"floors cannot reach it"))

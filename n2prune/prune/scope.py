@@ -21,7 +21,8 @@ first, so masks are deterministic.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -29,9 +30,49 @@ import torch
 from n2prune.prune.fillers import zeros_target
 from n2prune.registry import Registry
 
+
+@dataclass(frozen=True)
+class Scope:
+    """A scope: ``rank(cells)`` sets the masks of cells sharing it at their current
+    thresholds; ``shared`` says whether it ranks them together (then a Pruner calls it once
+    for all of them after their schedules move) or each on its own (each cell refills itself
+    when its threshold moves)."""
+
+    name: str
+    rank: Callable[[Sequence[Any]], None]
+    shared: bool
+
+
+def _each_alone(cells: Sequence[Any]) -> None:
+    for cell in cells:
+        cell._refill()
+
+
 SCOPES: Registry = Registry("pruning scope")
-SCOPES.register("Layer")("Layer")
-SCOPES.register("Global")("Global")
+
+
+def scope_of(cell: Any) -> Scope:
+    """The Scope member of a PruneCell (``Layer`` for cells without one)."""
+    return SCOPES.get(getattr(cell, "scope", "Layer"))
+
+
+def teams(cells: Iterable[Any]) -> Dict[str, List[Any]]:
+    """The cells of shared scopes, by scope name (each team is ranked together)."""
+    out: Dict[str, List[Any]] = {}
+    for cell in cells:
+        if scope_of(cell).shared:
+            out.setdefault(cell.scope, []).append(cell)
+    return out
+
+
+def rank_by_scope(cells: Iterable[Any]) -> None:
+    """Set every cell's masks at its current threshold, as its scope ranks: the cells of
+    unshared scopes first, then each shared team together."""
+    by_scope: Dict[str, List[Any]] = {}
+    for cell in cells:
+        by_scope.setdefault(getattr(cell, "scope", "Layer"), []).append(cell)
+    for name in sorted(by_scope, key=lambda n: SCOPES.get(n).shared):
+        SCOPES.get(name).rank(by_scope[name])
 
 
 def select_lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
@@ -215,3 +256,8 @@ def apply_global(cells: Sequence, keeps: Sequence[torch.Tensor]) -> None:
         count = len(q._slices())
         q.apply_keep(list(keeps[start:start + count]), groups=True)
         start += count
+
+
+for _member in (Scope("Layer", _each_alone, shared=False),
+                Scope("Global", prune_global, shared=True)):
+    SCOPES.register(_member.name)(_member)
