@@ -42,7 +42,7 @@ _SUPPORTED_TEXT = ("nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d and n2p
                    "(or subclasses)")
 _STASH = "_n2prune_weight"
 #: ``detach(model, bake=<name>, **options)`` beyond True/False, by name (``"sparse"``:
-#: ``n2prune.sparse.sparsify``, which registers itself).
+#: ``n2prune.sparse.convert``, which registers ``sparsify``).
 BAKES: "Registry[Any]" = Registry("detach bake mode")
 Pattern = Union[str, "re.Pattern[str]"]
 

@@ -10,9 +10,11 @@ Conv); ``write_sparse`` saves an INI network's sparse form with a latency report
 from n2prune.sparse.layers import (ONNX_MESSAGE, SPARSE_LAYERS, SparseConv, SparseConv2d,
                                    SparseFc, SparseLayer, SparseLinear, stand_in_for)
 from n2prune.sparse.matrix import FORMATS, SparseWeight
-from n2prune.sparse.sparsify import (LayerChoice, SparsifyReport, densify, relative_difference,
+from n2prune.sparse.ini import SAFE_GLOBALS, compare_latency, saved_bytes, write_sparse
+from n2prune.sparse.convert import (LayerChoice, SparsifyReport, densify, relative_difference,
                                      sparsify)
 
-__all__ = ["FORMATS", "LayerChoice", "ONNX_MESSAGE", "SPARSE_LAYERS", "SparseConv",
-           "SparseConv2d", "SparseFc", "SparseLayer", "SparseLinear", "SparseWeight",
-           "SparsifyReport", "densify", "relative_difference", "sparsify", "stand_in_for"]
+__all__ = ["FORMATS", "LayerChoice", "ONNX_MESSAGE", "SAFE_GLOBALS", "SPARSE_LAYERS",
+           "SparseConv", "SparseConv2d", "SparseFc", "SparseLayer", "SparseLinear",
+           "SparseWeight", "SparsifyReport", "compare_latency", "densify",
+           "relative_difference", "saved_bytes", "sparsify", "stand_in_for", "write_sparse"]

@@ -30,6 +30,9 @@ ONNX_MESSAGE = ("ONNX export needs the dense form: n2prune.sparse.densify(model)
                 "sparse CSR/BSR products have no ONNX operator)")
 
 
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)   # torch.export
+
+
 def _without_weight(layer: nn.Module) -> nn.Module:
     """A shallow copy of ``layer`` sharing everything but the weight, which it lacks."""
     template = copy.copy(layer)
@@ -68,7 +71,7 @@ class SparseLayer(nn.Module):
         return self._modules["layer"]._parameters.get("bias")
 
     def _check_export(self) -> None:
-        if torch.onnx.is_in_onnx_export():
+        if torch.onnx.is_in_onnx_export() or _is_exporting():
             raise RuntimeError(f"{type(self).__name__}: {ONNX_MESSAGE}")
 
     def to_dense(self) -> nn.Module:
@@ -98,9 +101,12 @@ def conv_by_images(weight: SparseWeight, x: torch.Tensor, bias: Optional[torch.T
         cols = x.reshape(n, x.shape[1], height * width)
     else:
         cols = F.unfold(x, kernel, dilation, padding, stride)
-    out = x.new_empty(n, weight.shape[0], out_h * out_w)
-    for image in range(n):
-        weight.matmul(cols[image], bias, out=out[image])
+    if torch.is_grad_enabled():   # out= has no autograd: one more copy then
+        out = torch.stack([weight.matmul(cols[image], bias) for image in range(n)])
+    else:
+        out = x.new_empty(n, weight.shape[0], out_h * out_w)
+        for image in range(n):
+            weight.matmul(cols[image], bias, out=out[image])
     return out.view(n, weight.shape[0], out_h, out_w)
 
 
