@@ -47,7 +47,7 @@ def test_sparse_outputs_equal_masked(rows):
     assert isinstance(model[6], nn.Linear)       # unpruned: left as it was
     assert close(model(x), masked) and report.max_difference < 1e-5
     y = model(torch.randn(3, 4, 96))             # leading dims kept
-    assert y.shape == (3, 4, 5)
+    assert y.shape == (3, 4, 5) and model(torch.randn(0, 96)).shape == (0, 5)
 
 
 def test_choice_follows_min_speedup_and_min_sparsity():

@@ -102,6 +102,8 @@ class SparseWeight(nn.Module):
     def linear(self, x: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         """``x @ Wᵀ + bias`` for ``x`` of shape ``[rows, in]``; contiguous ``[rows, out]``."""
         matrix = self.matrix()
+        if x.shape[0] == 0:
+            return x.new_zeros(0, self.shape[0])
         if x.shape[0] == 1:
             y = torch.mv(matrix, x[0])
             return (y if bias is None else y.add_(bias)).unsqueeze(0)
