@@ -37,6 +37,8 @@ from n2prune.prune import (CRITERIA, MASK_FILLERS, PATTERNS, SCHEDULES, PruneCel
 from n2prune.quantizer import QUANTIZERS  # noqa: E402
 from n2prune.registry import Registry  # noqa: E402
 from n2prune.solvers import LR_POLICIES, SOLVERS  # noqa: E402
+from n2prune import sparse  # noqa: E402
+from n2prune.sparse import densify, sparsify  # noqa: E402
 
 __all__ = [
     # what a user calls
@@ -45,6 +47,8 @@ __all__ = [
     "ACTIVATIONS", "CELLS", "CRITERIA", "DATABASES", "LR_POLICIES", "MASK_FILLERS", "PATTERNS",
     "QUANTIZERS", "Registry", "SCHEDULES", "SOLVERS", "TRANSFORMATIONS", "WEIGHT_INITIALIZERS",
     "register_criterion",
+    # sparse inference (n2prune.sparse)
+    "densify", "sparsify", "sparse",
     # sub-packages
     "cells", "compact", "quantizer", "__version__",
 ]

@@ -259,6 +259,9 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
                         "NET.masked.onnx (same outputs, dense size)")
     parser.add_argument("-seed", "--seed", type=int, default=0,
                         help="seed of the weight fillers when -w is not given (default 0)")
+    parser.add_argument("--sparse", action="store_true",
+                        help="also write NET.sparse.pt (pruned layers in the CSR/BSR form "
+                        "timed fastest, batch 1) and NET.sparse.json (its latency report)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     args = parser.parse_args(argv)
 
@@ -278,6 +281,10 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
         print("\n".join(cost_lines(net, small)))
         print(f"removed {small.compaction['removed_groups']} channel group(s); wrote "
               f"{len(written)} files in {args.output}")
+        if args.sparse:
+            from n2prune.sparse.ini import write_sparse
+            files, _, lines = write_sparse(net, args.ini, args.output)
+            print("\n".join(lines + [f"wrote {', '.join(f.name for f in files)}"]))
         return 0
 
     return run_guarded(action, args.debug)

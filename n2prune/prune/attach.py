@@ -37,12 +37,16 @@ from n2prune.cells.weighted import WeightCell
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.reached import report as report_missed
 from n2prune.prune.scope import SCOPES, scope_of, teams
+from n2prune.registry import Registry
 
 #: Layer types ``attach`` and ``layer.quantizer = PruneCell(...)`` accept.
 SUPPORTED: Tuple[Type[nn.Module], ...] = (nn.Linear, _ConvNd, WeightCell)
 _SUPPORTED_TEXT = ("nn.Linear, nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d and n2prune Conv/Fc "
                    "(or subclasses)")
 _STASH = "_n2prune_weight"
+#: ``detach(model, bake=<name>, **options)`` beyond True/False, by name (``"sparse"``:
+#: ``n2prune.sparse.convert``, which registers ``sparsify``).
+BAKES: "Registry[Any]" = Registry("detach bake mode")
 Pattern = Union[str, "re.Pattern[str]"]
 
 
@@ -274,12 +278,18 @@ def pruned_layers(model: nn.Module) -> Dict[str, nn.Module]:
 
 
 @torch.no_grad()
-def detach(model: nn.Module, bake: bool = True) -> List[str]:
+def detach(model: nn.Module, bake: Union[bool, str] = True, **options: Any) -> Any:
     """Remove every PruneCell from ``model``; returns the names of the layers it was on.
 
     ``bake=True`` multiplies each weight by its mask in place first (the same Parameter), so the
     zeros stay: what remains is a plain torch model whose ``state_dict`` has ordinary keys.
+    ``bake="sparse"`` (``BAKES``) returns ``n2prune.sparsify(model, **options)``'s report.
     """
+    if isinstance(bake, str):
+        return BAKES.get(bake)(model, **options)
+    if options:
+        raise TypeError(f"detach: {', '.join(options)} only go with a named bake "
+                        f"(one of {', '.join(BAKES.names())})")
     names = []
     for name, layer in pruned_layers(model).items():
         cell = layer._modules["quantizer"]

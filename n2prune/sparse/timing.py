@@ -1,0 +1,83 @@
+"""Per-layer timing on real inputs: capture each layer's input in one forward pass of the
+example, then time the dense layer against sparse candidates on it, alternating.
+
+Timings on a shared machine are noisy, so each round runs every candidate once (dense first,
+then the others in turn) and the speed-up of a candidate is the median over rounds of dense
+time / candidate time measured in the same round, never a ratio of two separate medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+#: A round times each candidate over at least this many seconds (repeating small layers).
+MIN_SECONDS = 2e-4
+
+
+def capture_inputs(model: nn.Module, layers: Dict[str, nn.Module],
+                   example: Any) -> Tuple[Dict[str, Tuple[Any, ...]], Any]:
+    """Each named layer's positional inputs (cloned) during one ``model(example)`` pass, and
+    the model's output."""
+    seen: Dict[str, Tuple[torch.Tensor, ...]] = {}
+    handles = []
+
+    def recorder(name: str) -> Callable:
+        def hook(module: nn.Module, args: Tuple) -> None:
+            if name not in seen:   # a layer called twice is timed on its first input
+                seen[name] = tuple(a.detach().clone() if torch.is_tensor(a) else a
+                                   for a in args)
+        return hook
+
+    for name, layer in layers.items():
+        handles.append(layer.register_forward_pre_hook(recorder(name)))
+    try:
+        with torch.no_grad():
+            output = run(model, example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen, output
+
+
+def run(model: nn.Module, example: Any) -> Any:
+    """``model(example)``; a tuple or list is passed as positional arguments, a dict as
+    keyword arguments (``model(**tokenizer(...))``)."""
+    if isinstance(example, dict):
+        return model(**example)
+    if isinstance(example, (tuple, list)):
+        return model(*example)
+    return model(example)
+
+
+def _repeats(call: Callable[[], Any]) -> int:
+    """How many calls make one timed measurement last at least ``MIN_SECONDS``."""
+    start = time.perf_counter()
+    call()
+    once = time.perf_counter() - start
+    return max(1, min(1000, int(MIN_SECONDS / max(once, 1e-7)) + 1))
+
+
+def time_candidates(candidates: Sequence[nn.Module], inputs: Tuple[Any, ...],
+                    rounds: int) -> Tuple[List[float], List[float]]:
+    """Median seconds per call of each candidate, and the median speed-up of each over the
+    first (the dense layer), from ``rounds`` alternating rounds on ``inputs``."""
+    calls = [(lambda module=module: module(*inputs)) for module in candidates]
+    with torch.no_grad():
+        counts = [_repeats(call) for call in calls]
+        for call in calls:   # warm every path (caches, allocator) before timing
+            call()
+        times: List[List[float]] = [[] for _ in calls]
+        for _ in range(rounds):
+            for index, (call, count) in enumerate(zip(calls, counts)):
+                start = time.perf_counter()
+                for _ in range(count):
+                    call()
+                times[index].append((time.perf_counter() - start) / count)
+    medians = [statistics.median(row) for row in times]
+    speedups = [statistics.median(d / t for d, t in zip(times[0], row)) for row in times]
+    return medians, speedups
