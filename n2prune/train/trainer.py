@@ -28,6 +28,7 @@ from n2prune.train.runlock import RunLock
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
+from n2prune.train.evaluation import evaluate_set
 from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
 from n2prune.prune.pruner import Pruner
@@ -302,21 +303,10 @@ class Trainer(RunState):
             write_log(self.output, state["rows"])
 
     # ------------------------------------------------------------------ measures
-    @torch.no_grad()
     def evaluate(self, set_name: str) -> Optional[Confusion]:
         """The confusion matrix of the primary target on ``set_name`` (None if empty)."""
-        if self.provider.size(set_name) == 0:
-            return None
-        self.net.eval()
-        self.ranks.sync_buffers(self.net)  # BatchNorm statistics: rank 0's on every rank
-        objective = self.objectives[0]
-        confusion = Confusion(objective.nb_outputs)
-        generator = torch.Generator().manual_seed(self.seed + 2)
-        for x, labels in self.ranks.eval_batches(self.provider, set_name, generator,
-                                                 max(self.batch_size, 256)):
-            outputs = self.net.outputs(x, [objective.target.cell])
-            confusion.add(labels, objective.estimated(outputs))
-        return self.ranks.reduce_confusion(confusion)  # summed over the ranks' shares
+        return evaluate_set(self.net, self.provider, self.objectives[0], set_name, self.seed,
+                            self.batch_size, self.ranks)
 
     @property
     def writes_files(self) -> bool:
