@@ -37,6 +37,7 @@ from n2prune.prune import (CRITERIA, MASK_FILLERS, PATTERNS, SCHEDULES, PruneCel
 from n2prune.quantizer import QUANTIZERS  # noqa: E402
 from n2prune.registry import Registry  # noqa: E402
 from n2prune.solvers import LR_POLICIES, SOLVERS  # noqa: E402
+from n2prune import sensitivity  # noqa: E402  (callable: n2prune.sensitivity(model, evaluate))
 
 __all__ = [
     # what a user calls
@@ -46,5 +47,5 @@ __all__ = [
     "QUANTIZERS", "Registry", "SCHEDULES", "SOLVERS", "TRANSFORMATIONS", "WEIGHT_INITIALIZERS",
     "register_criterion",
     # sub-packages
-    "cells", "compact", "quantizer", "__version__",
+    "cells", "compact", "quantizer", "sensitivity", "__version__",
 ]

@@ -7,7 +7,22 @@ least predicted loss; ``n2prune.sensitivity.ini`` does both for an INI network a
 budget back into the INI file as each cell's ``QWeight.Threshold``.
 """
 
+import sys
+import types
+
 from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, prunable_cells, sensitivity
+from n2prune.sensitivity.budget import TARGETS, Budget, allocate
 from n2prune.sensitivity.records import Point, Sensitivity
 
-__all__ = ["DEFAULT_SPARSITIES", "Point", "Sensitivity", "prunable_cells", "sensitivity"]
+__all__ = ["DEFAULT_SPARSITIES", "Point", "Sensitivity", "TARGETS", "Budget", "allocate",
+           "prunable_cells", "sensitivity"]
+
+
+class _CallableModule(types.ModuleType):
+    """``n2prune.sensitivity(model, evaluate, ...)`` calls :func:`.analysis.sensitivity`."""
+
+    def __call__(self, *args, **kwargs):
+        return sensitivity(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -26,8 +26,8 @@ DENSE = "(dense)"
 COLUMNS = ("cell", "sparsity", "metric", "parameters_removed", "macs_removed")
 MAGIC = "# n2prune-sensitivity"
 FIELDS = ("net", "grid", "cells", "identity")
-WHAT = {"net": "weights (digest)", "grid": "sparsity grid", "cells": "cells or their criteria",
-        "identity": "evaluation (metric, data)"}
+WHAT = {"net": "weights (digest) differ", "grid": "sparsity grid differs",
+        "cells": "cells or their criteria differ", "identity": "evaluation (metric, data) differs"}
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Records:
         for key in FIELDS:
             if found.get(key, "") != _encode(self.header[key]):
                 raise ValueError(f"{self.path}: holds points of another analysis (its "
-                                 f"{WHAT[key]} differ: {found.get(key, '')!r} there, "
+                                 f"{WHAT[key]}: {found.get(key, '')!r} there, "
                                  f"{_encode(self.header[key])!r} now); give another output "
                                  f"or --overwrite to start afresh")
         for row in csv.DictReader(io.StringIO(body)):
@@ -117,7 +117,7 @@ class Records:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
         for p in self.points.values():
-            writer.writerow([p.cell, f"{p.sparsity:g}", f"{p.metric:.6g}", p.parameters_removed,
+            writer.writerow([p.cell, f"{p.sparsity:g}", repr(p.metric), p.parameters_removed,
                              "" if p.macs_removed is None else p.macs_removed])
         return out.getvalue()
 
