@@ -147,6 +147,11 @@ def train_parser() -> argparse.ArgumentParser:
     ours.add_argument("--compact", action="store_true",
                       help="also write the compacted network (pruned channels removed: NET.ini, "
                            "weights/, NET.onnx) in OUTPUT/compact/, as n2prune-compact does")
+    ours.add_argument("--budget", choices=["sensitivity"],
+                      help="per-cell pruning targets from a sensitivity analysis of the -w "
+                           "weights (else of the first epoch's), meeting --target-sparsity")
+    ours.add_argument("--target-sparsity", type=float, metavar="F",
+                      help="with --budget: the overall sparsity of the pruned cells")
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
@@ -172,7 +177,8 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,
             valid_metric=args.valid_metric, output=args.output, resume=args.resume,
             overwrite=args.overwrite, threads=args.threads, device=args.device,
-            quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn)
+            quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn,
+            budget=args.budget, target_sparsity=args.target_sparsity)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()

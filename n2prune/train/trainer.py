@@ -28,6 +28,7 @@ from n2prune.train.runlock import RunLock
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
+from n2prune.train.budget import apply_targets, sensitivity_budget
 from n2prune.train.evaluation import evaluate_set
 from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
@@ -185,6 +186,10 @@ class Trainer(RunState):
         state = self._fresh_state()
         if self.checkpoint is not None:
             state = self._restore(self.checkpoint)
+        if state.get("budget"):  # --budget: chosen before the checkpoint, reapplied
+            apply_targets(self.net, state["budget"]["cells"])
+        elif self.options.budget and self.options.weights_dir:
+            self._choose_budget(state)
         total = (self.options.learn_epoch * self.provider.epoch_size if plan["per_epoch"]
                  else plan["total"] * self.batch_size)
         progress = Progress(total, self.options.quiet or not self.writes_files)
@@ -206,6 +211,9 @@ class Trainer(RunState):
                 if per_epoch and state["batches"] % per_epoch == 0:
                     pruner.on_epoch_end()
                 state["stimuli"] += stimuli
+                if self.options.budget and not state.get("budget") and \
+                        state["stimuli"] >= self.provider.epoch_size:
+                    self._choose_budget(state)  # on the first epoch's weights
                 stats["loss"] += loss * seen
                 stats["correct"] += correct if seen else 0
                 stats["seen"] += seen
@@ -220,6 +228,14 @@ class Trainer(RunState):
         self._restore_best(state)
         self._sparsity = None
         return state
+
+    def _choose_budget(self, state: Dict[str, Any]) -> None:
+        if self.ranks.world > 1:
+            raise ValueError("--budget is not supported with several processes yet: choose "
+                             "the budget with n2prune-sensitivity, then train its INI")
+        state["budget"] = sensitivity_budget(self)
+        apply_targets(self.net, state["budget"]["cells"])
+        self._sparsity = None
 
     def _next_batch(self, state: Dict[str, Any], plan: Dict[str, int]):
         if not plan["per_epoch"] and self.ranks.world > 1:
