@@ -39,6 +39,7 @@ from n2prune.registry import Registry  # noqa: E402
 from n2prune.solvers import LR_POLICIES, SOLVERS  # noqa: E402
 from n2prune import sparse  # noqa: E402
 from n2prune.sparse import densify, sparsify  # noqa: E402
+from n2prune import sensitivity  # noqa: E402  (callable: n2prune.sensitivity(model, evaluate))
 
 __all__ = [
     # what a user calls
@@ -50,7 +51,7 @@ __all__ = [
     # sparse inference (n2prune.sparse)
     "densify", "sparsify", "sparse",
     # sub-packages
-    "cells", "compact", "quantizer", "__version__",
+    "cells", "compact", "quantizer", "sensitivity", "__version__",
 ]
 
 from n2prune.export import export_onnx  # noqa: E402  (docs/saving.md)

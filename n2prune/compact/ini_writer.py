@@ -29,14 +29,22 @@ _REFERENCE = re.compile(r"^\s*\[([^\]]+)\]\s*NbOutputs\s*$")
 def compacted_ini_text(small, source_path: str, out_dir: str) -> str:
     """The INI text describing ``small`` (a compacted network built from ``source_path``),
     for a file written in ``out_dir``."""
-    edits = ini_edits(small)
+    return edited_ini_text(small.ini, source_path, out_dir, ini_edits(small))
+
+
+def edited_ini_text(ini, source_path: str, out_dir: str,
+                    edits: Dict[str, Dict[str, Optional[str]]]) -> str:
+    """The text of ``source_path`` (loaded as ``ini``) with ``edits`` applied, for a file
+    written in ``out_dir``: section -> key -> new raw value, or None to comment the key out
+    (``n2prune.sensitivity`` writes per-cell thresholds so). Everything else is kept."""
     with open(source_path, "rb") as stream:
         text = stream.read().decode("utf-8", "surrogateescape")
     lines = text.split("\n")
-    lines = _expand_for(lines, small.ini, edits, source_path)
+    lines = _expand_for(lines, ini, edits, source_path)
     for section, keys in edits.items():
         for key, value in keys.items():
-            lines = _set_key(lines, section, key, value)
+            lines = _set_key(lines, section, key, value) if value is not None else \
+                _comment_key(lines, section, key)
     lines = [_relocate_template(line, os.path.dirname(source_path) or ".", out_dir)
              for line in lines]
     return "\n".join(lines)
@@ -128,6 +136,19 @@ def _set_key(lines: List[str], section: str, key: str, value: str) -> List[str]:
                 new[-1] += f" {sep}{comment}"
             return lines[:i] + new + lines[last + 1:]
     return lines[:start + 1] + new + lines[start + 1:]
+
+
+def _comment_key(lines: List[str], section: str, key: str) -> List[str]:
+    """Turn ``key``'s line(s) in ``section`` into comments (a no-op where it is absent)."""
+    start, end = _section_span(lines, section)
+    for i in range(start + 1, end):
+        code = lines[i].partition(";")[0]
+        if "=" in code and code.split("=", 1)[0].strip() == key:
+            last = i
+            while lines[last].endswith("\\") and last + 1 < len(lines):
+                last += 1
+            return lines[:i] + [f"; {line}" for line in lines[i:last + 1]] + lines[last + 1:]
+    return lines
 
 
 def _instances_of(data) -> List[str]:

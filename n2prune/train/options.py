@@ -38,6 +38,9 @@ class TrainOptions:
     recalibrate_bn: int = 0
     # write the compacted network (INI, N2D2 weights, ONNX) in <output>/compact/
     compact: bool = field(default=False, metadata=COSMETIC)
+    # --budget sensitivity: per-cell targets from a sensitivity analysis (n2prune.train.budget)
+    budget: Optional[str] = None
+    target_sparsity: Optional[float] = None
     # recorded by name and value when read (n2prune.train.identity)
     environ: Optional[Mapping[str, str]] = field(default=None, repr=False, metadata=COSMETIC)
 
@@ -66,6 +69,8 @@ class TrainOptions:
             raise ValueError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.compact:
             check_compact(self)
+        if self.budget is not None or self.target_sparsity is not None:
+            check_budget(self)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
 
@@ -81,6 +86,18 @@ def check_compact(options: TrainOptions) -> None:
     except ImportError:
         raise ValueError("--compact also writes NET.onnx, which needs the onnx package: "
                          "pip install 'n2prune[onnx]'") from None
+
+
+def check_budget(options: TrainOptions) -> None:
+    """``--budget sensitivity`` needs ``--target-sparsity`` in (0, 1) and a learning run."""
+    if options.budget != "sensitivity":
+        raise ValueError(f"--budget must be 'sensitivity' (per-cell targets from a sensitivity "
+                         f"analysis), got {options.budget!r}")
+    if options.target_sparsity is None or not 0.0 < options.target_sparsity < 1.0:
+        raise ValueError(f"--budget sensitivity needs --target-sparsity F, a fraction strictly "
+                         f"between 0 and 1 (got {options.target_sparsity})")
+    if options.test_only:
+        raise ValueError("--budget chooses pruning targets for learning; -test learns nothing")
 
 
 def options_dict(options: TrainOptions) -> Dict[str, Any]:

@@ -104,6 +104,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
         "threads": getattr(trainer, "threads", None),
         **pruning_status(trainer.net),
+        **({"budget": state["budget"]} if state.get("budget") else {}),
     }
     writes = getattr(trainer, "writes_files", True)   # False on a distributed run's rank > 0
     small = None

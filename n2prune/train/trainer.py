@@ -28,6 +28,8 @@ from n2prune.train.runlock import RunLock
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
+from n2prune.train.budget import apply_targets, sensitivity_budget
+from n2prune.train.evaluation import evaluate_set
 from n2prune.train.metrics import Confusion
 from n2prune.network.build import build_network
 from n2prune.prune.pruner import Pruner
@@ -184,6 +186,10 @@ class Trainer(RunState):
         state = self._fresh_state()
         if self.checkpoint is not None:
             state = self._restore(self.checkpoint)
+        if state.get("budget"):  # --budget: chosen before the checkpoint, reapplied
+            apply_targets(self.net, state["budget"]["cells"])
+        elif self.options.budget and self.options.weights_dir:
+            self._choose_budget(state)
         total = (self.options.learn_epoch * self.provider.epoch_size if plan["per_epoch"]
                  else plan["total"] * self.batch_size)
         progress = Progress(total, self.options.quiet or not self.writes_files)
@@ -205,6 +211,9 @@ class Trainer(RunState):
                 if per_epoch and state["batches"] % per_epoch == 0:
                     pruner.on_epoch_end()
                 state["stimuli"] += stimuli
+                if self.options.budget and not state.get("budget") and \
+                        state["stimuli"] >= self.provider.epoch_size:
+                    self._choose_budget(state)  # on the first epoch's weights
                 stats["loss"] += loss * seen
                 stats["correct"] += correct if seen else 0
                 stats["seen"] += seen
@@ -219,6 +228,14 @@ class Trainer(RunState):
         self._restore_best(state)
         self._sparsity = None
         return state
+
+    def _choose_budget(self, state: Dict[str, Any]) -> None:
+        if self.ranks.world > 1:
+            raise ValueError("--budget is not supported with several processes yet: choose "
+                             "the budget with n2prune-sensitivity, then train its INI")
+        state["budget"] = sensitivity_budget(self)
+        apply_targets(self.net, state["budget"]["cells"])
+        self._sparsity = None
 
     def _next_batch(self, state: Dict[str, Any], plan: Dict[str, int]):
         if not plan["per_epoch"] and self.ranks.world > 1:
@@ -302,21 +319,10 @@ class Trainer(RunState):
             write_log(self.output, state["rows"])
 
     # ------------------------------------------------------------------ measures
-    @torch.no_grad()
     def evaluate(self, set_name: str) -> Optional[Confusion]:
         """The confusion matrix of the primary target on ``set_name`` (None if empty)."""
-        if self.provider.size(set_name) == 0:
-            return None
-        self.net.eval()
-        self.ranks.sync_buffers(self.net)  # BatchNorm statistics: rank 0's on every rank
-        objective = self.objectives[0]
-        confusion = Confusion(objective.nb_outputs)
-        generator = torch.Generator().manual_seed(self.seed + 2)
-        for x, labels in self.ranks.eval_batches(self.provider, set_name, generator,
-                                                 max(self.batch_size, 256)):
-            outputs = self.net.outputs(x, [objective.target.cell])
-            confusion.add(labels, objective.estimated(outputs))
-        return self.ranks.reduce_confusion(confusion)  # summed over the ranks' shares
+        return evaluate_set(self.net, self.provider, self.objectives[0], set_name, self.seed,
+                            self.batch_size, self.ranks)
 
     @property
     def writes_files(self) -> bool:

@@ -1,0 +1,161 @@
+"""Sensitivity of an INI network, scored as ``n2prune-train`` validates, and budgets written
+back into the INI file.
+
+``analyse_ini("net.ini", "out", weights_dir=...)`` builds the network and its data, loads the
+weights, and runs :func:`~n2prune.sensitivity.analysis.sensitivity` with the trainer's
+evaluation (``n2prune.train.evaluation``: the Validation set, N2D2's metric averaged over the
+classes). ``write_budget_ini`` writes the INI with each cell's ``QWeight.Threshold`` set to its
+budget, everything else as written (``n2prune.compact.ini_writer`` keeps comments, key order,
+``${VAR}`` and ``$(...)``; a template instance holding a cell is expanded in place).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from n2prune import ini as ini_module
+from n2prune.atomic import atomic_write, make_folder
+from n2prune.compact.ini_writer import edited_ini_text
+from n2prune.data import build_provider
+from n2prune.errors import ConfigError
+from n2prune.n2d2io.read import read_weights
+from n2prune.network.build import build_network
+from n2prune.network.routing import config_names
+from n2prune.ini.values import read_word
+from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, sensitivity
+from n2prune.sensitivity.budget import allocate
+from n2prune.sensitivity.records import Sensitivity
+from n2prune.train.evaluation import evaluate_set
+from n2prune.train.metrics import METRICS
+from n2prune.train.objective import make_objective
+
+CSV, PNG = "sensitivity.csv", "sensitivity.png"
+
+
+@dataclass
+class IniAnalysis:
+    """The network the analysis ran on (weights loaded, PruneCells kept) and its result."""
+
+    net: object
+    result: Sensitivity
+
+
+def network_evaluator(net, provider, seed: int, metric: str = "Sensitivity",
+                      set_name: str = "Validation"):
+    """``evaluate(model) -> float``: ``metric`` of ``net``'s primary target on ``set_name``,
+    computed as ``n2prune-train`` validates (``model`` is ``net`` or a copy of it)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r}: known metrics are {', '.join(METRICS)}")
+    if provider.size(set_name) == 0:
+        raise ValueError(f"the {set_name} set is empty: the sensitivity analysis scores the "
+                         f"network on it (check [database] and its fractions)")
+    if not net.targets:
+        raise ConfigError("missing target: add a [<cell>.Target] section naming the cell to "
+                          "score", path=getattr(net.ini, "path", None))
+    objective = make_objective(net, net.targets[0], max(provider.nb_labels, 1))
+    return lambda model: evaluate_set(model, provider, objective, set_name, seed,
+                                      provider.batch_size).score(metric)
+
+
+def analyse_ini(ini_path: str, output: str, weights_dir: Optional[str] = None, seed: int = 1,
+                sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+                criterion: Optional[str] = None, pattern: Optional[str] = None,
+                metric: str = "Sensitivity", overwrite: bool = False, quiet: bool = True,
+                environ: Optional[Mapping[str, str]] = None) -> IniAnalysis:
+    """Analyse ``ini_path`` (weights from ``weights_dir``, else its fillers with ``seed``) and
+    write ``output/sensitivity.csv`` and ``output/sensitivity.png``. ``seed`` also draws the
+    database split: give the seed of the run that trained the weights, so the Validation set
+    is the one it validated on. A CSV already there is continued (``overwrite``: replaced)."""
+    ini = ini_module.load(ini_path, os.environ if environ is None else environ)
+    net = build_network(ini, seed=seed)
+    if weights_dir is not None:
+        if not Path(weights_dir).is_dir():
+            raise ValueError(f"-w {weights_dir}: no such directory of N2D2 weight files")
+        if not read_weights(net, weights_dir, ignore_missing=True):
+            raise ValueError(f"-w {weights_dir}: no N2D2 weight file of this network's cells "
+                             f"found there (<cell>_weights.syntxt)")
+    provider = build_provider(ini, seed=seed)
+    evaluate = network_evaluator(net, provider, seed, metric)
+    folder = make_folder(output)
+    if overwrite and (folder / CSV).exists():
+        (folder / CSV).unlink()
+    with open(ini_path, "rb") as stream:
+        digest = hashlib.sha256(stream.read()).hexdigest()[:16]
+    result = sensitivity(net, evaluate, sparsities=sparsities, criterion=criterion,
+                         pattern=pattern, csv=folder / CSV, plot=folder / PNG, seed=seed,
+                         quiet=quiet, identity=f"{metric} Validation seed={seed} ini={digest}")
+    return IniAnalysis(net, result)
+
+
+def budget_edits(net, thresholds: Mapping[str, float]) -> Dict[str, Dict[str, Optional[str]]]:
+    """INI edits giving each cell of ``thresholds`` its ``QWeight.Threshold`` (and
+    ``QWeight.StartThreshold`` where the old start is above the new target, as a Gradual
+    schedule would begin above it). A ConfigSection value overrides a cell's own, so such a
+    key is commented out of the ConfigSection and written into every pruned cell using it
+    (the cells outside the budget keep their value)."""
+    values: Dict[str, Dict[str, str]] = {}
+    pruned = net.pruned_cells()
+    for name, target in thresholds.items():
+        if name not in pruned:
+            raise ValueError(f"budget: {name!r} is not a cell with QWeight=Prune (those are: "
+                             f"{', '.join(pruned)})")
+        cell = pruned[name].quantizer
+        values[name] = {"QWeight.Threshold": f"{target:.4f}"}
+        if cell.prune_mode == "Gradual" and cell.start > target:
+            values[name]["QWeight.StartThreshold"] = f"{target:.4f}"
+    edits: Dict[str, Dict[str, Optional[str]]] = {}
+    model = net.ini[""].get("DefaultModel", read_word, "Frame")
+    for name in pruned:
+        section = net.ini[name]
+        configs = config_names(section, section.get("Model", read_word, model))
+        for key in {k for v in values.values() for k in v}:
+            holders = [c for c in configs if key in net.ini[c]]
+            for config in holders:
+                edits.setdefault(config, {})[key] = None
+            if holders or key in values.get(name, {}):
+                edits.setdefault(name, {})[key] = values.get(name, {}).get(
+                    key, _current(pruned[name].quantizer, key))
+    return edits
+
+
+def _current(quantizer, key: str) -> str:
+    return f"{quantizer.threshold if key == 'QWeight.Threshold' else quantizer.start:.4f}"
+
+
+def write_budget_ini(net, ini_path: str, thresholds: Mapping[str, float], out_path) -> Path:
+    """Write ``ini_path`` with the per-cell ``thresholds`` to ``out_path`` (atomically)."""
+    out_path = Path(out_path)
+    text = edited_ini_text(net.ini, ini_path, str(out_path.parent), budget_edits(net, thresholds))
+    return atomic_write(out_path, lambda out: out.write(text.encode("utf-8", "surrogateescape")))
+
+
+def run_sensitivity(ini_path: str, output: str, weights_dir: Optional[str] = None,
+                    seed: int = 1, sparsities: Optional[Sequence[float]] = None,
+                    criterion: Optional[str] = None, pattern: Optional[str] = None,
+                    metric: str = "Sensitivity", kind: Optional[str] = None,
+                    target: Optional[float] = None, floor: float = 0.0, ceiling: float = 0.99,
+                    overwrite: bool = False, quiet: bool = True) -> List[str]:
+    """``n2prune-sensitivity``: the analysis, then (with a ``target`` of ``kind``) the budget
+    and the INI written back as ``output/<ini name>``; returns the lines to print."""
+    analysis = analyse_ini(ini_path, output, weights_dir, seed,
+                           sparsities or DEFAULT_SPARSITIES, criterion, pattern, metric,
+                           overwrite, quiet)
+    result = analysis.result
+    lines = result.table() + [f"analysis: {result.seconds:.1f} s; wrote {Path(output) / CSV} "
+                              f"and {Path(output) / PNG}"]
+    if target is None:
+        return lines
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        budget = allocate(result, target, kind or "Sparsity", floor=floor, ceiling=ceiling)
+    written = write_budget_ini(analysis.net, ini_path, budget.sparsities,
+                               Path(output) / Path(ini_path).name)
+    lines += [""] + budget.table(result) + [f"wrote {written}: n2prune-train {written} trains "
+                                            f"to this budget"]
+    lines += [f"warning: {w.message}" for w in caught]
+    return lines
