@@ -31,6 +31,7 @@ from n2prune.cells.activation_functions import ACTIVATIONS  # noqa: E402
 from n2prune.cells.initializers import WEIGHT_INITIALIZERS  # noqa: E402
 from n2prune.data import DATABASES, TRANSFORMATIONS  # noqa: E402
 from n2prune.errors import ConfigError  # noqa: E402
+from n2prune.export import export_onnx  # noqa: E402
 from n2prune.network import Network, load_network  # noqa: E402
 from n2prune.prune import (CRITERIA, MASK_FILLERS, PATTERNS, SCHEDULES, PruneCell,  # noqa: E402
                            Pruner, attach, detach, register_criterion)
@@ -43,7 +44,8 @@ from n2prune import sensitivity  # noqa: E402  (callable: n2prune.sensitivity(mo
 
 __all__ = [
     # what a user calls
-    "ConfigError", "Network", "PruneCell", "Pruner", "attach", "detach", "load_network",
+    "ConfigError", "Network", "PruneCell", "Pruner", "attach", "detach", "export_onnx",
+    "load_network",
     # the registries a user extends, and the class they are made of
     "ACTIVATIONS", "CELLS", "CRITERIA", "DATABASES", "LR_POLICIES", "MASK_FILLERS", "PATTERNS",
     "QUANTIZERS", "Registry", "SCHEDULES", "SOLVERS", "TRANSFORMATIONS", "WEIGHT_INITIALIZERS",
@@ -53,6 +55,3 @@ __all__ = [
     # sub-packages
     "cells", "compact", "quantizer", "sensitivity", "__version__",
 ]
-
-from n2prune.export import export_onnx  # noqa: E402  (docs/saving.md)
-__all__ += ["export_onnx"]
