@@ -185,7 +185,7 @@ def test_singular_hessian_without_damping_is_a_clear_error():
 
 
 # ---------------------------------------------------------------------------- Hessians
-def test_linear_hessian_is_a_running_mean_over_every_token():
+def test_linear_hessian_averages_over_every_token_of_every_batch():
     layer = nn.Linear(5, 3)
     acc = HessianAccumulator(layer)
     batches = [torch.randn(2, 7, 5), torch.randn(3, 5)]
@@ -347,6 +347,48 @@ def test_layers_fed_one_tensor_share_a_hessian_and_batches_stop_early():
     assert list(results) == ["q", "k", "v", "o"]
     assert [r.step for r in results.values()] == [0, 0, 0, 1]
     assert model.after_o == 1  # only the first batch's order pass ran past o's input
+
+
+class Stack(nn.Module):
+    """A counted stem, then two attention blocks taking a keyword argument."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.stem, self.blocks, self.stem_calls = nn.Linear(16, 16), nn.ModuleList(), 0
+        for _ in range(2):
+            self.blocks.append(Attention())
+
+    def forward(self, x, scale=1.0):
+        self.stem_calls += 1
+        x = self.stem(x)
+        for block in self.blocks:
+            x = x + block(x) * scale
+        return x
+
+
+def test_blocks_replay_cached_inputs_with_the_same_result():
+    batches = [torch.randn(2, 5, 16) for _ in range(3)]
+    models = [Stack(), Stack()]
+    results = []
+    for model, blocks in zip(models, ([], list(models[1].blocks))):
+        layers = [(f"{i}.{n}", getattr(b, n), 0.5, (2, 4), 8, DAMP)
+                  for i, b in enumerate(model.blocks) for n in "qkvo"]
+        results.append(reconstruct(layers, [lambda x=x: model(x, scale=0.5) for x in batches],
+                                   blocks=blocks))
+    assert models[0].stem_calls == 1 + 4 * 3  # order pass, then 4 steps × 3 batches
+    assert models[1].stem_calls == 1 + 2 * 3  # order pass, then once per block
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
+    assert all(torch.equal(results[0][k].keep, results[1][k].keep) for k in results[0])
+
+
+def test_a_block_called_twice_is_refused():
+    model = Stack()
+    model.blocks[1] = model.blocks[0]
+    with pytest.raises(ValueError, match="block Attention is called 2 times per batch"):
+        reconstruct([("q", model.blocks[0].q, 0.5)], [lambda: model(torch.randn(1, 2, 16))],
+                    blocks=[model.blocks[0]])
 
 
 def test_reconstruct_keeps_the_parameter_and_works_under_attached_prunecells():

@@ -13,8 +13,10 @@ weight, and how the weight reads and writes as a matrix of matching columns:
   channels). A grouped convolution gets one Hessian per group (``[groups, cols, cols]``, the
   same memory as its weight's columns squared over ``groups``).
 
-Everything accumulates in float64 as a running mean over tokens (``H`` does not grow with the
-number of batches). One layer at a time: the caller keeps one accumulator alive.
+A batch's ``xᵀx`` is computed in the input's precision (float32 at least: float64 would cost
+the float64 rate on ``tokens · cols²`` multiply-adds, the largest cost after the forward passes)
+and summed in float64; ``hessian`` divides by the tokens (``H`` does not grow with the number
+of batches). One layer at a time: the caller keeps one accumulator alive.
 
 >>> import torch
 >>> layer = torch.nn.Linear(3, 2)
@@ -171,7 +173,7 @@ LAYER_VIEWS.register(_qualified(Conv))(CellConvView())
 
 
 class HessianAccumulator:
-    """Running ``H = 2/n Σ x xᵀ`` (float64, ``[groups, cols, cols]``) of one layer's inputs.
+    """``H = 2/n Σ x xᵀ`` (float64, ``[groups, cols, cols]``) of one layer's inputs.
 
     ``add(args)`` takes the layer's forward arguments; ``hook`` is a ready forward pre-hook
     (``layer.register_forward_pre_hook(acc.hook)``).
@@ -180,25 +182,29 @@ class HessianAccumulator:
     def __init__(self, layer: nn.Module, name: str = "", view: Optional[LayerView] = None):
         self.layer, self.name = layer, name
         self.view = view if view is not None else layer_view(layer, name)
-        self.hessian: Optional[torch.Tensor] = None
+        self._sum: Optional[torch.Tensor] = None
         self.tokens = 0
+
+    @property
+    def hessian(self) -> Optional[torch.Tensor]:
+        """``2/n Σ x xᵀ`` so far (float64), None before any token."""
+        return None if self._sum is None else self._sum * (2.0 / self.tokens)
 
     def add(self, args: Sequence[Any]) -> None:
         """Add one call's inputs."""
         if not args or not isinstance(args[0], torch.Tensor):
             raise TypeError(f"SparseGPT: layer {self.name or '?'!r} was called without a "
                             f"tensor as its first positional argument")
-        x = self.view.columns(self.layer, args).detach().to(torch.float64)
-        tokens = x.shape[1]
-        if tokens == 0:
+        x = self.view.columns(self.layer, args).detach()
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+        if x.shape[1] == 0:
             return
-        total = self.tokens + tokens
-        batch = torch.matmul(x.transpose(1, 2), x).mul_(2.0 / total)
-        if self.hessian is None:
-            self.hessian = batch
+        product = torch.matmul(x.transpose(1, 2), x)
+        if self._sum is None:
+            self._sum = product.to(torch.float64)
         else:
-            self.hessian.mul_(self.tokens / total).add_(batch)
-        self.tokens = total
+            self._sum.add_(product)  # float64 += float32: one pass, no float64 copy
+        self.tokens += x.shape[1]
 
     def hook(self, module: nn.Module, args: Tuple[Any, ...]) -> None:
         """Forward pre-hook form of ``add``."""

@@ -56,15 +56,14 @@ def inverse_hessian_factor(hessian: torch.Tensor, damp: float = 0.01) -> Tuple[t
     dead = diag == 0
     diag[dead] = 1.0
     diag += damp * float(diag.mean())
-    lower, info = torch.linalg.cholesky_ex(h)
+    # H = R Rᵀ with R upper (the Cholesky factor of H with its index order reversed), so
+    # H⁻¹ = R⁻ᵀ R⁻¹ and R⁻¹ is H⁻¹'s upper factor: one factorisation and one triangular inverse
+    lower, info = torch.linalg.cholesky_ex(h.flip(0, 1))
     if int(info):
         raise ValueError(f"SparseGPT: the dampened Hessian is not positive definite (damp={damp}); "
                          f"use a larger damp (the paper uses 0.01) or more calibration data")
-    inverse = torch.cholesky_inverse(lower)
-    upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
-    if int(info):
-        raise ValueError(f"SparseGPT: the inverse Hessian is not positive definite (damp={damp}); "
-                         f"use a larger damp")
+    eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+    upper = torch.linalg.solve_triangular(lower.flip(0, 1), eye, upper=True)
     return upper, dead
 
 
@@ -112,10 +111,18 @@ def _blocks(cols: int, blocksize: int, groups: Optional[List[Tuple[int, int]]]
 
 
 def _lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """Bool mask of the ``count`` lowest entries of ``scores`` (ties: lower flat index)."""
-    prune = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    if count > 0:
-        prune[torch.sort(scores.reshape(-1), stable=True).indices[:count]] = True
+    """Bool mask of the ``count`` lowest entries of ``scores`` (ties: lower flat index);
+    a selection, not a sort (the block's sort was the solver's largest cost after the
+    factorisation)."""
+    flat = scores.reshape(-1)
+    if count <= 0:
+        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    if count >= flat.numel():
+        return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    threshold = torch.kthvalue(flat, count).values
+    prune = flat < threshold
+    ties = torch.nonzero(flat == threshold).flatten()
+    prune[ties[:count - int(prune.sum())]] = True
     return prune.reshape(scores.shape)
 
 

@@ -75,7 +75,8 @@ def _targets(layers: Iterable[Sequence[Any]]) -> List[SparseGPTLayer]:
     return targets
 
 
-def _forward_order(targets: List[SparseGPTLayer], batch: Callable[[], Any]
+def _forward_order(targets: List[SparseGPTLayer], batch: Callable[[], Any],
+                   blocks: Sequence[nn.Module] = ()
                    ) -> Tuple[List[List[SparseGPTLayer]], Dict[int, int]]:
     """Steps in forward order and each layer's calls per batch, from one pass of ``batch``.
     A layer called once, right after the previous step's layer and on the very same input
@@ -97,9 +98,14 @@ def _forward_order(targets: List[SparseGPTLayer], batch: Callable[[], Any]
             last[0], last[1] = target.layer, x
         return hook
 
+    def count(module: nn.Module, args: Tuple[Any, ...]) -> None:
+        calls[id(module)] = calls.get(id(module), 0) + 1
+
     try:
         for t in targets:
             handles.append(t.layer.register_forward_pre_hook(record(t), prepend=True))
+        for block in blocks:
+            handles.append(block.register_forward_pre_hook(count, prepend=True))
         with torch.no_grad():
             batch()
     finally:
@@ -147,6 +153,37 @@ def _hessian(layer: nn.Module, name: str, per_batch: int, batches: Sequence[Call
     return acc
 
 
+def _block_of(layer: nn.Module, blocks: Sequence[nn.Module]) -> Optional[nn.Module]:
+    return next((b for b in blocks if any(m is layer for m in b.modules())), None)
+
+
+def _block_inputs(block: nn.Module, batches: Sequence[Callable[[], Any]]
+                  ) -> List[Callable[[], Any]]:
+    """One replay per batch: ``block`` called on (a copy of) the arguments it got."""
+    replays: List[Callable[[], Any]] = []
+
+    def copied(value: Any) -> Any:
+        return value.clone() if isinstance(value, torch.Tensor) else value
+
+    def hook(module: nn.Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        args = tuple(copied(a) for a in args)
+        kwargs = {k: copied(v) for k, v in kwargs.items()}
+        replays.append(lambda: block(*args, **kwargs))
+        raise _Stop
+
+    handle = block.register_forward_pre_hook(hook, prepend=True, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                try:
+                    batch()
+                except _Stop:
+                    pass
+    finally:
+        handle.remove()
+    return replays
+
+
 def _solve(target: SparseGPTLayer, hessian: torch.Tensor) -> torch.Tensor:
     """Prune ``target``'s weight in place from its Hessian; its keep mask, weight-shaped."""
     view, layer = layer_view(target.layer, target.name), target.layer
@@ -159,8 +196,8 @@ def _solve(target: SparseGPTLayer, hessian: torch.Tensor) -> torch.Tensor:
     return view.unmatrix(layer, torch.stack([k for _, k in solved]))
 
 
-def reconstruct(layers: Iterable[Sequence[Any]], batches: Iterable[Callable[[], Any]]
-                ) -> Dict[str, LayerResult]:
+def reconstruct(layers: Iterable[Sequence[Any]], batches: Iterable[Callable[[], Any]],
+                blocks: Sequence[nn.Module] = ()) -> Dict[str, LayerResult]:
     """SparseGPT over a model: each layer pruned from the inputs the already pruned layers
     before it produce; its weight is overwritten in place (the same Parameter).
 
@@ -172,6 +209,12 @@ def reconstruct(layers: Iterable[Sequence[Any]], batches: Iterable[Callable[[], 
     value) share one Hessian: pruning one cannot change the others' input. A layer must hold
     its dense weight: a PruneCell mask, if any, all ones (set it to the returned ``keep``
     afterwards). Returns a ``LayerResult`` per name, in forward order.
+
+    ``blocks`` (optional, a speed-up): modules such as a transformer's layers, each called
+    once per batch with the arguments alone deciding its output. The model then runs up to a
+    block once per block, the block's arguments are kept (one block's inputs for every batch
+    in memory), and each layer inside it reruns the block only; a layer takes the first block
+    that contains it. The results are those without ``blocks``.
     """
     if iter(batches) is batches:  # type: ignore[comparison-overlap]
         raise TypeError("SparseGPT: batches must be re-iterable (a list of callables): every "
@@ -182,12 +225,23 @@ def reconstruct(layers: Iterable[Sequence[Any]], batches: Iterable[Callable[[], 
     targets = _targets(layers)
     if not targets:
         return {}
-    steps, calls = _forward_order(targets, batches[0])
+    blocks = [b for b in blocks if any(_block_of(t.layer, [b]) for t in targets)]
+    steps, calls = _forward_order(targets, batches[0], blocks)
+    for block in blocks:
+        if calls.get(id(block)) != 1:
+            raise ValueError(f"SparseGPT: block {type(block).__name__} is called "
+                             f"{calls.get(id(block), 0)} times per batch; a block must be "
+                             f"called once")
     results: Dict[str, LayerResult] = {}
+    cached: Tuple[Optional[nn.Module], List[Callable[[], Any]]] = (None, [])
     for index, step in enumerate(steps):
         start = time.perf_counter()
         first = step[0]
-        acc = _hessian(first.layer, first.name, calls[id(first.layer)], batches)
+        block = _block_of(first.layer, blocks)
+        if block is not None and cached[0] is not block:
+            cached = (block, _block_inputs(block, batches))
+        runs = cached[1] if block is not None else batches
+        acc = _hessian(first.layer, first.name, calls[id(first.layer)], runs)
         hessian = acc.hessian
         if hessian is None:
             raise ValueError(f"SparseGPT: layer {first.name!r} saw no calibration tokens")
