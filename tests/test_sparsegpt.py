@@ -6,7 +6,6 @@ import doctest
 import pytest
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 import n2prune
 from n2prune.prune import hessian as hessian_module
