@@ -20,6 +20,7 @@ class whose hooks, one-shot window and resume share the window's state.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import warnings
@@ -366,8 +367,22 @@ class StatisticsCollector:
             self._pruner.recompute()
         else:
             recompute(self.cells.values())
+        self._reconstruct(model, taken, forward)
         self._thresholds = self._current_thresholds()
         return len(taken)
+
+    def _reconstruct(self, model: nn.Module, taken: list, forward: Optional[Forward]) -> None:
+        """Criteria that rewrite weights (SparseGPT): each runs over its cells now, from the
+        same batches, the model in eval mode without autograd."""
+        teams: Dict[str, Dict[str, Any]] = {}
+        for name, cell in self.cells.items():
+            for criterion in criterion_names(cell):
+                if CRITERIA.get(criterion).reconstruct is not None:
+                    teams.setdefault(criterion, {})[name] = cell
+        for criterion, cells in teams.items():
+            runs = [functools.partial(feed, model, batch, forward) for batch in taken]
+            with left_as_found(model, train=False, keep_grads=False), torch.no_grad():
+                CRITERIA.get(criterion).reconstruct(model, cells, runs)
 
 
 _STATE_KEYS = {"seen": int, "batches": int, "thresholds": dict}

@@ -25,7 +25,7 @@ value: the PruneCell ranks the scores (through its pattern and scope) and prunes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -48,6 +48,8 @@ class Criterion:
     level: str = "weight"
     params: Tuple[Key, ...] = ()
     group: str = "Layer"
+    reconstruct: Optional[Callable[..., None]] = None
+    patterns: Optional[Tuple[str, ...]] = None
 
     def __call__(self, weight: torch.Tensor, stats: Mapping[str, torch.Tensor],
                  **params) -> torch.Tensor:
@@ -63,19 +65,24 @@ CRITERIA: Registry = Registry("pruning criterion")
 
 def register_criterion(name: str, needs: Sequence[str] = (), norm: str = "L1",
                        level: str = "weight", params: Sequence[Key] = (),
-                       group: str = "Layer") -> Callable:
+                       group: str = "Layer", reconstruct: Optional[Callable[..., None]] = None,
+                       patterns: Optional[Sequence[str]] = None) -> Callable:
     """Register ``score(weight, stats, **params)`` as the criterion ``name`` (decorator);
     returns the function unchanged. ``group``: the comparison group used when a PruneCell
     does not choose one (``"Row"``: each output row ranked on its own, where the pattern has
-    rows)."""
+    rows). ``reconstruct(model, cells, runs)``: a one-shot criterion that also rewrites the
+    weights (SparseGPT) once ``calibrate`` has its batches (``cells`` ``{name: PruneCell}``,
+    ``runs`` callables each pushing one batch through the model); it sets the masks itself.
+    ``patterns``: the pattern names it supports (None: all)."""
     if norm not in NORMS:
         raise ValueError(f"criterion {name!r}: norm={norm!r}; allowed: {', '.join(NORMS)}")
     if level not in LEVELS:
         raise ValueError(f"criterion {name!r}: level={level!r}; allowed: {', '.join(LEVELS)}")
 
     def decorator(score: Score) -> Score:
-        CRITERIA.register(name)(Criterion(name, score, tuple(needs), norm, level, tuple(params),
-                                          group))
+        CRITERIA.register(name)(Criterion(
+            name, score, tuple(needs), norm, level, tuple(params), group, reconstruct,
+            None if patterns is None else tuple(patterns)))
         return score
     return decorator
 

@@ -269,6 +269,18 @@ def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
     if mask_filler and SCOPES.get(args["scope"]).shared:
         return "scope", (f"scope={args['scope']!r} ranks scores: prune_filler={filler!r} "
                           f"has none; use a criterion ({criteria})")
+    member = CRITERIA.get(filler) if filler in CRITERIA else None
+    if member is not None and member.patterns is not None and pattern not in member.patterns:
+        return "pattern", (f"criterion {filler!r} prunes with the patterns "
+                           f"{', '.join(member.patterns)}, not {args['pattern']!r}")
+    if member is not None and member.reconstruct is not None:
+        if args["prune_mode"] != "Static":
+            return "prune_mode", (f"criterion {filler!r} prunes once, from calibration "
+                                  f"batches, and rewrites the weights: prune_mode='Static', "
+                                  f"not {args['prune_mode']!r}")
+        if SCOPES.get(args["scope"]).shared:
+            return "scope", (f"criterion {filler!r} prunes each layer from its own inputs: "
+                             f"scope={args['scope']!r} cannot rank it with other cells")
     if filler in CRITERIA and CRITERIA.get(filler).level == "channel" and pattern != "Channel":
         return "pattern", (f"criterion {filler!r} scores whole channels: it needs "
                            f"pattern='Channel', not {args['pattern']!r}")
