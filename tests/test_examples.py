@@ -52,8 +52,8 @@ DOC_BLOCKS = _doc_blocks()
 README_BLOCKS = [block for block in DOC_BLOCKS if block[0].startswith("README.md:")]
 
 
-def test_readme_has_python_examples():
-    assert len(README_BLOCKS) >= 3
+def test_readme_and_docs_have_python_examples():
+    assert len(README_BLOCKS) >= 2 and len(DOC_BLOCKS) >= 20
 
 
 @pytest.mark.parametrize("where, info, code", DOC_BLOCKS, ids=[block[0] for block in DOC_BLOCKS])
