@@ -33,6 +33,7 @@ from n2prune.data import DATABASES, TRANSFORMATIONS  # noqa: E402
 from n2prune.errors import ConfigError  # noqa: E402
 from n2prune.export import export_onnx  # noqa: E402
 from n2prune.network import Network, load_network  # noqa: E402
+from n2prune.parameters import parameter  # noqa: E402
 from n2prune.prune import (CRITERIA, MASK_FILLERS, PATTERNS, SCHEDULES, PruneCell,  # noqa: E402
                            Pruner, attach, detach, register_criterion)
 from n2prune.quantizer import QUANTIZERS  # noqa: E402
@@ -49,7 +50,7 @@ __all__ = [
     # the registries a user extends, and the class they are made of
     "ACTIVATIONS", "CELLS", "CRITERIA", "DATABASES", "LR_POLICIES", "MASK_FILLERS", "PATTERNS",
     "QUANTIZERS", "Registry", "SCHEDULES", "SOLVERS", "TRANSFORMATIONS", "WEIGHT_INITIALIZERS",
-    "register_criterion",
+    "parameter", "register_criterion",
     # sparse inference (n2prune.sparse)
     "densify", "sparsify", "sparse",
     # sub-packages

@@ -31,9 +31,15 @@ class Registry(Generic[T]):
         self._members: Dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Register a member under ``name`` (decorator). A class member that declares a
+        ``name`` attribute by inheritance only gets its registered name: the name is written
+        once, in the registration."""
         def decorator(member: T) -> T:
             if name in self._members:
                 raise ValueError(f"{self.what} {name!r} is registered twice")
+            if isinstance(member, type) and hasattr(member, "name") \
+                    and "name" not in vars(member):
+                member.name = name
             self._members[name] = member
             return member
         return decorator

@@ -79,12 +79,27 @@ def register_criterion(name: str, needs: Sequence[str] = (), norm: str = "L1",
     if level not in LEVELS:
         raise ValueError(f"criterion {name!r}: level={level!r}; allowed: {', '.join(LEVELS)}")
 
+    _check_collisions(name, params)
+
     def decorator(score: Score) -> Score:
         CRITERIA.register(name)(Criterion(
             name, score, tuple(needs), norm, level, tuple(params), group, reconstruct,
             None if patterns is None else tuple(patterns)))
         return score
     return decorator
+
+
+def _check_collisions(name: str, params: Sequence[Key]) -> None:
+    """A ValueError when a parameter has the INI name or argument of another criterion's
+    parameter without being the same parameter (the PruneCell could not tell them apart)."""
+    for other in CRITERIA.names():
+        for theirs in CRITERIA.get(other).params:
+            for mine in params:
+                if (mine.ini == theirs.ini or mine.arg == theirs.arg) and mine != theirs:
+                    raise ValueError(f"criterion {name!r}: parameter {mine.ini} / {mine.arg} "
+                                     f"collides with criterion {other!r}'s {theirs.ini} / "
+                                     f"{theirs.arg}; rename it, or share the same parameter "
+                                     f"object")
 
 
 def group_norm(scores: torch.Tensor, norm: str, dim: int = -1) -> torch.Tensor:

@@ -40,7 +40,7 @@ _COUNT = Range(1, math.inf, integer=True)
 class Pattern:
     """Base: the Unstructured behaviour; subclasses override ``groups`` and ``expand``."""
 
-    name = "Unstructured"
+    name = "Unstructured"  # a registered subclass gets its registered name
     params: Tuple[Key, ...] = ()
     global_ranking = True  # whether group scores may be ranked across cells (Global scope)
     row_groups = True  # whether group scores have rows of several groups (group="Row")
@@ -103,7 +103,6 @@ class Unstructured(Pattern):
 class Channel(Pattern):
     """Whole output channels: group score = norm over the channel's weights."""
 
-    name = "Channel"
     row_groups = False  # a row is one group
 
     def groups(self, scores, norm, shape):
@@ -122,7 +121,6 @@ class Channel(Pattern):
 class Block(Pattern):
     """Blocks of ``k`` outputs × ``l`` inputs of the weight viewed as [O, C·kH·kW]."""
 
-    name = "KxL"
     params = (Key("PruningBlockK", "k", read_uint, 4, "block height (outputs)", _COUNT),
               Key("PruningBlockL", "l", read_uint, 1, "block width (inputs)", _COUNT))
 
@@ -157,7 +155,6 @@ class Block(Pattern):
 class NofM(Pattern):
     """At most ``n`` kept in every ``m`` consecutive weights along the input channels."""
 
-    name = "N:M"
     global_ranking = False
     row_groups = False  # already prunes within each group of M of a row
     params = (Key("PruningN", "n", read_uint, 2, "weights kept per group", _COUNT),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Dict, List, Tuple
 
+from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.scope import scope_of
 from n2prune.prune.sparsity import mask_counts
 
@@ -37,12 +38,13 @@ def _counts(cell: Any):
 def missed(cells: Dict[str, Any]) -> List[Tuple[Any, float, str]]:
     """``(cell, target, message)`` for every cell (or Global team, named by its first cell)
     whose sparsity misses its current target by more than its pattern's rounding; nothing for
-    cells that wait for statistics or prune nothing on purpose (filler None)."""
+    cells that wait for statistics, N2D2's mask fillers (IterNonStruct stops on its δ grid, as
+    N2D2 does) and combined criteria (a union or an intersection by design)."""
     messages = []
     teams: Dict[float, List[str]] = {}
     for name, cell in cells.items():
-        if cell.prune_filler == "None" or cell.__dict__.get("_waiting"):
-            continue
+        if cell.prune_filler not in CRITERIA or cell.__dict__.get("_waiting"):
+            continue  # N2D2's fillers round as N2D2 does; combinations prune a union
         if scope_of(cell).shared:
             teams.setdefault(float(cell.current_threshold), []).append(name)
             continue
@@ -69,7 +71,7 @@ def _message(name: str, cell: Any, target: float, reached: float) -> str:
     shape = "x".join(str(d) for d in cell.mask.shape)
     pattern = str(cell._pattern)
     why = (f"pattern {pattern} cannot prune this {shape} weight to {target:.4f}"
-           if pattern != "Unstructured" else "the criterion's scores could not rank it")
+           if pattern != "Unstructured" else "its comparison groups round it so")
     return (f"{name or '<model>'} ({type(cell.cell).__name__} {shape}): target {target:.4f}, "
             f"reached {reached:.4f}: {why}")
 

@@ -101,7 +101,6 @@ class Schedule:
 class Linear(Schedule):
     """N2D2's staircase: +gamma every period (StepSizeThreshold), from start to threshold."""
 
-    name = "Linear"
     staircase = True
     params = ()
 
@@ -110,7 +109,6 @@ class Linear(Schedule):
 class Cubic(Schedule):
     """Zhu & Gupta's cubic ramp from s_i to s_f over the window."""
 
-    name = "Cubic"
 
     def fraction(self, t, t0, end, s_i, s_f):
         return cubic(t, t0, end, s_i, s_f)
@@ -120,7 +118,6 @@ class Cubic(Schedule):
 class OneShot(Schedule):
     """0 before the window's end, the target from then on."""
 
-    name = "OneShot"
 
     def initial(self, s_i, s_f):
         return 0.0
@@ -133,7 +130,6 @@ class OneShot(Schedule):
 class Iterative(Schedule):
     """``steps`` rounds evenly spaced, each pruning the same share of what is left."""
 
-    name = "Iterative"
     params = WINDOW_KEYS + (Key("PruningSteps", "steps", read_uint, 5, "rounds", _STEPS),)
 
     def initial(self, s_i, s_f):
