@@ -68,3 +68,21 @@ def test_a_global_floor_that_stops_the_target_is_reported_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error", TargetMissedWarning)
         n2prune.Pruner(cells).recompute()
+
+
+def test_a_gradient_criterion_whose_loop_never_gives_gradients_says_so():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    model[0].weight.requires_grad_(False)
+    n2prune.attach(model, prune_mode="Static", prune_filler="Snip", threshold=0.9,
+                   calibration_batches=2)
+    pruner = n2prune.Pruner(model)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    with pytest.raises(ValueError, match=r"0 \(Snip\) lacks grad.*run pruner.calibrate"):
+        for _ in range(2):
+            loss = model(torch.randn(8, 4)).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            pruner.on_before_optimizer_step()
+            optimizer.step()
+            pruner.on_step_end(8)
