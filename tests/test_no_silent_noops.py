@@ -44,6 +44,15 @@ def test_two_of_four_along_one_input_channel_says_what_it_reaches():
                        pattern="2:4")
 
 
+def test_smaller_edge_blocks_that_miss_the_target_are_reported():
+    layer = nn.Linear(10, 3)  # 2x2 blocks: the third row's blocks hold 2 weights, not 4
+    with torch.no_grad():
+        layer.weight.copy_(torch.arange(30.0).reshape(3, 10).flip(0))  # edge blocks lowest
+    with pytest.warns(TargetMissedWarning, match=r"target 0.5000, reached 0.3333: pattern 2x2"):
+        n2prune.attach(layer, prune_mode="Static", prune_filler="Magnitude", threshold=0.5,
+                       pattern="2x2")
+
+
 def test_a_block_larger_than_the_weight_says_it_prunes_everything():
     with pytest.warns(TargetMissedWarning, match=r"target 0.0100, reached 1.0000"):
         n2prune.attach(nn.Linear(8, 8), prune_mode="Static", prune_filler="Magnitude",
@@ -51,10 +60,11 @@ def test_a_block_larger_than_the_weight_says_it_prunes_everything():
 
 
 def test_rounding_alone_is_not_reported():
+    torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TargetMissedWarning)
-        n2prune.attach(nn.Linear(10, 3), prune_mode="Static", prune_filler="Magnitude",
-                       threshold=0.5, pattern="2x2")
+        n2prune.attach(nn.Linear(10, 4), prune_mode="Static", prune_filler="Magnitude",
+                       threshold=0.45, pattern="2x2")
         n2prune.attach(nn.Linear(7, 3), prune_mode="Static", prune_filler="Magnitude",
                        threshold=0.35, group="Row")
 
