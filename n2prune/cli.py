@@ -147,6 +147,7 @@ def train_parser() -> argparse.ArgumentParser:
     ours.add_argument("--compact", action="store_true",
                       help="also write the compacted network (pruned channels removed: NET.ini, "
                            "weights/, NET.onnx) in OUTPUT/compact/, as n2prune-compact does")
+    _add_partial_option(ours)
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
@@ -172,7 +173,8 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             log_epoch=args.log_epoch, test_only=args.test, seed=args.seed, weights_dir=args.w,
             valid_metric=args.valid_metric, output=args.output, resume=args.resume,
             overwrite=args.overwrite, threads=args.threads, device=args.device,
-            quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn)
+            quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn,
+            allow_partial_weights=args.allow_partial_weights)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()
@@ -251,6 +253,7 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
     parser.add_argument("-w", "--weights", metavar="WEIGHTS_DIR",
                         help="N2D2 weight files (and _masks.syntxt) to start from")
+    _add_partial_option(parser)
     parser.add_argument("--output", "-o", metavar="DIR", required=True,
                         help="folder for NET.ini, weights/ and NET.onnx")
     parser.add_argument("--no-onnx", action="store_true", help="do not write NET.onnx")
@@ -265,13 +268,11 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     def action() -> int:
         from n2prune.compact.costs import cost_lines
         from n2prune.compact.writeback import write_compacted
-        from n2prune.n2d2io.read import read_weights
+        from n2prune.n2d2io.read import read_weight_folder
         from n2prune.network.build import load_network
         net = load_network(args.ini, seed=args.seed)
         if args.weights is not None:
-            if not read_weights(net, args.weights, ignore_missing=True):
-                raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's "
-                                 f"cells found there (<cell>_weights.syntxt)")
+            read_weight_folder(net, args.weights, args.allow_partial_weights)
         net.eval()
         written, small = write_compacted(net, args.ini, args.output, onnx=not args.no_onnx,
                                          masked_onnx=args.masked_onnx)
@@ -286,9 +287,16 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-w", "--weights", metavar="WEIGHTS_DIR",
                         help="with --costs: N2D2 weight files (and masks) to load first")
+    _add_partial_option(parser)
     parser.add_argument("--costs", action="store_true",
                         help="also print parameters, MACs and CPU latency of the dense, masked "
                         "and compacted network")
+
+
+def _add_partial_option(parser) -> None:
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="accept a -w folder missing some cells' files: those cells keep "
+                        "their initial weights (a warning names them); refused otherwise")
 
 
 def _print_costs(net, args) -> None:
@@ -296,9 +304,8 @@ def _print_costs(net, args) -> None:
         return
     from n2prune.compact.costs import cost_lines
     from n2prune.compact.shrink import compact
-    from n2prune.n2d2io.read import read_weights
-    if args.weights is not None and not read_weights(net, args.weights, ignore_missing=True):
-        raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's cells "
-                         f"found there (<cell>_weights.syntxt)")
+    from n2prune.n2d2io.read import read_weight_folder
+    if args.weights is not None:
+        read_weight_folder(net, args.weights, args.allow_partial_weights)
     net.eval()
     print("\n".join(cost_lines(net, compact(net))))

@@ -38,6 +38,8 @@ class TrainOptions:
     recalibrate_bn: int = 0
     # write the compacted network (INI, N2D2 weights, ONNX) in <output>/compact/
     compact: bool = field(default=False, metadata=COSMETIC)
+    # -w DIR missing some cells' files: read the rest (a warning names them), else refused
+    allow_partial_weights: bool = False
     # recorded by name and value when read (n2prune.train.identity)
     environ: Optional[Mapping[str, str]] = field(default=None, repr=False, metadata=COSMETIC)
 

@@ -131,10 +131,8 @@ class RunState:
 
 
     def _import_weights(self, directory: str) -> None:
-        from n2prune.n2d2io.read import read_weights
-        if not Path(directory).is_dir():
-            raise ValueError(f"-w {directory}: no such directory of N2D2 weight files")
-        read_weights(self.net, directory, ignore_missing=True)
+        from n2prune.n2d2io.read import read_weight_folder
+        read_weight_folder(self.net, directory, self.options.allow_partial_weights)
 
 
     def _load_trained(self) -> None:
