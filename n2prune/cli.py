@@ -238,7 +238,10 @@ def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:
 COMPACT_EPILOG = """\
 Writes DIR/NET.ini (NbOutputs and Mapping tables reduced, the rest as written), DIR/weights/
 (N2D2 text files of the smaller network) and DIR/NET.onnx (with --masked-onnx also
-DIR/NET.masked.onnx: the network as loaded, masks applied, not compacted).
+DIR/NET.masked.onnx: the network as loaded, masks applied, not compacted), then reads them
+back and compares them with the compacted network before reporting success. DIR/.compacted.json
+lists the files written (--overwrite removes them); DIR/.lock is held while writing. A folder
+holding a training run, or files n2prune-compact did not write, is refused.
 
 Example: n2prune-compact networks/resnet-mini.ini -w runs/resnet-mini/weights --output small
 """
@@ -256,6 +259,9 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     _add_partial_option(parser)
     parser.add_argument("--output", "-o", metavar="DIR", required=True,
                         help="folder for NET.ini, weights/ and NET.onnx")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the compacted network already in --output (its files "
+                        "are removed); a folder holding other results is always refused")
     parser.add_argument("--no-onnx", action="store_true", help="do not write NET.onnx")
     parser.add_argument("--masked-onnx", action="store_true",
                         help="also write the uncompacted network, masks applied, as "
@@ -270,12 +276,17 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
         from n2prune.compact.writeback import write_compacted
         from n2prune.n2d2io.read import read_weight_folder
         from n2prune.network.build import load_network
+        from n2prune.outfolder import claim_compact_output, remove_stale
         net = load_network(args.ini, seed=args.seed)
         if args.weights is not None:
             read_weight_folder(net, args.weights, args.allow_partial_weights)
         net.eval()
-        written, small = write_compacted(net, args.ini, args.output, onnx=not args.no_onnx,
-                                         masked_onnx=args.masked_onnx)
+        lock, earlier = claim_compact_output(Path(args.output), args.overwrite)
+        with lock:   # one process per folder, as n2prune-train
+            written, small = write_compacted(net, args.ini, args.output,
+                                             onnx=not args.no_onnx,
+                                             masked_onnx=args.masked_onnx)
+            remove_stale(Path(args.output), earlier, written)
         print("\n".join(cost_lines(net, small)))
         print(f"removed {small.compaction['removed_groups']} channel group(s); wrote "
               f"{len(written)} files in {args.output}")

@@ -286,7 +286,8 @@ def read_weight_folder(net, directory: PathLike, allow_partial: bool = False,
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"{option} {directory}: no such directory of N2D2 weight files")
+        raise ValueError(f"{option} {directory}: no N2D2 weight files there (no such "
+                         f"directory)")
     missing = missing_weight_files(net, directory)
     expected = sum(isinstance(c, (Conv, Deconv, Fc, BatchNorm)) for _, c in named_cells(net))
     if expected and len(missing) == expected:

@@ -23,6 +23,7 @@ from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_
                                        RUN_KEYS, STATE_KEYS, load_checkpoint,
                                        load_state_into, require_keys, save_atomic)
 from n2prune.train.identity import differences
+from n2prune.outfolder import refuse_compaction
 from n2prune.train.runlock import RunLock
 
 CHECKPOINT = "checkpoint.pt"
@@ -33,6 +34,7 @@ class RunState:
 
     def _checkpoint_and_seed(self):
         self._lock = RunLock(self.output)  # one run per folder, until close()
+        refuse_compaction(self.output)  # another command's results
         remove_temporaries(self.output)  # left by a killed run; ours to remove now
         checkpoint = self._previous_checkpoint()
         seed = self.options.seed
