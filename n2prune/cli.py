@@ -158,9 +158,12 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     """``n2prune-train NET.ini [options]``."""
     args = train_parser().parse_args(argv)
     if args.nproc is not None and "WORLD_SIZE" not in os.environ:
-        from n2prune.train.launch import launch, train_command
-        return run_guarded(lambda: launch(train_command(
-            sys.argv[1:] if argv is None else argv), args.nproc), args.debug)
+        from n2prune.train.launch import check_nproc, launch, train_command
+
+        def spawn() -> int:
+            check_nproc(args.ini, args.nproc, args.device)   # before any process starts
+            return launch(train_command(sys.argv[1:] if argv is None else argv), args.nproc)
+        return run_guarded(spawn, args.debug)
 
     def action() -> int:
         from n2prune.train.options import TrainOptions

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -100,6 +101,19 @@ class RunState:
         """The best eligible validation point's weights; the last ones when none qualified."""
         if state["best"] is not None:
             load_state_into(self.net, state["best"]["state"], "the best log point's weights")
+
+
+    def _note_other_nproc(self, rows) -> None:
+        """A run resumed on another number of processes is not bit-exact: say so, once."""
+        before = rows[-1].get("processes") if rows else None
+        if before is None or before == self.ranks.world or not self.writes_files:
+            return
+        warnings.warn(
+            f"--resume: log points 1-{len(rows)} were learned on {before} process(es), the "
+            f"rest runs on {self.ranks.world}: it matches an uninterrupted {before}-process "
+            f"run within float rounding, not bitwise (the shares' gradients are summed in "
+            f"another order), so the later validation scores, and the best log point chosen "
+            f"among them, may differ from that run's; the same --nproc resumes bit-exactly")
 
 
     def _save_checkpoint(self, state: Dict[str, Any]) -> None:

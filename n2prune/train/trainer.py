@@ -184,6 +184,7 @@ class Trainer(RunState):
         state = self._fresh_state()
         if self.checkpoint is not None:
             state = self._restore(self.checkpoint)
+            self._note_other_nproc(state["rows"])
         total = (self.options.learn_epoch * self.provider.epoch_size if plan["per_epoch"]
                  else plan["total"] * self.batch_size)
         progress = Progress(total, self.options.quiet or not self.writes_files)
@@ -286,6 +287,7 @@ class Trainer(RunState):
             "learning_rate": float(getattr(self.optimizers[0], "current_lr", float("nan"))),
             "sparsity": self.sparsity(),
             "pruning_done": all(c.quantizer.done for c in self.net.pruned_cells().values()),
+            "processes": self.ranks.world,   # --resume may change it (see _note_other_nproc)
         }
         state["rows"].append(row)
         progress.line(describe_row(row, self.options.valid_metric))
