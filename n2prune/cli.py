@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from n2prune import __version__
+from n2prune.plugins import add_import_option, load_plugins
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,10 +63,12 @@ def info_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"n2prune {__version__}")
     _add_cost_options(parser)
+    add_import_option(parser)
     args = parser.parse_args(argv)
 
     def action() -> int:
         from n2prune.network.build import load_network
+        load_plugins(args.imports)
         net = load_network(args.ini, seed=args.seed)
         print("\n".join(net.summary()))
         _print_costs(net, args)
@@ -151,6 +154,7 @@ def train_parser() -> argparse.ArgumentParser:
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
+    add_import_option(ours)
     return parser
 
 
@@ -161,6 +165,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
         from n2prune.train.launch import check_nproc, launch, train_command
 
         def spawn() -> int:
+            load_plugins(args.imports)
             check_nproc(args.ini, args.nproc, args.device)   # before any process starts
             return launch(train_command(sys.argv[1:] if argv is None else argv), args.nproc)
         return run_guarded(spawn, args.debug)
@@ -168,6 +173,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     def action() -> int:
         from n2prune.train.options import TrainOptions
         from n2prune.train.trainer import Trainer
+        load_plugins(args.imports)
         if args.nproc is not None and args.nproc != int(os.environ["WORLD_SIZE"]):
             raise ValueError(f"--nproc {args.nproc} but WORLD_SIZE={os.environ['WORLD_SIZE']} "
                              f"(torchrun already started the processes: drop --nproc)")
@@ -272,10 +278,12 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-seed", "--seed", type=int, default=0,
                         help="seed of the weight fillers when -w is not given (default 0)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    add_import_option(parser)
     args = parser.parse_args(argv)
 
     def action() -> int:
         from n2prune.compact.costs import cost_lines
+        load_plugins(args.imports)
         from n2prune.compact.writeback import write_compacted
         from n2prune.n2d2io.read import read_weight_folder
         from n2prune.network.build import load_network
