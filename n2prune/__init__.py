@@ -37,6 +37,8 @@ from n2prune.prune import (CRITERIA, MASK_FILLERS, PATTERNS, SCHEDULES, PruneCel
 from n2prune.quantizer import QUANTIZERS  # noqa: E402
 from n2prune.registry import Registry  # noqa: E402
 from n2prune.solvers import LR_POLICIES, SOLVERS  # noqa: E402
+from n2prune import strategies  # noqa: E402  (documented as n2prune.strategies)
+import n2prune.compact.costs  # noqa: E402,F401  (documented as n2prune.compact.costs)
 
 __all__ = [
     # what a user calls
@@ -46,7 +48,7 @@ __all__ = [
     "QUANTIZERS", "Registry", "SCHEDULES", "SOLVERS", "TRANSFORMATIONS", "WEIGHT_INITIALIZERS",
     "register_criterion",
     # sub-packages
-    "cells", "compact", "quantizer", "__version__",
+    "cells", "compact", "quantizer", "strategies", "__version__",
 ]
 
 from n2prune.export import export_onnx  # noqa: E402  (docs/saving.md)

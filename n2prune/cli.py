@@ -58,8 +58,7 @@ def info_main(argv: Optional[List[str]] = None) -> int:
         prog="n2prune-info", description="Build an N2D2 INI network and describe its cells "
         "(type, inputs, output shape, parameters, pruning) without training.")
     parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
-    parser.add_argument("-seed", "--seed", type=int, default=0,
-                        help="seed of the weight fillers and Random masks (default 0)")
+    _add_seed_option(parser, "seed of the weight fillers and Random masks")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"n2prune {__version__}")
     _add_cost_options(parser)
@@ -69,7 +68,7 @@ def info_main(argv: Optional[List[str]] = None) -> int:
     def action() -> int:
         from n2prune.network.build import load_network
         load_plugins(args.imports)
-        net = load_network(args.ini, seed=args.seed)
+        net = load_network(args.ini, seed=_seed(args.seed))
         print("\n".join(net.summary()))
         _print_costs(net, args)
         return 0
@@ -275,8 +274,7 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--masked-onnx", action="store_true",
                         help="also write the uncompacted network, masks applied, as "
                         "NET.masked.onnx (same outputs, dense size)")
-    parser.add_argument("-seed", "--seed", type=int, default=0,
-                        help="seed of the weight fillers when -w is not given (default 0)")
+    _add_seed_option(parser, "seed of the weight fillers when -w is not given")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     add_import_option(parser)
     args = parser.parse_args(argv)
@@ -288,7 +286,7 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
         from n2prune.n2d2io.read import read_weight_folder
         from n2prune.network.build import load_network
         from n2prune.outfolder import claim_compact_output, remove_stale
-        net = load_network(args.ini, seed=args.seed)
+        net = load_network(args.ini, seed=_seed(args.seed))
         if args.weights is not None:
             read_weight_folder(net, args.weights, args.allow_partial_weights)
         net.eval()
@@ -313,6 +311,22 @@ def _add_cost_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--costs", action="store_true",
                         help="also print parameters, MACs and CPU latency of the dense, masked "
                         "and compacted network")
+
+
+def _add_seed_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-seed", "--seed", type=int, default=1, metavar="N",
+                        help=f"{what} (default 1); 0 picks one from the clock and prints it, "
+                        f"as in n2prune-train")
+
+
+def _seed(seed: int) -> int:
+    """-seed as every command reads it (n2prune.seeds); a clock-picked seed is printed."""
+    from n2prune.seeds import resolve_seed
+    picked = resolve_seed(seed)
+    if picked != seed:
+        print(f"seed {picked} (picked from the clock: -seed {picked} repeats this)",
+              file=sys.stderr)
+    return picked
 
 
 def _add_partial_option(parser) -> None:

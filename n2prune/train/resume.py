@@ -12,7 +12,6 @@ beside the network's, so a resumed run with a data-driven criterion is exact too
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -25,6 +24,7 @@ from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_
                                        load_state_into, require_keys, save_atomic)
 from n2prune.train.identity import differences
 from n2prune.outfolder import refuse_compaction
+from n2prune.seeds import resolve_seed
 from n2prune.train.runlock import RunLock
 
 CHECKPOINT = "checkpoint.pt"
@@ -45,7 +45,7 @@ class RunState:
             # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
             seed = load_checkpoint(self.output / "model.pt", MODEL_KEYS)["seed"]
         elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
-            seed = int(time.time()) % (2**31 - 1) or 1
+            seed = resolve_seed(seed)
         return checkpoint, seed
 
 
