@@ -42,6 +42,8 @@ from n2prune.solvers import LR_POLICIES, SOLVERS  # noqa: E402
 from n2prune import sparse  # noqa: E402
 from n2prune.sparse import densify, sparsify  # noqa: E402
 from n2prune import sensitivity  # noqa: E402  (callable: n2prune.sensitivity(model, evaluate))
+from n2prune import strategies  # noqa: E402  (documented as n2prune.strategies)
+import n2prune.compact.costs  # noqa: E402,F401  (documented as n2prune.compact.costs)
 
 __all__ = [
     # what a user calls
@@ -54,5 +56,5 @@ __all__ = [
     # sparse inference (n2prune.sparse)
     "densify", "sparsify", "sparse",
     # sub-packages
-    "cells", "compact", "quantizer", "sensitivity", "__version__",
+    "cells", "compact", "quantizer", "sensitivity", "strategies", "__version__",
 ]

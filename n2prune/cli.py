@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from n2prune import __version__
+from n2prune.plugins import add_import_option, load_plugins
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,16 +58,17 @@ def info_main(argv: Optional[List[str]] = None) -> int:
         prog="n2prune-info", description="Build an N2D2 INI network and describe its cells "
         "(type, inputs, output shape, parameters, pruning) without training.")
     parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
-    parser.add_argument("-seed", "--seed", type=int, default=0,
-                        help="seed of the weight fillers and Random masks (default 0)")
+    _add_seed_option(parser, "seed of the weight fillers and Random masks")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"n2prune {__version__}")
     _add_cost_options(parser)
+    add_import_option(parser)
     args = parser.parse_args(argv)
 
     def action() -> int:
         from n2prune.network.build import load_network
-        net = load_network(args.ini, seed=args.seed)
+        load_plugins(args.imports)
+        net = load_network(args.ini, seed=_seed(args.seed))
         print("\n".join(net.summary()))
         _print_costs(net, args)
         return 0
@@ -152,9 +154,11 @@ def train_parser() -> argparse.ArgumentParser:
                            "weights (else of the first epoch's), meeting --target-sparsity")
     ours.add_argument("--target-sparsity", type=float, metavar="F",
                       help="with --budget: the overall sparsity of the pruned cells")
+    _add_partial_option(ours)
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     ours.add_argument("--version", action="version", version=f"n2prune {__version__}")
+    add_import_option(ours)
     return parser
 
 
@@ -162,13 +166,18 @@ def train_main(argv: Optional[List[str]] = None) -> int:
     """``n2prune-train NET.ini [options]``."""
     args = train_parser().parse_args(argv)
     if args.nproc is not None and "WORLD_SIZE" not in os.environ:
-        from n2prune.train.launch import launch, train_command
-        return run_guarded(lambda: launch(train_command(
-            sys.argv[1:] if argv is None else argv), args.nproc), args.debug)
+        from n2prune.train.launch import check_nproc, launch, train_command
+
+        def spawn() -> int:
+            load_plugins(args.imports)
+            check_nproc(args.ini, args.nproc, args.device)   # before any process starts
+            return launch(train_command(sys.argv[1:] if argv is None else argv), args.nproc)
+        return run_guarded(spawn, args.debug)
 
     def action() -> int:
         from n2prune.train.options import TrainOptions
         from n2prune.train.trainer import Trainer
+        load_plugins(args.imports)
         if args.nproc is not None and args.nproc != int(os.environ["WORLD_SIZE"]):
             raise ValueError(f"--nproc {args.nproc} but WORLD_SIZE={os.environ['WORLD_SIZE']} "
                              f"(torchrun already started the processes: drop --nproc)")
@@ -178,7 +187,8 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             valid_metric=args.valid_metric, output=args.output, resume=args.resume,
             overwrite=args.overwrite, threads=args.threads, device=args.device,
             quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn,
-            budget=args.budget, target_sparsity=args.target_sparsity)
+            budget=args.budget, target_sparsity=args.target_sparsity,
+            allow_partial_weights=args.allow_partial_weights)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()
@@ -242,7 +252,10 @@ def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:
 COMPACT_EPILOG = """\
 Writes DIR/NET.ini (NbOutputs and Mapping tables reduced, the rest as written), DIR/weights/
 (N2D2 text files of the smaller network) and DIR/NET.onnx (with --masked-onnx also
-DIR/NET.masked.onnx: the network as loaded, masks applied, not compacted).
+DIR/NET.masked.onnx: the network as loaded, masks applied, not compacted), then reads them
+back and compares them with the compacted network before reporting success. DIR/.compacted.json
+lists the files written (--overwrite removes them); DIR/.lock is held while writing. A folder
+holding a training run, or files n2prune-compact did not write, is refused.
 
 Example: n2prune-compact networks/resnet-mini.ini -w runs/resnet-mini/weights --output small
 """
@@ -257,33 +270,41 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
     parser.add_argument("-w", "--weights", metavar="WEIGHTS_DIR",
                         help="N2D2 weight files (and _masks.syntxt) to start from")
+    _add_partial_option(parser)
     parser.add_argument("--output", "-o", metavar="DIR", required=True,
                         help="folder for NET.ini, weights/ and NET.onnx")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the compacted network already in --output (its files "
+                        "are removed); a folder holding other results is always refused")
     parser.add_argument("--no-onnx", action="store_true", help="do not write NET.onnx")
     parser.add_argument("--masked-onnx", action="store_true",
                         help="also write the uncompacted network, masks applied, as "
                         "NET.masked.onnx (same outputs, dense size)")
-    parser.add_argument("-seed", "--seed", type=int, default=0,
-                        help="seed of the weight fillers when -w is not given (default 0)")
+    _add_seed_option(parser, "seed of the weight fillers when -w is not given")
     parser.add_argument("--sparse", action="store_true",
                         help="also write NET.sparse.pt (pruned layers in the CSR/BSR form "
                         "timed fastest, batch 1) and NET.sparse.json (its latency report)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    add_import_option(parser)
     args = parser.parse_args(argv)
 
     def action() -> int:
         from n2prune.compact.costs import cost_lines
+        load_plugins(args.imports)
         from n2prune.compact.writeback import write_compacted
-        from n2prune.n2d2io.read import read_weights
+        from n2prune.n2d2io.read import read_weight_folder
         from n2prune.network.build import load_network
-        net = load_network(args.ini, seed=args.seed)
+        from n2prune.outfolder import claim_compact_output, remove_stale
+        net = load_network(args.ini, seed=_seed(args.seed))
         if args.weights is not None:
-            if not read_weights(net, args.weights, ignore_missing=True):
-                raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's "
-                                 f"cells found there (<cell>_weights.syntxt)")
+            read_weight_folder(net, args.weights, args.allow_partial_weights)
         net.eval()
-        written, small = write_compacted(net, args.ini, args.output, onnx=not args.no_onnx,
-                                         masked_onnx=args.masked_onnx)
+        lock, earlier = claim_compact_output(Path(args.output), args.overwrite)
+        with lock:   # one process per folder, as n2prune-train
+            written, small = write_compacted(net, args.ini, args.output,
+                                             onnx=not args.no_onnx,
+                                             masked_onnx=args.masked_onnx)
+            remove_stale(Path(args.output), earlier, written)
         print("\n".join(cost_lines(net, small)))
         print(f"removed {small.compaction['removed_groups']} channel group(s); wrote "
               f"{len(written)} files in {args.output}")
@@ -299,9 +320,32 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-w", "--weights", metavar="WEIGHTS_DIR",
                         help="with --costs: N2D2 weight files (and masks) to load first")
+    _add_partial_option(parser)
     parser.add_argument("--costs", action="store_true",
                         help="also print parameters, MACs and CPU latency of the dense, masked "
                         "and compacted network")
+
+
+def _add_seed_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-seed", "--seed", type=int, default=1, metavar="N",
+                        help=f"{what} (default 1); 0 picks one from the clock and prints it, "
+                        f"as in n2prune-train")
+
+
+def _seed(seed: int) -> int:
+    """-seed as every command reads it (n2prune.seeds); a clock-picked seed is printed."""
+    from n2prune.seeds import resolve_seed
+    picked = resolve_seed(seed)
+    if picked != seed:
+        print(f"seed {picked} (picked from the clock: -seed {picked} repeats this)",
+              file=sys.stderr)
+    return picked
+
+
+def _add_partial_option(parser) -> None:
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="accept a -w folder missing some cells' files: those cells keep "
+                        "their initial weights (a warning names them); refused otherwise")
 
 
 def _print_costs(net, args) -> None:
@@ -309,10 +353,9 @@ def _print_costs(net, args) -> None:
         return
     from n2prune.compact.costs import cost_lines
     from n2prune.compact.shrink import compact
-    from n2prune.n2d2io.read import read_weights
-    if args.weights is not None and not read_weights(net, args.weights, ignore_missing=True):
-        raise ValueError(f"-w {args.weights}: no N2D2 weight file of this network's cells "
-                         f"found there (<cell>_weights.syntxt)")
+    from n2prune.n2d2io.read import read_weight_folder
+    if args.weights is not None:
+        read_weight_folder(net, args.weights, args.allow_partial_weights)
     net.eval()
     print("\n".join(cost_lines(net, compact(net))))
 
@@ -368,10 +411,12 @@ def sensitivity_main(argv: Optional[List[str]] = None) -> int:
                         help="start afresh instead of continuing OUTPUT/sensitivity.csv")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    add_import_option(parser)
     args = parser.parse_args(argv)
 
     def action() -> int:
         from n2prune.sensitivity.ini import run_sensitivity
+        load_plugins(args.imports)
         kind, value = next(((k, v) for k, v in (("Sparsity", args.target_sparsity),
                                                 ("Parameters", args.target_parameters),
                                                 ("MACs", args.target_macs)) if v is not None),

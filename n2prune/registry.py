@@ -9,11 +9,28 @@ from typing import Callable, Dict, Generic, Iterator, List, TypeVar
 T = TypeVar("T")
 
 
+FEW = 8      # a longer "known:" list is cut to its NEAREST members
+NEAREST = 6
+
+
 def did_you_mean(name: str, valid: List[str], what: str) -> str:
-    """The standard 'unknown X' message: nearest valid spelling and the full list."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    """The standard 'unknown X' message: nearest valid spelling and the valid names (all of
+    them up to ``FEW``, else the ``NEAREST`` to ``name`` and how many there are)."""
+    same = [v for v in valid if v.lower() == str(name).lower()]
+    close = same or difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(valid))})"
+    if len(valid) <= FEW:
+        return f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(valid))})"
+    nearest = close + difflib.get_close_matches(name, valid, n=NEAREST, cutoff=0.0)
+    lowered = difflib.get_close_matches(name.lower(), [v.lower() for v in valid], n=NEAREST,
+                                        cutoff=0.0)
+    by_lower = {v.lower(): v for v in valid}
+    for extra in (by_lower[v] for v in lowered):   # case slips count as near too
+        if extra not in nearest:
+            nearest.append(extra)
+    nearest = list(dict.fromkeys(nearest))[:NEAREST]
+    return (f"unknown {what} {name!r}{hint} (known, nearest first: {', '.join(nearest)}, ... "
+            f"{len(valid)} in all)")
 
 
 class Registry(Generic[T]):

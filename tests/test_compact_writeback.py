@@ -122,7 +122,7 @@ def test_cli_writes_the_three_outputs(tmp_path, capsys):
     assert compact_main([str(ROOT / "networks" / "digits.ini"), "--output",
                          str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "digits.ini", "digits.onnx", "weights"]
+        ".compacted.json", ".lock", "digits.ini", "digits.onnx", "weights"]
     assert "compacted" in capsys.readouterr().out
 
 
@@ -172,7 +172,7 @@ def test_cli_masked_onnx_gives_the_masked_network(tmp_path, capsys):
     assert compact_main([str(path), "-w", str(tmp_path / "trained"), "--masked-onnx",
                          "--no-onnx", "--output", str(tmp_path / "out")]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "lenet.ini", "lenet.masked.onnx", "weights"]
+        ".compacted.json", ".lock", "lenet.ini", "lenet.masked.onnx", "weights"]
     masked = _load(path, ENV)
     assert read_weights(masked, tmp_path / "trained", ignore_missing=False)
     x = torch.randn(5, *net.input_shape, generator=torch.Generator().manual_seed(2))

@@ -290,16 +290,33 @@ def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
     assert stderr.strip().splitlines()[-1] == "error: rank 1: boom on the third step"
 
 
-def test_a_distributed_run_killed_resumes_on_one_process(tmp_path, single):
+def test_a_distributed_run_killed_resumes_on_one_process(tmp_path, single, capsys):
+    """Resuming on another number of processes continues within float rounding (not
+    bitwise): it says so, and log.csv records which log points each count computed."""
     output = tmp_path / "cut"
     code, stderr = _worker(tmp_path, "kill", output)
     assert code == 2 and stderr.strip().endswith("error: rank 0: killed by signal SIGKILL")
-    assert len((output / "log.csv").read_text().splitlines()) == 3  # two log points
+    cut = (output / "log.csv").read_text().splitlines()
+    assert len(cut) == 3  # two log points
     assert not (output / "model.pt").exists()
+    capsys.readouterr()
     assert train_main([*ARGS, "--output", str(output), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --resume: log points 1-2 were learned on 2 process(es), the rest runs " \
+           "on 1" in err and "not bitwise" in err and "best log point" in err
     net = torch.load(output / "model.pt", weights_only=True)["net"]
     _assert_close_to_single(net, single[0])
-    assert len((output / "log.csv").read_text().splitlines()) == 4
+    log = (output / "log.csv").read_text().splitlines()
+    assert len(log) == 4 and log[:3] == cut   # the 2-process points kept as computed
+    column = log[0].split(",").index("processes")
+    assert [row.split(",")[column] for row in log[1:]] == ["2", "2", "1"]
+    # the best point is chosen from these recorded scores, whichever count computed them
+    report = json.loads((output / "report.json").read_text())
+    header = log[0].split(",")
+    rows = [dict(zip(header, row.split(","))) for row in log[1:]]
+    eligible = [r for r in rows if r["pruning_done"] == "True"]
+    best = max(eligible, key=lambda r: float(r["validation_score"]))
+    assert report["best_log_point"] == int(best["log_point"])
 
 
 def test_nproc_runs_the_cli_on_two_processes(tmp_path, single):

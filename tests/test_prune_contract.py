@@ -78,7 +78,8 @@ def test_mask_filler_registered_after_import_works_from_ini(tmp_path):
 def test_unknown_filler_lists_criteria_too(tmp_path):
     path = tmp_path / "net.ini"
     path.write_text(NET.format(extra="QWeight.PruningFiller=Magnitud"))
-    with pytest.raises(ConfigError, match=r"net.ini:13: .*did you mean 'Magnitude'.*L2Norm"):
+    with pytest.raises(ConfigError, match=r"net.ini:13: .*did you mean 'Magnitude'.*nearest "
+                                          r"first: .*ActivationMagnitude.*\d+ in all"):
         load_network(str(path))
 
 

@@ -7,6 +7,7 @@ alternating which goes first (the machine is noisy). Prints both times, the rati
 the two masks agree (torch prunes round(t*N) weights, n2prune ceil(t*N); ties may differ).
 
     python tools/bench_global_magnitude.py [--layers 50] [--size 707] [--amount 0.9] [--repeats 5]
+        [--threads N]   (default: torch's default thread count; printed with the results)
 """
 
 from __future__ import annotations
@@ -54,14 +55,19 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=707)
     parser.add_argument("--amount", type=float, default=0.9)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for both (default: torch's own default, "
+                        f"{torch.get_num_threads()} here)")
     args = parser.parse_args(argv)
+    default = args.threads is None
+    args.threads = torch.get_num_threads() if default else args.threads
     torch.set_num_threads(args.threads)
     base = build(args.layers, args.size, seed=0)
     x = torch.randn(1, args.size)
     weights = sum(layer.weight.numel() for layer in base)
     print(f"{args.layers} x Linear({args.size}, {args.size}): {weights} weights, "
-          f"amount {args.amount}, {args.repeats} repeats, {args.threads} thread(s)")
+          f"amount {args.amount}, {args.repeats} repeats, {args.threads} thread(s)"
+          f"{' (torch default)' if default else ''}")
     ours, theirs, agreement = [], [], []
     for repeat in range(args.repeats):
         order = [("n2prune", run_n2prune), ("torch", run_torch)]
@@ -78,7 +84,8 @@ def main(argv=None) -> int:
         print(f"  repeat {repeat}: n2prune {ours[-1]:.3f} s, torch {theirs[-1]:.3f} s, "
               f"ratio {theirs[-1] / ours[-1]:.1f}x")
     med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
-    print(f"median: n2prune {med_ours:.3f} s, torch.nn.utils.prune {med_theirs:.3f} s; "
+    print(f"at {args.threads} thread(s), median: n2prune {med_ours:.3f} s, "
+          f"torch.nn.utils.prune {med_theirs:.3f} s; "
           f"n2prune is {med_theirs / med_ours:.1f}x faster (median of ratios "
           f"{statistics.median(t / o for t, o in zip(theirs, ours)):.1f}x); masks agree on "
           f"{100 * min(agreement):.4f} % of weights")

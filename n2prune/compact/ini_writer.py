@@ -19,10 +19,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from n2prune.cells.mapping import parent_key_name
+from n2prune.cells.mapping import group_map, parent_key_name
+from n2prune.ini.values import read_uint
 from n2prune.ini.template import render_file
 
-Edits = Dict[str, Dict[str, str]]   # section -> key -> new raw value
+Edits = Dict[str, Dict[str, Optional[str]]]   # section -> key -> new raw value (None: removed)
 _REFERENCE = re.compile(r"^\s*\[([^\]]+)\]\s*NbOutputs\s*$")
 
 
@@ -81,14 +82,39 @@ def _mapping_edits(small, name, cell, section, info, edits: Edits) -> None:
     table = _map_of(cell)
     if table is None:
         return
+    grouped = [k for k in ("Mapping.NbGroups", "Mapping.ChannelsPerGroup") if k in section]
+    explicit = bool(grouped) and not _groups_hold(section, grouped[0],
+                                                  edits.get(name, {}).get(grouped[0]), table,
+                                                  info)
+    if explicit:   # e.g. a depthwise conv of two inputs that lost different channels
+        edits.setdefault(name, {}).update({key: None for key in grouped})
     first = 0
     for parent, (channels, _, _) in zip(info.inputs, info.input_shapes):
         key = f"Mapping({parent_key_name(parent)})"
         part = table[:, first:first + channels]
         first += channels
-        if key in section:
+        if key in section or explicit:
             rows = part.t().int().tolist()   # one text row per input channel
             edits.setdefault(name, {})[key] = "\n".join(" ".join(map(str, row)) for row in rows)
+
+
+def _groups_hold(section, key: str, value: Optional[str], table: torch.Tensor, info) -> bool:
+    """Whether ``key`` (``Mapping.NbGroups`` or ``.ChannelsPerGroup``, ``value`` when edited)
+    still gives each parent's part of ``table`` with the compacted channel counts."""
+    number = int(value) if value is not None else section.get(key, read_uint)
+    first = 0
+    for channels, _, _ in info.input_shapes:
+        if key.endswith("NbGroups"):
+            groups, per_group = number, (channels // number if number else 0)
+        else:
+            groups, per_group = (channels // number if number else 0), number
+        if not 0 < per_group <= channels or not groups or channels % groups:
+            return False
+        if not torch.equal(group_map(table.shape[0], channels, groups, per_group),
+                           table[:, first:first + channels]):
+            return False
+        first += channels
+    return True
 
 
 def _map_of(cell) -> Optional[torch.Tensor]:
@@ -117,10 +143,12 @@ def _section_span(lines: List[str], section: str) -> Tuple[int, int]:
     return start, end
 
 
-def _set_key(lines: List[str], section: str, key: str, value: str) -> List[str]:
+def _set_key(lines: List[str], section: str, key: str, value: Optional[str]) -> List[str]:
     """Replace ``key``'s value in ``section`` (keeping a trailing comment), or add it under
-    the header."""
+    the header; a ``None`` value removes the key's line(s)."""
     start, end = _section_span(lines, section)
+    if value is None:
+        return _remove_key(lines, section, key, start, end)
     rows = value.split("\n")
     new = [f"{key}={rows[0]}"] if len(rows) == 1 else \
         [f"{key}=\\"] + [row + " \\" for row in rows[:-1]] + [rows[-1]]
@@ -138,17 +166,37 @@ def _set_key(lines: List[str], section: str, key: str, value: str) -> List[str]:
     return lines[:start + 1] + new + lines[start + 1:]
 
 
-def _comment_key(lines: List[str], section: str, key: str) -> List[str]:
-    """Turn ``key``'s line(s) in ``section`` into comments (a no-op where it is absent)."""
-    start, end = _section_span(lines, section)
+def _key_span(lines: List[str], key: str, start: int, end: int):
+    """(first, last) line of ``key``'s entry between ``start`` and ``end`` (continuations
+    included), or None."""
     for i in range(start + 1, end):
         code = lines[i].partition(";")[0]
         if "=" in code and code.split("=", 1)[0].strip() == key:
             last = i
             while lines[last].endswith("\\") and last + 1 < len(lines):
                 last += 1
-            return lines[:i] + [f"; {line}" for line in lines[i:last + 1]] + lines[last + 1:]
-    return lines
+            return i, last
+    return None
+
+
+def _comment_key(lines: List[str], section: str, key: str) -> List[str]:
+    """Turn ``key``'s line(s) in ``section`` into comments (a no-op where it is absent)."""
+    start, end = _section_span(lines, section)
+    span = _key_span(lines, key, start, end)
+    if span is None:
+        return lines
+    i, last = span
+    return lines[:i] + [f"; {line}" for line in lines[i:last + 1]] + lines[last + 1:]
+
+
+def _remove_key(lines: List[str], section: str, key: str, start: int, end: int) -> List[str]:
+    span = _key_span(lines, key, start, end)
+    if span is None:
+        raise ValueError(f"cannot write back [{section}]: {key} must go (the compacted "
+                         f"channels need an explicit Mapping), but it is not written in the "
+                         f"section itself")
+    i, last = span
+    return lines[:i] + lines[last + 1:]
 
 
 def _instances_of(data) -> List[str]:

@@ -9,8 +9,9 @@ changes; an error names the file, the line and what was expected.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -254,3 +255,57 @@ def _require(path: Path, why: str) -> Path:
         raise ValueError(f"{path}: file not found ({why})")
     return path
 
+
+
+# ----------------------------------------------------------------------------- a whole folder
+def missing_weight_files(net, directory: PathLike) -> Dict[str, Path]:
+    """Cell name -> the file each weighted or BatchNorm cell of ``net`` would read first
+    from ``directory`` and that is not there (nor its combined ``<cell>.syntxt``)."""
+    directory, missing = Path(directory), {}
+    for name, cell in named_cells(net):
+        if isinstance(cell, (Conv, Deconv, Fc)):
+            first = "_weights"
+        elif isinstance(cell, BatchNorm):
+            first = "_biases"
+        else:
+            continue
+        base = cell_path(directory, name)
+        if not suffixed(base, "").is_file() and not suffixed(base, first).is_file():
+            missing[name] = suffixed(base, first)
+    return missing
+
+
+def read_weight_folder(net, directory: PathLike, allow_partial: bool = False,
+                       option: str = "-w") -> List[Path]:
+    """Read a whole folder of N2D2 weight files (``-w DIR`` on the command line).
+
+    Unlike N2D2's ``-w``, a folder missing a cell's file is refused (the cell would keep its
+    random initial weights and every result would be silently wrong), in one line naming the
+    missing files; ``allow_partial`` reads what is there and warns once, naming the cells left
+    at their initial weights. A folder holding no file of the network is always refused.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"{option} {directory}: no N2D2 weight files there (no such "
+                         f"directory)")
+    missing = missing_weight_files(net, directory)
+    expected = sum(isinstance(c, (Conv, Deconv, Fc, BatchNorm)) for _, c in named_cells(net))
+    if expected and len(missing) == expected:
+        raise ValueError(f"{option} {directory}: no N2D2 weight file of this network's cells "
+                         f"found there (<cell>_weights.syntxt)")
+    if missing and not allow_partial:
+        raise ValueError(f"{option} {directory}: {_listed(list(missing.values()))} missing ({len(missing)} of "
+                         f"{expected} cells): the folder is partial; give the complete folder "
+                         f"(or --allow-partial-weights to keep those cells' initial weights)")
+    read = read_weights(net, directory, ignore_missing=True)
+    if missing:
+        warnings.warn(f"{option} {directory}: partial folder: {len(missing)} cell(s) keep "
+                      f"their initial (random) weights, their files being absent: "
+                      f"{', '.join(missing)}")
+    return read
+
+
+def _listed(paths: Sequence[Path], most: int = 5) -> str:
+    names = [path.name for path in paths]
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more

@@ -16,6 +16,18 @@ from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.options import PRUNE_MODES
 
 
+def copy_into(target: torch.Tensor, source: torch.Tensor) -> None:
+    """``target.copy_(source)``; on the CPU through numpy, one thread: torch's copy of a
+    strided view runs on every intra-op thread and is about 5x slower at 2 threads than at
+    one (0.17 s against 0.03 s for a 25M-weight Global ranking's masks)."""
+    if target.device.type == "cpu" and source.device.type == "cpu" and \
+            target.dtype != torch.bfloat16 and source.dtype != torch.bfloat16 and \
+            not target.requires_grad and target.shape == source.shape:
+        target.numpy()[...] = source.numpy()
+    else:
+        target.copy_(source)
+
+
 class GroupMasks:
     """Group-level views of a PruneCell's masks (see the module docstring)."""
 
@@ -68,4 +80,4 @@ class GroupMasks:
             if groups:
                 keep = criterion_masks.expand_groups(self._pattern, keep, weight[:, part],
                                                      criterion_masks.out_view(self.cell))
-            self.mask[:, part].copy_(keep)
+            copy_into(self.mask[:, part], keep)

@@ -23,7 +23,9 @@ Design (the trainer calls a :class:`Ranks`; with one process every call is the i
 - **Only rank 0 writes.** Rank 0 reads the checkpoint (or picks the time-based seed) and
   broadcasts it, so the other machines need no copy of the output folder. An error raised
   there is re-raised on every rank with the same message.
-- **No hang.** Collectives time out after ``N2PRUNE_DIST_TIMEOUT`` seconds (default 600).
+- **No hang.** Collectives time out after ``N2PRUNE_DIST_TIMEOUT`` seconds (default 600);
+  the first rendezvous says what it waits for and gives up after it too
+  (:mod:`n2prune.train.rendezvous`).
 
 BatchNorm running statistics are updated per rank (as plain DDP); rank 0's are sent to the
 others before each evaluation, so every rank evaluates the network rank 0 saves. Random
@@ -43,6 +45,7 @@ import torch.distributed as dist
 from torch import nn
 
 from n2prune.train.distributed_stats import reduce_statistics  # noqa: F401 (re-exported)
+from n2prune.train.rendezvous import join_group
 
 TIMEOUT_ENV = "N2PRUNE_DIST_TIMEOUT"
 
@@ -101,7 +104,7 @@ class Ranks:
             target, backend = torch.device("cpu"), "gloo"
         owns = not dist.is_initialized()
         if owns:
-            dist.init_process_group(backend, timeout=timeout(), world_size=world, rank=rank)
+            join_group(backend, world, rank, timeout().total_seconds(), TIMEOUT_ENV)
         from n2prune.prune.calibration import StatisticsCollector
         StatisticsCollector.reduce = staticmethod(reduce_statistics)  # every rank scores alike
         return cls(world, rank, local, target, owns)

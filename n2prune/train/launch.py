@@ -17,7 +17,13 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, TextIO, Tuple
+
+import torch
+
+from n2prune import ini as ini_module
+from n2prune.ini.values import read_uint
 
 
 def free_port() -> int:
@@ -147,6 +153,44 @@ def _stop_all(workers: List[_Worker], grace: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             worker.process.kill()
             worker.process.wait()
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_nproc(ini_path: str, nproc: int, device: str = "cpu",
+                cores: Optional[int] = None) -> None:
+    """What ``--nproc N`` needs, checked before any process starts: N >= 1, the INI's
+    global ``[sp] BatchSize`` >= N, and at most 2 processes per core on the CPU (one GPU
+    each with ``--device cuda``); more processes than cores only warns."""
+    if nproc < 1:
+        raise ValueError(f"--nproc must be a positive integer, got {nproc}")
+    ini = ini_module.load(ini_path)
+    if "sp" in ini:
+        batch = ini["sp"].get("BatchSize", read_uint, 1)
+        if batch < nproc:
+            raise ValueError(f"--nproc {nproc}: [sp] BatchSize={batch} is the global batch, "
+                             f"split between the processes: it must be at least {nproc} "
+                             f"(or use --nproc {max(1, batch)} or fewer)")
+    if device.startswith("cuda"):
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise ValueError(f"--nproc {nproc} --device cuda: one GPU per process, and "
+                             f"{gpus} GPU(s) are visible here")
+        return
+    cores = available_cores() if cores is None else cores
+    if nproc > 2 * cores:
+        raise ValueError(f"--nproc {nproc}: {cores} CPU core(s) here; each process holds its "
+                         f"own network and data, and more than 2 per core only slows learning "
+                         f"down: use --nproc {cores} or fewer")
+    if nproc > cores:
+        warnings.warn(f"--nproc {nproc} on {cores} CPU core(s): the processes share cores "
+                      f"(each runs one thread); fewer processes are likely faster")
 
 
 def train_command(argv: Sequence[str]) -> List[str]:

@@ -41,6 +41,8 @@ class TrainOptions:
     # --budget sensitivity: per-cell targets from a sensitivity analysis (n2prune.train.budget)
     budget: Optional[str] = None
     target_sparsity: Optional[float] = None
+    # -w DIR missing some cells' files: read the rest (a warning names them), else refused
+    allow_partial_weights: bool = False
     # recorded by name and value when read (n2prune.train.identity)
     environ: Optional[Mapping[str, str]] = field(default=None, repr=False, metadata=COSMETIC)
 

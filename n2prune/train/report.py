@@ -28,7 +28,7 @@ from n2prune.atomic import atomic_write_text
 
 COMPACT_DIR = "compact"   # n2prune-train --compact writes the compacted network here
 LOG_COLUMNS = ("log_point", "epoch", "stimuli", "loss", "learn_accuracy", "validation_score",
-               "validation_accuracy", "learning_rate", "sparsity", "pruning_done")
+               "validation_accuracy", "learning_rate", "sparsity", "pruning_done", "processes")
 
 
 def write_log(output: Path, rows: List[Dict[str, Any]]) -> None:

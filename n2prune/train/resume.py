@@ -12,7 +12,7 @@ beside the network's, so a resumed run with a data-driven criterion is exact too
 from __future__ import annotations
 
 import sys
-import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -23,6 +23,8 @@ from n2prune.train.checkpoint import (BEST_KEYS, IDENTITY_KEYS, MODEL_KEYS, RUN_
                                        RUN_KEYS, STATE_KEYS, load_checkpoint,
                                        load_state_into, require_keys, save_atomic)
 from n2prune.train.identity import differences
+from n2prune.outfolder import refuse_compaction
+from n2prune.seeds import resolve_seed
 from n2prune.train.runlock import RunLock
 
 CHECKPOINT = "checkpoint.pt"
@@ -33,6 +35,7 @@ class RunState:
 
     def _checkpoint_and_seed(self):
         self._lock = RunLock(self.output)  # one run per folder, until close()
+        refuse_compaction(self.output)  # another command's results
         remove_temporaries(self.output)  # left by a killed run; ours to remove now
         checkpoint = self._previous_checkpoint()
         seed = self.options.seed
@@ -42,7 +45,7 @@ class RunState:
             # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
             seed = load_checkpoint(self.output / "model.pt", MODEL_KEYS)["seed"]
         elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
-            seed = int(time.time()) % (2**31 - 1) or 1
+            seed = resolve_seed(seed)
         return checkpoint, seed
 
 
@@ -100,6 +103,19 @@ class RunState:
             load_state_into(self.net, state["best"]["state"], "the best log point's weights")
 
 
+    def _note_other_nproc(self, rows) -> None:
+        """A run resumed on another number of processes is not bit-exact: say so, once."""
+        before = rows[-1].get("processes") if rows else None
+        if before is None or before == self.ranks.world or not self.writes_files:
+            return
+        warnings.warn(
+            f"--resume: log points 1-{len(rows)} were learned on {before} process(es), the "
+            f"rest runs on {self.ranks.world}: it matches an uninterrupted {before}-process "
+            f"run within float rounding, not bitwise (the shares' gradients are summed in "
+            f"another order), so the later validation scores, and the best log point chosen "
+            f"among them, may differ from that run's; the same --nproc resumes bit-exactly")
+
+
     def _save_checkpoint(self, state: Dict[str, Any]) -> None:
         save_atomic({
             "format": RUN_FORMAT, "identity": self.identity,
@@ -131,10 +147,8 @@ class RunState:
 
 
     def _import_weights(self, directory: str) -> None:
-        from n2prune.n2d2io.read import read_weights
-        if not Path(directory).is_dir():
-            raise ValueError(f"-w {directory}: no such directory of N2D2 weight files")
-        read_weights(self.net, directory, ignore_missing=True)
+        from n2prune.n2d2io.read import read_weight_folder
+        read_weight_folder(self.net, directory, self.options.allow_partial_weights)
 
 
     def _load_trained(self) -> None:

@@ -186,6 +186,7 @@ class Trainer(RunState):
         state = self._fresh_state()
         if self.checkpoint is not None:
             state = self._restore(self.checkpoint)
+            self._note_other_nproc(state["rows"])
         if state.get("budget"):  # --budget: chosen before the checkpoint, reapplied
             apply_targets(self.net, state["budget"]["cells"])
         elif self.options.budget and self.options.weights_dir:
@@ -303,6 +304,7 @@ class Trainer(RunState):
             "learning_rate": float(getattr(self.optimizers[0], "current_lr", float("nan"))),
             "sparsity": self.sparsity(),
             "pruning_done": all(c.quantizer.done for c in self.net.pruned_cells().values()),
+            "processes": self.ranks.world,   # --resume may change it (see _note_other_nproc)
         }
         state["rows"].append(row)
         progress.line(describe_row(row, self.options.valid_metric))
