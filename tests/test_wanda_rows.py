@@ -12,6 +12,8 @@ import n2prune
 from n2prune.errors import ConfigError
 from n2prune.network import load_network
 
+from nets import FC8_MAGNITUDE  # one Fc of 8 inputs, Magnitude to 0.5; {extra} at line 13
+
 
 def _row_mask(scores: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep-mask pruning ceil(fraction·width) lowest scores of each row, by hand."""
@@ -94,26 +96,12 @@ def test_wanda_falls_back_to_layer_where_rows_cannot_compete():
                              threshold=0.5).group == "Layer"
 
 
-INI = """[sp]
-SizeX=8
-SizeY=1
-NbChannels=1
-[fc]
-Input=sp
-Type=Fc
-NbOutputs=4
-QWeight=Prune
-QWeight.PruningMode=Static
-QWeight.PruningFiller=Magnitude
-QWeight.Threshold=0.5
-{extra}
-[fc.Target]
-"""
 
 
 def test_pruning_group_from_ini(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(INI.format(extra="QWeight.PruningGroup=Row"))
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningMode=Static\n"
+                                              "QWeight.PruningGroup=Row"))
     net = load_network(path)
     cell = net.cells["fc"].quantizer
     assert cell.group == "Row"
@@ -122,7 +110,9 @@ def test_pruning_group_from_ini(tmp_path):
 
 def test_a_pruning_group_that_does_not_fit_is_a_located_error(tmp_path):
     path = tmp_path / "net.ini"
-    path.write_text(INI.format(extra="QWeight.PruningGroup=Row\nQWeight.PruningPattern=2:4"))
-    with pytest.raises(ConfigError, match=r"net.ini:13: \[fc\] QWeight.PruningGroup=Row: .*"
+    path.write_text(FC8_MAGNITUDE.format(extra="QWeight.PruningMode=Static\n"
+                                              "QWeight.PruningGroup=Row\n"
+                                              "QWeight.PruningPattern=2:4"))
+    with pytest.raises(ConfigError, match=r"net.ini:14: \[fc\] QWeight.PruningGroup=Row: .*"
                                           r"has no rows"):
         load_network(path)
