@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 
 from n2prune.compact.costs import used_weight
+from n2prune.compact.hf import is_hf_model, record_pruned_heads
 from n2prune.compact.trace import TracedGraph, run, trace_channel_graph
 
 # attributes holding a head count, and those holding count × head size
@@ -105,13 +106,15 @@ def compact_module(model: nn.Module, example, strict: bool = True, atol: float =
         folds = {name: _fold(small.get_submodule(name), value, graph.layer_dims[name], atol)
                  for name, value in shifts.items()}
     heads = _update_heads(small, graph, removed)
+    if heads and is_hf_model(small):
+        record_pruned_heads(small, heads)
     left_alone = _left_alone(graph)
     small.compaction = {"removed_groups": len(removed), "kept": keep, "folds": folds,
                         "heads": heads, "left_alone": left_alone}
     if left_alone:
         warnings.warn("compact: channels kept where no rule could decide: " + "; ".join(
             f"{b['op']} ({b['where']}): {b['why']}; layers left alone: "
-            f"{', '.join(b['layers']) or 'none'}" for b in left_alone), stacklevel=2)
+            f"{', '.join(b['layers']) or 'none'}" for b in left_alone), stacklevel=3)
     if check:
         _check(model, small, example)
     return small
@@ -141,13 +144,14 @@ def _update_heads(small: nn.Module, graph: TracedGraph, removed: Set[int]) -> Di
         gone = [h for h, atom in enumerate(split.heads) if graph.find(atom) in removed]
         if not gone:
             continue
-        module = small.get_submodule(split.module)
+        module, before = small.get_submodule(split.module), \
+            graph.model.get_submodule(split.module)   # compared before: GQA has two counts
         kept = split.count - len(gone)
         for attr in HEAD_ATTRIBUTES:
-            if getattr(module, attr, None) == split.count:
+            if getattr(before, attr, None) == split.count:
                 setattr(module, attr, kept)
         for attr in WIDTH_ATTRIBUTES:
-            if getattr(module, attr, None) == split.count * split.size:
+            if getattr(before, attr, None) == split.count * split.size:
                 setattr(module, attr, kept * split.size)
         result.setdefault(split.module, {"heads": split.count, "removed": gone,
                                          "head_size": split.size})
