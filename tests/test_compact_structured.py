@@ -54,11 +54,11 @@ class ViT(nn.Module):
     """Patch embedding, class token, position embedding, pre-norm blocks, keyword input and
     an ``if`` on an argument."""
 
-    def __init__(self, dim=32, heads=4, kv_heads=None, depth=2):
+    def __init__(self, dim=32, heads=4, kv_heads=None, depth=2, tokens=5):
         super().__init__()
         self.patch = nn.Conv2d(3, dim, 4, 4)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
-        self.pos = nn.Parameter(torch.randn(1, 5, dim) * 0.1)
+        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.1)
         self.blocks = nn.ModuleList()
         for _ in range(depth):
             block = nn.Module()
