@@ -364,7 +364,8 @@ def regroup(rec, shape: List[int], new_shape: List[int], flow: Flow) -> Optional
         if (moved == moved[:, :1]).all():
             ids = np.moveaxis(grid.reshape(sizes_out), p, 0).reshape(sizes_out[p], -1)[:, 0]
             return Flow(gj[p], [int(i) for i in ids])
-    p = candidates[0]                                     # heads: the outer varying dim
+    # heads: the dim before the last varying one ([3, heads, head_dim] of a fused QKV too)
+    p = candidates[-2] if len(candidates) > 1 else candidates[0]
     units = np.moveaxis(grid.reshape(sizes_out), p, 0).reshape(sizes_out[p], -1)
     for row in units:
         rec.tie([int(row[0])] * (len(row) - 1), [int(i) for i in row[1:]])
