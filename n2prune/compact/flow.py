@@ -158,9 +158,8 @@ def _reduce(rec, args, kwargs, out):
 def _contraction(rec, args, kwargs, out):
     """Matrix products: batch dims tie, rows/columns pass, a contracted channel dim stays."""
     if rec.name in ("convolution", "linear"):
-        flow = rec.flow(args[0])
-        rec.fix(flow.ids, "read by a functional convolution/linear (its weight is a constant)")
-        return None
+        return rec.undecided("a convolution / linear outside an nn.Conv / nn.Linear layer "
+                             "(no rule slices its weight)", [args[0]])
     extra = [args[0]] if rec.name in ("addmm", "baddbmm") else []
     a, b = (args[1], args[2]) if extra else (args[0], args[1])
     rank = out.dim()

@@ -16,6 +16,7 @@ the weights strictly (nothing missing, nothing left over).
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Dict, List, Union
@@ -23,11 +24,15 @@ from typing import Dict, List, Union
 import torch
 from torch import nn
 
-try:
-    from safetensors.torch import load_file
-    from transformers import AutoConfig
-except ImportError:  # the .[hf] extra is not installed
-    load_file = AutoConfig = None
+
+def _optional(module: str):
+    """An optional package of the ``.[hf]`` extra, imported only when used (``import
+    n2prune`` stays light: transformers pulls in PIL and more)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise RuntimeError(f"this needs {module.split('.')[0]}: pip install 'n2prune[hf]'") \
+            from None
 
 
 def is_hf_model(model: nn.Module) -> bool:
@@ -50,9 +55,7 @@ def record_pruned_heads(model: nn.Module, heads: Dict[str, dict]) -> None:
 
 
 def _state_dict(path: Path) -> Dict[str, torch.Tensor]:
-    if load_file is None:
-        raise RuntimeError("reading a Hugging Face checkpoint needs safetensors: "
-                           "pip install 'n2prune[hf]'")
+    load_file = _optional("safetensors.torch").load_file
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{path}: no *.safetensors file (write it with "
@@ -111,7 +114,8 @@ def from_pretrained(model_class, path: Union[str, Path], **config_kwargs) -> nn.
     ``transformers.AutoModel`` or ``BertModel``) built from the saved config, layers resized
     to the saved weights, weights loaded strictly; eval mode."""
     from_config = getattr(model_class, "from_config", None) or model_class._from_config
-    config_class = getattr(model_class, "config_class", None) or AutoConfig
+    config_class = getattr(model_class, "config_class", None) or \
+        _optional("transformers").AutoConfig
     path = Path(path)
     config = config_class.from_pretrained(str(path), **config_kwargs)
     model = from_config(config)

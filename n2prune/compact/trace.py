@@ -126,8 +126,10 @@ class Recorder(TorchDispatchMode):
 
     def undecided(self, why: str, tensors) -> None:
         where = _code_location()
-        module = self.stack[-1] if self.stack else "the model"
-        what = f"aten.{self.name} in {module or type(self.graph.model).__name__}"
+        module = self.stack[-1] if self.stack else ""
+        kind = type(self.graph.model.get_submodule(module)).__name__
+        what = f"aten.{self.name} in {module} ({kind})" if module else \
+            f"aten.{self.name} in {kind}"
         atoms = [a for t in tensors for a in (self.flow(t).ids if self.flow(t) else [])]
         if self.strict:
             raise ValueError(f"channel groups: cannot decide how channels flow through {what} "
