@@ -19,6 +19,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from n2prune.compact.trace import run
+
 
 def _is_conv(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv2d) or (type(module).__name__ in ("Conv", "ShiftedConv")
@@ -46,17 +48,20 @@ def used_weight(module: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def macs(net: nn.Module, input_shape: Optional[Sequence[int]] = None) -> Dict[str, int]:
+def macs(net: nn.Module, input_shape: Optional[Sequence[int]] = None,
+         example=None) -> Dict[str, int]:
     """Dense and non-zero MACs of one sample through ``net`` (input ``(1, *input_shape)``,
-    default ``net.input_shape``)."""
-    shape = tuple(input_shape or net.input_shape)
+    default ``net.input_shape``), or of one pass on ``example`` (a tensor, a tuple of
+    arguments or a dict of keyword arguments) when given."""
+    shape = None if example is not None else tuple(input_shape or net.input_shape)
     totals = {"dense": 0, "nonzero": 0}
 
     def hook(module, inputs, output):
         weight = used_weight(module)
         connection = getattr(module, "connection", None)
         if _is_fc(module):
-            dense, nonzero = weight.numel(), int((weight != 0).sum())
+            positions = output.numel() // max(1, output.shape[-1])   # [..., T, C] inputs
+            dense, nonzero = weight.numel() * positions, int((weight != 0).sum()) * positions
         elif _is_deconv(module):
             positions = inputs[0][0, 0].numel()
             dense, nonzero = weight.numel() * positions, int((weight != 0).sum()) * positions
@@ -73,7 +78,7 @@ def macs(net: nn.Module, input_shape: Optional[Sequence[int]] = None) -> Dict[st
     was_training = net.training
     try:
         net.eval()
-        net(torch.zeros(1, *shape))
+        run(net, torch.zeros(1, *shape) if example is None else example)
     finally:
         net.train(was_training)
         for handle in hooks:
@@ -96,11 +101,12 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @torch.no_grad()
-def compare_latency(nets: Mapping[str, nn.Module], input_shape: Sequence[int],
+def compare_latency(nets: Mapping[str, nn.Module], input_shape: Optional[Sequence[int]] = None,
                     batch: int = 1, repeats: int = 15, threads: Optional[int] = None,
                     warmup: int = 3, min_seconds: float = 0.02,
-                    clock: str = "wall") -> Dict[str, float]:
-    """Median seconds per forward pass of each network on a ``(batch, *input_shape)`` input,
+                    clock: str = "wall", example=None) -> Dict[str, float]:
+    """Median seconds per forward pass of each network on a ``(batch, *input_shape)`` input
+    (or on ``example``: a tensor, a tuple of arguments or a dict of keyword arguments),
     repeats alternating between the networks. ``threads`` sets torch's intra-op threads for
     the measurement (restored after). Each repeat runs enough passes to last ``min_seconds``.
     ``clock="cpu"`` counts this process's CPU time instead of wall time: with one thread, the
@@ -112,20 +118,21 @@ def compare_latency(nets: Mapping[str, nn.Module], input_shape: Sequence[int],
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0)) \
+        if example is None else example
     modes = {name: net.training for name, net in nets.items()}
     try:
         for net in nets.values():
             net.eval()
             for _ in range(warmup):
-                net(x)
+                run(net, x)
         loops = {name: _loops(net, x, min_seconds) for name, net in nets.items()}
         times: Dict[str, List[float]] = {name: [] for name in nets}
         for _ in range(repeats):
             for name, net in nets.items():
                 start = now()
                 for _ in range(loops[name]):
-                    net(x)
+                    run(net, x)
                 times[name].append((now() - start) / loops[name])
     finally:
         torch.set_num_threads(previous)
@@ -136,7 +143,7 @@ def compare_latency(nets: Mapping[str, nn.Module], input_shape: Sequence[int],
 
 def _loops(net: nn.Module, x: torch.Tensor, min_seconds: float) -> int:
     start = time.perf_counter()
-    net(x)
+    run(net, x)
     once = max(time.perf_counter() - start, 1e-6)
     return max(1, int(min_seconds / once))
 
@@ -144,33 +151,42 @@ def _loops(net: nn.Module, x: torch.Tensor, min_seconds: float) -> int:
 def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
                 latency: bool = True, batch: int = 1, repeats: int = 7,
                 threads: Optional[int] = 1, min_seconds: float = 0.02,
-                example: Optional[torch.Tensor] = None) -> Dict[str, Dict[str, float]]:
+                example=None, strict: bool = True,
+                round_to: int = 1) -> Dict[str, Dict[str, float]]:
     """Parameters, MACs and CPU latency of the dense network (masks off), the masked one and
-    the compacted one (default ``n2prune.compact(net, example)``):
-    ``{"dense": {...}, "masked": ..., ...}``. An INI network gives its input shape; any other
-    torch model (plain, or with PruneCells from ``n2prune.attach``) needs ``example``, an
-    input (its shape, batch excluded, is the one measured)."""
+    the compacted one (default ``n2prune.compact(net, example, strict=strict,
+    round_to=round_to)``): ``{"dense": {...}, "masked": ..., ...}``, so a slowdown shows
+    before shipping. An INI network gives its input shape (MACs per sample, latency at
+    ``batch``); any other torch model (plain, or with PruneCells from ``n2prune.attach``)
+    needs ``example``: a tensor (its shape, batch excluded, is the one measured), a tuple of
+    arguments or a dict of keyword arguments (MACs and latency of one pass on it)."""
     from n2prune.compact import compact
     from n2prune.compact.onnx_export import baked
     if example is None and not hasattr(net, "input_shape"):
         raise TypeError(f"cost_report: a {type(net).__name__} has no input_shape; pass an "
                         f"example input: cost_report(model, example=x)")
-    shape = tuple(example.shape[1:]) if example is not None else tuple(net.input_shape)
-    small = compact(net, example) if small is None else small
+    if small is None:
+        small = compact(net, example, strict=strict, round_to=round_to) \
+            if example is not None else compact(net)
     dense = _unmasked(net)
     nets = {"dense": dense, "masked": net, "compacted": small}
+    tensor = isinstance(example, torch.Tensor) or example is None
+    shape = (tuple(example.shape[1:]) if example is not None else tuple(net.input_shape)) \
+        if tensor else None
     report: Dict[str, Dict[str, float]] = {}
     for name, model in nets.items():
-        count, flops = parameters(model), macs(model, shape)
+        count = parameters(model)
+        flops = macs(model, shape) if tensor else macs(model, example=example)
         report[name] = {"parameters": count["total"], "nonzero_parameters": count["nonzero"],
                         "macs": flops["dense"], "nonzero_macs": flops["nonzero"]}
     if latency:
         timed = compare_latency({"dense": dense, "masked": net, "compacted": baked(small)},
                                 shape, batch=batch, repeats=repeats, threads=threads,
-                                min_seconds=min_seconds)
+                                min_seconds=min_seconds,
+                                example=None if tensor else example)
         for name, seconds in timed.items():
             report[name]["latency_ms"] = round(seconds * 1e3, 4)
-            report[name]["batch"] = batch
+            report[name]["batch"] = batch if tensor else None
     return report
 
 
