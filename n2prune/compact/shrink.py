@@ -32,6 +32,7 @@ from n2prune.cells.conv import Conv
 from n2prune.cells.fc import Fc
 from n2prune.compact.groups import ChannelGraph, channel_graph
 from n2prune.compact.shrinkers import SHRINKERS, Plan
+from n2prune.compact.widths import round_widths
 
 # ----------------------------------------------------------------------------- detection
 def zero_rows(cell: nn.Module) -> torch.Tensor:
@@ -60,6 +61,10 @@ def pruned_roots(net, graph: ChannelGraph) -> Set[int]:
             if roots and all(r in removed for r in roots):
                 removed.discard(roots[0])
                 changed = True
+    multiples = {name: int(getattr(getattr(cell, "quantizer", None), "round_to", 1) or 1)
+                 for name, cell in net.cells.items()}
+    if any(step > 1 for step in multiples.values()):  # QWeight.PruningRoundTo
+        round_widths(graph, removed, multiples, [n for n in graph.atoms if n in multiples])
     return removed
 
 

@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_leaves
 from n2prune.compact.costs import used_weight
 from n2prune.compact.hf import is_hf_model, record_pruned_heads
 from n2prune.compact.trace import TracedGraph, run, trace_channel_graph
+from n2prune.compact.widths import round_widths
 
 # attributes holding a head count, and those holding count × head size
 HEAD_ATTRIBUTES = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads",
@@ -60,32 +61,8 @@ def removed_roots(graph: TracedGraph, round_to: int = 1) -> Set[int]:
         if roots and all(r in removed for r in roots):
             removed.discard(roots[0])
     if round_to > 1:
-        _round_widths(graph, removed, round_to)
+        round_widths(graph, removed, round_to)
     return removed
-
-
-def _round_widths(graph: TracedGraph, removed: Set[int], multiple: int) -> None:
-    """Give back removed (all-zero, so harmless) groups until every layer's kept width is a
-    multiple of ``multiple`` or its full width; repeated since a group spans layers."""
-    for _ in range(8):
-        changed = False
-        for name in graph.layer_nodes:
-            roots = [graph.find(a) for a in graph.atoms[name]]
-            kept = sum(r not in removed for r in roots)
-            if kept % multiple == 0 or kept == len(roots):
-                continue
-            counts: Dict[int, int] = {}
-            for r in roots:
-                if r in removed:
-                    counts[r] = counts.get(r, 0) + 1
-            for root in sorted(counts, key=lambda r: (counts[r], r)):
-                removed.discard(root)
-                kept += counts[root]
-                changed = True
-                if kept % multiple == 0:
-                    break
-        if not changed:
-            return
 
 
 def compact_module(model: nn.Module, example, strict: bool = True, atol: float = 1e-6,

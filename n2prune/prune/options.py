@@ -87,6 +87,9 @@ PRUNE_KEYS: Tuple[Key, ...] = (
         "default: the criterion's (Row for Wanda), else Layer", Choice(COMPARISONS)),
     Key("PruningBudget", "budget", read_enum(BUDGETS), "Uniform",
         "per-cell sparsities from the common target: Uniform or OWL", Choice(BUDGETS)),
+    Key("PruningRoundTo", "round_to", read_uint, 1,
+        "compaction keeps a multiple of N of the cell's output channels (zero groups given "
+        "back), widths that run fast", Range(1, math.inf, integer=True)),
     Key("PruningMinKeep", "min_keep", read_float, 0.0,
         "Global scope: smallest kept fraction of each cell", _FRACTION),
     Key("PruningSchedule", "schedule", read_enum(SCHEDULES), "Linear", "Gradual schedule",
