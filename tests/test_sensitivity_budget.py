@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import n2prune
+from n2prune.compact.ini_writer import COMMENT_OUT
 from n2prune.cli import sensitivity_main
 from n2prune.sensitivity import Point, Sensitivity, allocate
 from n2prune.sensitivity.ini import budget_edits, write_budget_ini
@@ -86,7 +87,7 @@ def test_the_written_ini_trains_to_the_budget_and_keeps_the_rest(tmp_path):
 def test_cells_outside_the_budget_keep_their_values():
     net = n2prune.load_network(str(ROOT / "networks" / "digits.ini"))
     edits = budget_edits(net, {"fc1": 0.95})
-    assert edits["common.config"] == {"QWeight.Threshold": None}
+    assert edits["common.config"] == {"QWeight.Threshold": COMMENT_OUT}
     assert edits["fc1"] == {"QWeight.Threshold": "0.9500"}
     assert edits["conv1"] == edits["fc2"] == {"QWeight.Threshold": "0.7500"}
     with pytest.raises(ValueError, match="'pool1' is not a cell with QWeight=Prune"):

@@ -23,7 +23,9 @@ from n2prune.cells.mapping import group_map, parent_key_name
 from n2prune.ini.values import read_uint
 from n2prune.ini.template import render_file
 
-Edits = Dict[str, Dict[str, Optional[str]]]   # section -> key -> new raw value (None: removed)
+# section -> key -> new raw value; None: the key's line(s) removed; COMMENT_OUT: commented out
+Edits = Dict[str, Dict[str, Optional[str]]]
+COMMENT_OUT = "\0comment out"
 _REFERENCE = re.compile(r"^\s*\[([^\]]+)\]\s*NbOutputs\s*$")
 
 
@@ -36,16 +38,17 @@ def compacted_ini_text(small, source_path: str, out_dir: str) -> str:
 def edited_ini_text(ini, source_path: str, out_dir: str,
                     edits: Dict[str, Dict[str, Optional[str]]]) -> str:
     """The text of ``source_path`` (loaded as ``ini``) with ``edits`` applied, for a file
-    written in ``out_dir``: section -> key -> new raw value, or None to comment the key out
-    (``n2prune.sensitivity`` writes per-cell thresholds so). Everything else is kept."""
+    written in ``out_dir``: section -> key -> new raw value, None to remove the key (an error
+    where the section inherits it), or ``COMMENT_OUT`` to comment it out (``n2prune.sensitivity``
+    moves thresholds from a ConfigSection to the cells so). Everything else is kept."""
     with open(source_path, "rb") as stream:
         text = stream.read().decode("utf-8", "surrogateescape")
     lines = text.split("\n")
     lines = _expand_for(lines, ini, edits, source_path)
     for section, keys in edits.items():
         for key, value in keys.items():
-            lines = _set_key(lines, section, key, value) if value is not None else \
-                _comment_key(lines, section, key)
+            lines = _comment_key(lines, section, key) if value == COMMENT_OUT else \
+                _set_key(lines, section, key, value)
     lines = [_relocate_template(line, os.path.dirname(source_path) or ".", out_dir)
              for line in lines]
     return "\n".join(lines)

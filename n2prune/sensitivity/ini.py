@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from n2prune import ini as ini_module
 from n2prune.atomic import atomic_write, make_folder
-from n2prune.compact.ini_writer import edited_ini_text
+from n2prune.compact.ini_writer import COMMENT_OUT, edited_ini_text
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.n2d2io.read import read_weights
@@ -116,7 +116,7 @@ def budget_edits(net, thresholds: Mapping[str, float]) -> Dict[str, Dict[str, Op
         for key in {k for v in values.values() for k in v}:
             holders = [c for c in configs if key in net.ini[c]]
             for config in holders:
-                edits.setdefault(config, {})[key] = None
+                edits.setdefault(config, {})[key] = COMMENT_OUT
             if holders or key in values.get(name, {}):
                 edits.setdefault(name, {})[key] = values.get(name, {}).get(
                     key, _current(pruned[name].quantizer, key))
