@@ -25,6 +25,7 @@ from n2prune.ini.files import recording_reads
 from n2prune.train.distributed import Ranks
 from n2prune.train.identity import RecordingEnviron, run_identity
 from n2prune.train.runlock import RunLock
+from n2prune.train.splitrecord import check_test_split
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
@@ -77,6 +78,8 @@ class Trainer(RunState):
         torch.manual_seed(seed)
         self.device = self.ranks.device
         self.provider = build_provider(self.ini, seed=seed, device=self.device)
+        if options.test_only and options.weights_dir and self.ranks.writer:
+            check_test_split(options.weights_dir, seed, self.provider)
         self.net = build_network(self.ini, seed=seed).to(self.device)
         self.identity = run_identity(self._files_read, self.environ.reads,
                                      defining_options(options))
