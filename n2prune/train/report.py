@@ -104,6 +104,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
         "threads": getattr(trainer, "threads", None),
+        "stopped_early": bool(state.get("stopped_early", False)),   # -stop-valid
         **pruning_status(trainer.net),
         **({"budget": state["budget"]} if state.get("budget") else {}),
     }

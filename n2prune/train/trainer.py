@@ -226,6 +226,8 @@ class Trainer(RunState):
                 if state["batches"] % plan["every"] == 0 or state["batches"] == plan["total"]:
                     self._log_point(state, stats, plan, progress)
                     stats = {"loss": 0.0, "correct": 0, "seen": 0}
+                    if self._stop_valid(state, progress):
+                        break
             pruner.on_train_end()
         finally:
             progress.close()
@@ -240,6 +242,16 @@ class Trainer(RunState):
         state["budget"] = sensitivity_budget(self)
         apply_targets(self.net, state["budget"]["cells"])
         self._sparsity = None
+
+    def _stop_valid(self, state: Dict[str, Any], progress: Progress) -> bool:
+        """N2D2's ``-stop-valid N``: N eligible log points in a row without a new best."""
+        limit = self.options.stop_valid
+        if not limit or state.get("stale", 0) < limit:
+            return False
+        state["stopped_early"] = True
+        progress.line(f"-stop-valid {limit}: no better validation score in {limit} log "
+                      f"point(s) in a row: learning stops")
+        return True
 
     def _next_batch(self, state: Dict[str, Any], plan: Dict[str, int]):
         if not plan["per_epoch"] and self.ranks.world > 1:
@@ -313,7 +325,9 @@ class Trainer(RunState):
         progress.line(describe_row(row, self.options.valid_metric))
         if validation is not None and row["pruning_done"]:
             best = state["best"]
-            if best is None or row["validation_score"] > best["score"]:
+            better = best is None or row["validation_score"] > best["score"]
+            state["stale"] = 0 if better else state.get("stale", 0) + 1
+            if better:
                 state["best"] = {"score": row["validation_score"], "log_point": row["log_point"],
                                  "state": copy.deepcopy(self.net.state_dict())}
                 progress.line(f"+++ BEST validation score: {100 * row['validation_score']:.2f}% "
