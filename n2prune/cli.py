@@ -85,6 +85,7 @@ Outputs (in --output, default runs/<ini name>/, each written atomically):
                        with a PruneCell also <cell>_masks.syntxt, <cell>_quant_weights.syntxt;
                        BatchNorm: <cell>_scales.syntxt, <cell>_biases.syntxt,
                        <cell>_means.syntxt, <cell>_variances.syntxt
+                       n2prune_split.json: the seed and sets, so -test -w tests on them
   model.pt             the final network (torch.load(..., weights_only=True))
   learning_curves.png  loss and accuracies per log point
   sparsity.png         achieved and target sparsity per pruned cell

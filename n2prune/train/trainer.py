@@ -78,8 +78,6 @@ class Trainer(RunState):
         torch.manual_seed(seed)
         self.device = self.ranks.device
         self.provider = build_provider(self.ini, seed=seed, device=self.device)
-        if options.test_only and options.weights_dir and self.ranks.writer:
-            check_test_split(options.weights_dir, seed, self.provider)
         self.net = build_network(self.ini, seed=seed).to(self.device)
         self.identity = run_identity(self._files_read, self.environ.reads,
                                      defining_options(options))
@@ -168,6 +166,8 @@ class Trainer(RunState):
             self.output.mkdir(parents=True, exist_ok=True)
         if self.options.weights_dir:
             self._import_weights(self.options.weights_dir)
+            if self.options.test_only and self.writes_files:   # the weights' own split?
+                check_test_split(self.options.weights_dir, self.seed, self.provider)
         state = self._fresh_state()
         if self.options.test_only:
             if not self.options.weights_dir:
