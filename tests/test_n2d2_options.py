@@ -1,5 +1,6 @@
 """N2D2's command-line options beyond the basic ones (issue 22, item 4)."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -15,8 +16,8 @@ def test_stop_valid_stops_after_n_log_points_without_a_better_score(tmp_path):
                        "--quiet", "--output", str(output)]) == 0
     report = json.loads((output / "report.json").read_text())
     assert report["stopped_early"] is True and report["epochs"] < 12
-    rows = [line.split(",") for line in (output / "log.csv").read_text().splitlines()[1:]]
-    scores = [float(row[5]) for row in rows if row[-1] == "True"]
+    rows = csv.DictReader((output / "log.csv").read_text().splitlines())
+    scores = [float(row["validation_score"]) for row in rows if row["pruning_done"] == "True"]
     assert scores[-1] <= max(scores[:-1])   # the last log point did not improve
     assert all(b > a for a, b in zip(scores[:-2], scores[1:-1]))   # every earlier one did
 
