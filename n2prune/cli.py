@@ -85,6 +85,7 @@ Outputs (in --output, default runs/<ini name>/, each written atomically):
                        with a PruneCell also <cell>_masks.syntxt, <cell>_quant_weights.syntxt;
                        BatchNorm: <cell>_scales.syntxt, <cell>_biases.syntxt,
                        <cell>_means.syntxt, <cell>_variances.syntxt
+                       n2prune_split.json: the seed and sets, so -test -w tests on them
   model.pt             the final network (torch.load(..., weights_only=True))
   learning_curves.png  loss and accuracies per log point
   sparsity.png         achieved and target sparsity per pruned cell
@@ -126,6 +127,9 @@ def train_parser() -> argparse.ArgumentParser:
     n2d2.add_argument("-seed", type=int, default=0, metavar="N",
                       help="random seed; 0 (default) picks one from the clock and records it")
     n2d2.add_argument("-w", metavar="DIR", help="import N2D2 weight and mask files from DIR")
+    n2d2.add_argument("-stop-valid", type=int, default=0, metavar="N",
+                      help="stop after N validations in a row without a better score "
+                           "(counted once the pruning targets are reached; default 0: off)")
     n2d2.add_argument("-valid-metric", default="Sensitivity", metavar="M",
                       help="validation score, averaged over classes (default Sensitivity; "
                            "also Accuracy, Precision, F1Score, Informedness, ...)")
@@ -188,7 +192,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             overwrite=args.overwrite, threads=args.threads, device=args.device,
             quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn,
             budget=args.budget, target_sparsity=args.target_sparsity,
-            allow_partial_weights=args.allow_partial_weights)
+            allow_partial_weights=args.allow_partial_weights, stop_valid=args.stop_valid)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()

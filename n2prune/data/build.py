@@ -93,6 +93,9 @@ def build_database(section: Any, seed: Union[int, N2D2Random] = 0,
     kwargs = read_keys(section, cls.KEYS, (_TYPE,))
     if cls.DEFAULT_DIR is not None and not kwargs.get("data_path"):
         kwargs["data_path"] = n2d2_data(cls.DEFAULT_DIR, environ)
+    for arg, sub in cls.DEFAULT_PATHS.items():   # N2D2_DATA(sub) defaults
+        if not kwargs.get(arg):
+            kwargs[arg] = n2d2_data(sub, environ)
     try:
         return cls(seed=seed, **kwargs)
     except ParameterError as error:

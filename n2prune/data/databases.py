@@ -68,6 +68,7 @@ class Database:
 
     KEYS: tuple = ()
     DEFAULT_DIR: Optional[str] = None   # the default DataPath is N2D2_DATA(DEFAULT_DIR)
+    DEFAULT_PATHS: Dict[str, str] = {}  # other path arguments -> N2D2_DATA(sub) default
 
     def __init__(self, random_partitioning: bool = True, seed: Seed = 0):
         rng = seed if isinstance(seed, N2D2Random) else N2D2Random(seed)

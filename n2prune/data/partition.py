@@ -75,6 +75,10 @@ class Partition:
         self.rng = rng
         self.unpartitioned: List[int] = []
         self.sets: Dict[str, List[int]] = {name: [] for name in SET_NAMES}
+        # True once a random draw decided which stimuli reach Test (the Test set then
+        # depends on the seed); pools left partly drawn at random are tracked by id
+        self.test_depends_on_seed = False
+        self._drawn_at_random: set = set()
 
     def add(self, ids: Sequence[int]) -> None:
         """Append newly loaded stimuli to the unpartitioned list."""
@@ -113,6 +117,10 @@ class Partition:
                 self.sets[name].extend(self.unpartitioned[p] for p in drawn)
         gone = set(taken)
         self.unpartitioned = [s for p, s in enumerate(self.unpartitioned) if p not in gone]
+        chosen = [id(p) for p in per_label if id(p) in self._drawn_at_random]
+        self._drawn_at_random.difference_update(id(p) for p in per_label)
+        if chosen and self.unpartitioned:   # the leftovers were chosen at random too
+            self._drawn_at_random.add(id(self.unpartitioned))
 
     def _draw(self, pool: List[int], count: int, set_name: str) -> List[int]:
         """Remove ``count`` items from ``pool`` the way N2D2 does, returning them in order."""
@@ -121,6 +129,7 @@ class Partition:
                              f"{len(pool)} are left")
         if count <= 0:
             return []
+        self._track_seed(pool, count, set_name)
         if self.rng is None:
             drawn = pool[:count]
             del pool[:count]
@@ -131,6 +140,18 @@ class Partition:
             drawn.append(pool.pop(int(u / 4294967296.0 * remaining)))
             remaining -= 1
         return drawn
+
+    def _track_seed(self, pool: List[int], count: int, set_name: str) -> None:
+        """Note whether this draw makes the Test set depend on the seed."""
+        if self.rng is None:
+            return
+        chooses = count < len(pool)
+        if set_name == "Test" and (chooses or id(pool) in self._drawn_at_random):
+            self.test_depends_on_seed = True
+        if chooses:
+            self._drawn_at_random.add(id(pool))
+        else:   # the pool is emptied: what is added to it later was never chosen from
+            self._drawn_at_random.discard(id(pool))
 
 
 def _per_label_counts(n: int, learn: float, validation: float, test: float) -> Dict[str, int]:

@@ -36,6 +36,9 @@ class TrainOptions:
     quiet: bool = field(default=False, metadata=COSMETIC)
     # after each mask update, BatchNorm statistics from this many Learn batches (0: off)
     recalibrate_bn: int = 0
+    # N2D2's -stop-valid N: stop after N log points in a row without a better validation
+    # score (counted once every PruneCell has reached its final threshold); 0: off
+    stop_valid: int = 0
     # write the compacted network (INI, N2D2 weights, ONNX) in <output>/compact/
     compact: bool = field(default=False, metadata=COSMETIC)
     # --budget sensitivity: per-cell targets from a sensitivity analysis (n2prune.train.budget)
@@ -62,6 +65,9 @@ class TrainOptions:
             from n2prune.registry import did_you_mean
             raise ValueError("-valid-metric: " + did_you_mean(self.valid_metric, list(METRICS),
                                                               "metric"))
+        if self.stop_valid < 0:
+            raise ValueError(f"-stop-valid must be >= 0 (log points; 0: off), got "
+                             f"{self.stop_valid}")
         if self.recalibrate_bn < 0:
             raise ValueError(f"--recalibrate-bn must be >= 0 (batches; 0: off), got "
                              f"{self.recalibrate_bn}")

@@ -25,6 +25,7 @@ import torch
 from n2prune import __version__
 from n2prune.train.checkpoint import save_atomic
 from n2prune.atomic import atomic_write_text
+from n2prune.train.splitrecord import write_split_record
 
 COMPACT_DIR = "compact"   # n2prune-train --compact writes the compacted network here
 LOG_COLUMNS = ("log_point", "epoch", "stimuli", "loss", "learn_accuracy", "validation_score",
@@ -103,6 +104,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "throughput": state["stimuli"] / learning if learning > 0 else None,
         "sets": {name: trainer.provider.size(name) for name in ("Learn", "Validation", "Test")},
         "threads": getattr(trainer, "threads", None),
+        "stopped_early": bool(state.get("stopped_early", False)),   # -stop-valid
         **pruning_status(trainer.net),
         **({"budget": state["budget"]} if state.get("budget") else {}),
     }
@@ -118,6 +120,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         atomic_write_text(output / "test_report.json", json.dumps(report, indent=2) + "\n")
         return report
     write_weights(trainer.net, output / "weights")
+    write_split_record(output / "weights", trainer.seed, trainer.provider)
     save_atomic({"net": trainer.net.state_dict(), "seed": trainer.seed,
                  "input_shape": list(trainer.net.input_shape), "n2prune": __version__},
                 output / "model.pt")

@@ -26,6 +26,7 @@ from n2prune.train.identity import differences
 from n2prune.outfolder import refuse_compaction
 from n2prune.seeds import resolve_seed
 from n2prune.train.runlock import RunLock
+from n2prune.train.splitrecord import seed_for_test
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -41,6 +42,11 @@ class RunState:
         seed = self.options.seed
         if checkpoint is not None:
             seed = int(checkpoint["seed"])
+        elif self.options.test_only and self.options.weights_dir:
+            # the seed recorded beside the weights (n2prune.train.splitrecord), else -seed
+            seed = seed_for_test(self.options.weights_dir, seed)
+            if seed == 0:
+                seed = int(time.time()) % (2**31 - 1) or 1
         elif seed == 0 and self.options.test_only and (self.output / "model.pt").exists():
             # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
             seed = load_checkpoint(self.output / "model.pt", MODEL_KEYS)["seed"]

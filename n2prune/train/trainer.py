@@ -25,6 +25,7 @@ from n2prune.ini.files import recording_reads
 from n2prune.train.distributed import Ranks
 from n2prune.train.identity import RecordingEnviron, run_identity
 from n2prune.train.runlock import RunLock
+from n2prune.train.splitrecord import check_test_split
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
@@ -165,6 +166,8 @@ class Trainer(RunState):
             self.output.mkdir(parents=True, exist_ok=True)
         if self.options.weights_dir:
             self._import_weights(self.options.weights_dir)
+            if self.options.test_only and self.writes_files:   # the weights' own split?
+                check_test_split(self.options.weights_dir, self.seed, self.provider)
         state = self._fresh_state()
         if self.options.test_only:
             if not self.options.weights_dir:
@@ -223,6 +226,8 @@ class Trainer(RunState):
                 if state["batches"] % plan["every"] == 0 or state["batches"] == plan["total"]:
                     self._log_point(state, stats, plan, progress)
                     stats = {"loss": 0.0, "correct": 0, "seen": 0}
+                    if self._stop_valid(state, progress):
+                        break
             pruner.on_train_end()
         finally:
             progress.close()
@@ -237,6 +242,16 @@ class Trainer(RunState):
         state["budget"] = sensitivity_budget(self)
         apply_targets(self.net, state["budget"]["cells"])
         self._sparsity = None
+
+    def _stop_valid(self, state: Dict[str, Any], progress: Progress) -> bool:
+        """N2D2's ``-stop-valid N``: N eligible log points in a row without a new best."""
+        limit = self.options.stop_valid
+        if not limit or state.get("stale", 0) < limit:
+            return False
+        state["stopped_early"] = True
+        progress.line(f"-stop-valid {limit}: no better validation score in {limit} log "
+                      f"point(s) in a row: learning stops")
+        return True
 
     def _next_batch(self, state: Dict[str, Any], plan: Dict[str, int]):
         if not plan["per_epoch"] and self.ranks.world > 1:
@@ -310,7 +325,9 @@ class Trainer(RunState):
         progress.line(describe_row(row, self.options.valid_metric))
         if validation is not None and row["pruning_done"]:
             best = state["best"]
-            if best is None or row["validation_score"] > best["score"]:
+            better = best is None or row["validation_score"] > best["score"]
+            state["stale"] = 0 if better else state.get("stale", 0) + 1
+            if better:
                 state["best"] = {"score": row["validation_score"], "log_point": row["log_point"],
                                  "state": copy.deepcopy(self.net.state_dict())}
                 progress.line(f"+++ BEST validation score: {100 * row['validation_score']:.2f}% "
