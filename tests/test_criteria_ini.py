@@ -26,7 +26,8 @@ def _load(tmp_path, extra: str):
 # every parameter a criterion declares: (criterion, INI text of a valid value, expected value)
 PARAMETER_VALUES = {"CalibrationBatches": ("4", 4), "EntropyBins": ("16", 16),
                     "ScoreMomentum": ("0.5", 0.5), "PercentileLow": ("10", 10.0),
-                    "PercentileHigh": ("90", 90.0), "MagnitudeThreshold": ("0.05", 0.05)}
+                    "PercentileHigh": ("90", 90.0), "MagnitudeThreshold": ("0.05", 0.05),
+                    "SparseGPTBlockSize": ("32", 32), "SparseGPTDamp": ("0.05", 0.05)}
 
 
 @pytest.mark.parametrize("name", [n for n in CRITERIA.names() if CRITERIA.get(n).params])

@@ -124,7 +124,8 @@ def test_apoz_scores_the_output_channels_of_a_grouped_transposed_convolution():
     assert model[0].quantizer.mask.reshape(2, 2).int().tolist() == [[1, 0], [0, 1]]
 
 
-@pytest.mark.parametrize("name", CRITERIA.names())
+@pytest.mark.parametrize("name", [n for n in CRITERIA.names()
+                                  if CRITERIA.get(n).reconstruct is None])  # not SparseGPT
 def test_every_criterion_prunes_whole_output_channels_of_a_grouped_transposed_conv(name):
     torch.manual_seed(0)
     layer = nn.ConvTranspose2d(4, 6, 2, groups=2)  # weight [4, 3, 2, 2]

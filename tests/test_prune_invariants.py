@@ -23,7 +23,9 @@ def _combinations():
             yield name, "Channel"
             continue
         for pattern in PATTERNS.names():
-            yield name, {"N:M": "2:4", "KxL": "2x2"}.get(pattern, pattern)
+            supported = CRITERIA.get(name).patterns  # None: every pattern
+            if supported is None or pattern in supported:
+                yield name, {"N:M": "2:4", "KxL": "2x2"}.get(pattern, pattern)
 
 
 def _model():

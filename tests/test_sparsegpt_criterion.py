@@ -55,6 +55,7 @@ def test_sparsegpt_masks_wait_for_calibration_and_keep_nm_exactly():
     ({"prune_mode": "Gradual"}, r"prune_mode='Static', not 'Gradual'"),
     ({"pattern": "4x1"}, r"patterns Unstructured, N:M, not '4x1'"),
     ({"scope": "Global"}, r"scope='Global' cannot rank it"),
+    ({"prune_filler": "SparseGPT+Magnitude"}, r"rewrites the weights; it does not combine"),
 ])
 def test_sparsegpt_refuses_what_it_cannot_do(args, message):
     kwargs = {"prune_mode": "Static", "prune_filler": "SparseGPT", "threshold": 0.5, **args}

@@ -173,6 +173,9 @@ def combined_problem(args: Dict[str, Any], pattern: str) -> Optional[Tuple[str, 
         if name not in CRITERIA:
             return "prune_filler", (f"prune_filler={filler!r}: {name!r} is a mask filler; "
                                     f"only criteria combine ({', '.join(CRITERIA.names())})")
+        if CRITERIA.get(name).reconstruct is not None:
+            return "prune_filler", (f"prune_filler={filler!r}: criterion {name!r} rewrites "
+                                    f"the weights; it does not combine with others")
         if CRITERIA.get(name).level == "channel" and pattern != "Channel":
             return "pattern", (f"criterion {name!r} scores whole channels: "
                                f"prune_filler={filler!r} needs pattern='Channel'")
