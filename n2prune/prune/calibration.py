@@ -85,7 +85,7 @@ def _param(cell: Any, name: str, default: Any) -> Any:
 def _finite(tensor: torch.Tensor, name: str, what: str, cell: Any) -> None:
     """A ValueError naming the layer when a tensor a criterion's statistics come from holds
     NaN or infinity (a statistic of it would rank by accident, or by tie order)."""
-    if not bool(torch.isfinite(tensor).all()):
+    if not math.isfinite(float(tensor.detach().sum())):  # one reduction, no bool copy
         raise ValueError(f"{name or '<model>'}: its {what} holds NaN or infinity while "
                          f"gathering statistics for {cell.prune_filler!r}; the scores would "
                          f"be meaningless (check the model and the calibration data)")
