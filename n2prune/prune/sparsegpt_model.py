@@ -141,16 +141,22 @@ def _hessian(layer: nn.Module, name: str, per_batch: int, batches: Sequence[Call
 
     handle = layer.register_forward_pre_hook(hook, prepend=True)
     try:
-        with torch.no_grad():
-            for batch in batches:
-                seen[0] = 0
-                try:
-                    batch()
-                except _Stop:
-                    pass
+        _run_until_stopped(batches, lambda: seen.__setitem__(0, 0))
     finally:
         handle.remove()
     return acc
+
+
+def _run_until_stopped(batches: Sequence[Callable[[], Any]],
+                       before: Callable[[], Any] = lambda: None) -> None:
+    """Each batch run without autograd, until a hook stops it (``_Stop``)."""
+    with torch.no_grad():
+        for batch in batches:
+            before()
+            try:
+                batch()
+            except _Stop:
+                pass
 
 
 def _block_of(layer: nn.Module, blocks: Sequence[nn.Module]) -> Optional[nn.Module]:
@@ -173,12 +179,7 @@ def _block_inputs(block: nn.Module, batches: Sequence[Callable[[], Any]]
 
     handle = block.register_forward_pre_hook(hook, prepend=True, with_kwargs=True)
     try:
-        with torch.no_grad():
-            for batch in batches:
-                try:
-                    batch()
-                except _Stop:
-                    pass
+        _run_until_stopped(batches)
     finally:
         handle.remove()
     return replays
