@@ -96,3 +96,24 @@ def test_a_gradient_criterion_whose_loop_never_gives_gradients_says_so():
             pruner.on_before_optimizer_step()
             optimizer.step()
             pruner.on_step_end(8)
+
+
+def test_n2prune_train_reports_a_target_the_pattern_cannot_reach(tmp_path, capsys):
+    import json
+    from pathlib import Path
+    from n2prune.cli import train_main
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "networks" / "digits.ini").read_text()
+    config = text[text.index("QWeight.PruningMode=Gradual"):]
+    text = text.replace(config, "QWeight.PruningMode=Static\nQWeight.PruningFiller=Magnitude\n"
+                                "QWeight.PruningPattern=2:4\nQWeight.Threshold=0.5\n")
+    path = tmp_path / "digits.ini"
+    path.write_text(text)
+    assert train_main([str(path), "-learn-epoch", "1", "-seed", "2", "--threads", "1",
+                       "--quiet", "--output", str(tmp_path / "o")]) == 0
+    assert "warning: conv1 (Conv 16x1x3x3): target 0.5000, reached 0.0000: pattern 2:4" \
+        in capsys.readouterr().err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["targets_missed"] == [
+        "conv1 (Conv 16x1x3x3): target 0.5000, reached 0.0000: pattern 2:4 cannot prune this "
+        "16x1x3x3 weight to 0.5000"]

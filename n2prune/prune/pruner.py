@@ -126,6 +126,7 @@ class Pruner:
             self.add_callback(self.collector)
         if self.global_cells:
             self.rank_global()
+        report_missed(self.cells)  # once per cell and target (INI cells were never attached)
 
     # ----------------------------------------------------------------- layers and callbacks
     @property

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune import __version__
+from n2prune.prune.reached import missed
 from n2prune.train.checkpoint import save_atomic
 from n2prune.atomic import atomic_write_text
 from n2prune.train.splitrecord import write_split_record
@@ -68,11 +69,15 @@ def cell_figures(trainer: Any) -> Dict[str, Dict[str, Any]]:
 
 
 def pruning_status(net: Any) -> Dict[str, Any]:
-    """``pruning_reached`` (every PruneCell at its final threshold) and
-    ``pruning_unfinished``: cell -> [current threshold, target] for the others."""
-    unfinished = {name: [cell.quantizer.get_current_threshold(), float(cell.quantizer.threshold)]
-                  for name, cell in net.pruned_cells().items() if not cell.quantizer.done}
-    return {"pruning_reached": not unfinished, "pruning_unfinished": unfinished}
+    """``pruning_reached`` (every PruneCell at its final threshold), ``pruning_unfinished``:
+    cell -> [current threshold, target] for the others, and ``targets_missed``: one line per
+    cell whose masks miss its current threshold by more than its pattern's rounding (what,
+    where and why, :mod:`n2prune.prune.reached`)."""
+    cells = {name: cell.quantizer for name, cell in net.pruned_cells().items()}
+    unfinished = {name: [q.get_current_threshold(), float(q.threshold)]
+                  for name, q in cells.items() if not q.done}
+    return {"pruning_reached": not unfinished, "pruning_unfinished": unfinished,
+            "targets_missed": [message for _, _, message in missed(cells)]}
 
 
 def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
