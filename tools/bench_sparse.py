@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import n2prune  # noqa: E402
 from n2prune.sparse import compare_latency, relative_difference, saved_bytes, sparsify  # noqa: E402,E501
 from n2prune.sparse.timing import run  # noqa: E402
+from n2prune.prune.recalibration import recalibrate  # noqa: E402
 
 NETWORKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "networks")
@@ -89,6 +90,11 @@ def ini_cases() -> Iterator[Case]:
         path = os.path.join(NETWORKS, ini)
         built = n2prune.load_network(path).eval()
         n2prune.detach(built, bake=False)
+        # an untrained INI network's BatchNorm has running variance 0 (its outputs overflow
+        # to NaN in eval mode): statistics re-estimated on random batches, as after training
+        generator = torch.Generator().manual_seed(3)
+        recalibrate(built, [torch.randn(32, *built.input_shape, generator=generator)
+                            for _ in range(4)])
 
         def prune(model):
             n2prune.attach(model, types=(n2prune.cells.fc.Fc, n2prune.cells.conv.Conv),
