@@ -8,5 +8,6 @@ from n2prune.cells.weighted import WeightCell
 from n2prune.cells import (activation, batchnorm, deconv, dropout, elemwise,  # noqa: F401
                            lrn, normalize, padding, pool, reshape, resize, scaling, softmax,
                            target_bias, threshold)  # imported to register their INI builders
+from n2prune.cells.kinds import CELL_KINDS, CellKind
 
-__all__ = ["CELLS", "BuildContext", "Conv", "Fc", "Sequence", "WeightCell"]
+__all__ = ["CELLS", "CELL_KINDS", "BuildContext", "CellKind", "Conv", "Fc", "Sequence", "WeightCell"]

@@ -7,13 +7,13 @@ The package is callable: ``n2prune.compact(net)`` is :func:`n2prune.compact.shri
 import sys
 import types
 
-from n2prune.compact.groups import (CHANNEL_RULES, ChannelGroup, channel_graph, channel_groups,
+from n2prune.compact.groups import (ChannelGroup, channel_graph, channel_groups,
                                     group_channel_scores, lowest_groups, zero_groups)
-from n2prune.compact.shrink import SHRINKERS, compact as compact_network
+from n2prune.compact.shrink import compact as compact_network
 from n2prune.compact.torch_shrink import compact_module
 from n2prune.compact import costs  # noqa: F401  (n2prune.compact.costs.cost_report works)
 
-__all__ = ["CHANNEL_RULES", "ChannelGroup", "SHRINKERS", "channel_graph", "channel_groups",
+__all__ = ["ChannelGroup", "channel_graph", "channel_groups",
            "compact", "compact_network", "group_channel_scores", "lowest_groups", "zero_groups"]
 
 

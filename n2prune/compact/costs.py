@@ -12,6 +12,7 @@ noise hits them alike.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -19,20 +20,21 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from n2prune.cells.kinds import MacCounter, conv_macs, deconv_macs, fc_macs, kind_of_module
 from n2prune.compact.trace import run
 
 
-def _is_conv(module: nn.Module) -> bool:
-    return isinstance(module, nn.Conv2d) or (type(module).__name__ in ("Conv", "ShiftedConv")
-                                             and hasattr(module, "groups"))
+# Plain torch layers (models given to ``attach``); n2prune cells count by their kind.
+TORCH_MACS = ((nn.Linear, fc_macs), (nn.ConvTranspose2d, deconv_macs), (nn.Conv2d, conv_macs))
 
 
-def _is_deconv(module: nn.Module) -> bool:
-    return isinstance(module, nn.ConvTranspose2d) or type(module).__name__ == "Deconv"
-
-
-def _is_fc(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or type(module).__name__ in ("Fc", "ShiftedFc")
+def mac_counter(module: nn.Module) -> Optional[MacCounter]:
+    """How ``module`` counts its multiply-accumulates: its cell kind's ``macs``
+    (``n2prune.cells.kinds``), a torch layer's, or None when it has no weights to count."""
+    kind = kind_of_module(module)
+    if kind is not None:
+        return kind.macs
+    return next((count for cls, count in TORCH_MACS if isinstance(module, cls)), None)
 
 
 def used_weight(module: nn.Module) -> torch.Tensor:
@@ -56,25 +58,14 @@ def macs(net: nn.Module, input_shape: Optional[Sequence[int]] = None,
     shape = None if example is not None else tuple(input_shape or net.input_shape)
     totals = {"dense": 0, "nonzero": 0}
 
-    def hook(module, inputs, output):
-        weight = used_weight(module)
-        connection = getattr(module, "connection", None)
-        if _is_fc(module):
-            positions = output.numel() // max(1, output.shape[-1])   # [..., T, C] inputs
-            dense, nonzero = weight.numel() * positions, int((weight != 0).sum()) * positions
-        elif _is_deconv(module):
-            positions = inputs[0][0, 0].numel()
-            dense, nonzero = weight.numel() * positions, int((weight != 0).sum()) * positions
-        else:
-            positions = output[0, 0].numel()
-            kept = weight.numel() if connection is None else int(
-                connection.expand_as(weight).sum())
-            dense, nonzero = kept * positions, int((weight != 0).sum()) * positions
+    def hook(module, inputs, output, count):
+        dense, nonzero = count(module, inputs, output, used_weight(module))
         totals["dense"] += dense
         totals["nonzero"] += nonzero
 
-    hooks = [m.register_forward_hook(hook) for m in net.modules()
-             if _is_conv(m) or _is_deconv(m) or _is_fc(m)]
+    counted = [(m, mac_counter(m)) for m in net.modules()]
+    hooks = [m.register_forward_hook(functools.partial(hook, count=count))
+             for m, count in counted if count is not None]
     was_training = net.training
     try:
         net.eval()
@@ -91,8 +82,7 @@ def parameters(net: nn.Module) -> Dict[str, int]:
     total = sum(p.numel() for p in net.parameters())
     zeros = 0
     for module in net.modules():
-        if (_is_conv(module) or _is_fc(module) or _is_deconv(module)) and \
-                getattr(module, "weight", None) is not None:
+        if mac_counter(module) is not None and getattr(module, "weight", None) is not None:
             zeros += int((used_weight(module) == 0).sum())
     return {"total": total, "nonzero": total - zeros}
 

@@ -7,8 +7,9 @@ tied atoms into groups. ``Input=a,b`` concatenates the parents' atoms; an ``Fc``
 input channel as a block of ``H·W`` columns. Channels no rule can remove (the stimuli,
 the network outputs, the inputs and outputs of cells without a rule) are *fixed*.
 
-The rules are a registry keyed by the INI ``Type=`` (``CHANNEL_RULES``): a cell type without
-a rule fixes its inputs and its outputs, which is always safe.
+The rules come with each cell kind (``CellKind.channel_rule`` in ``n2prune.cells.kinds``,
+keyed by the INI ``Type=``): a cell type without a rule fixes its inputs and its outputs,
+which is always safe.
 
 >>> from n2prune import load_network                       # doctest: +SKIP
 >>> graph = channel_graph(load_network("networks/resnet-mini.ini"))   # doctest: +SKIP
@@ -23,10 +24,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from n2prune.registry import Registry
+from n2prune.cells.channels import fix_all
+from n2prune.cells.kinds import kind_of
 
-# INI Type= -> rule(graph, name, cell, in_atoms) -> out_atoms
-CHANNEL_RULES: Registry = Registry("channel rule")
 Member = Tuple[str, int]  # (cell name, output channel)
 
 
@@ -118,79 +118,6 @@ class ChannelGraph:
         return [self.find(a) for a in self.atoms[name]]
 
 
-# ----------------------------------------------------------------------------- rules
-def _fix_all(graph: ChannelGraph, name: str, cell: nn.Module, in_atoms: List[int]) -> List[int]:
-    graph.fix(in_atoms)
-    out = graph.new(name, _nb_outputs(cell, len(in_atoms)))
-    graph.fix(out)
-    return out
-
-
-def _nb_outputs(cell: nn.Module, default: int) -> int:
-    return int(getattr(cell, "nb_outputs", default))
-
-
-@CHANNEL_RULES.register("Conv")
-def _conv(graph, name, cell, in_atoms):
-    return conv_atoms(graph, name, in_atoms, cell.nb_inputs, cell.nb_outputs,
-                      int(getattr(cell, "groups", 1)))
-
-
-def conv_atoms(graph, name: str, in_atoms, nb_inputs: int, nb_outputs: int, groups: int):
-    """The output channel atoms of a (grouped, depthwise) convolution, coupled to its inputs."""
-    if groups == 1:
-        return graph.new(name, nb_outputs, produced=True)
-    per_in, per_out = nb_inputs // groups, nb_outputs // groups
-    if per_in == 1:  # depthwise (with a channel multiplier): a group is one input channel
-        out = graph.new(name, nb_outputs)
-        for g in range(groups):
-            for a in out[g * per_out:(g + 1) * per_out]:
-                graph.union(a, in_atoms[g])
-        return out
-    # grouped: the j-th channel of every group goes together, so groups stay equal
-    for j in range(per_in):
-        for g in range(1, groups):
-            graph.union(in_atoms[j], in_atoms[g * per_in + j])
-    out = graph.new(name, nb_outputs, produced=True)
-    for j in range(per_out):
-        for g in range(1, groups):
-            graph.union(out[j], out[g * per_out + j])
-    return out
-
-
-@CHANNEL_RULES.register("Fc")
-def _fc(graph, name, cell, in_atoms):
-    return graph.new(name, cell.nb_outputs, produced=True)
-
-
-def _pass_through(graph, name, cell, in_atoms):
-    if _nb_outputs(cell, len(in_atoms)) != len(in_atoms):
-        return _fix_all(graph, name, cell, in_atoms)
-    return graph.follow(name, in_atoms)
-
-
-for _type in ("BatchNorm", "Padding", "Dropout", "Activation"):
-    CHANNEL_RULES.register(_type)(_pass_through)
-
-
-@CHANNEL_RULES.register("Pool")
-def _pool(graph, name, cell, in_atoms):
-    if getattr(cell, "mode", None) == "identity":
-        return graph.follow(name, in_atoms)
-    return _fix_all(graph, name, cell, in_atoms)  # outputs mix channels (max/mean across)
-
-
-@CHANNEL_RULES.register("ElemWise")
-def _elemwise(graph, name, cell, in_atoms):
-    parents = graph.inputs_of[name]
-    width = len(graph.atoms[parents[0]])
-    out = graph.new(name, width)
-    for parent in parents:
-        for a, b in zip(out, graph.atoms[parent]):
-            graph.union(a, b)
-    return out
-
-
 # ----------------------------------------------------------------------------- building
 def channel_graph(net) -> ChannelGraph:
     """The atoms and groups of an INI :class:`~n2prune.network.Network`."""
@@ -204,7 +131,7 @@ def channel_graph(net) -> ChannelGraph:
         graph.inputs[name] = in_atoms
         for parent in info.inputs:
             graph.readers.setdefault(parent, []).append(name)
-        rule = CHANNEL_RULES.get(info.type) if info.type in CHANNEL_RULES else _fix_all
+        rule = kind_of(info.type).channel_rule or fix_all
         out = rule(graph, name, cell, in_atoms)
         if len(out) != info.output_shape[0]:
             raise ValueError(f"[{name}] channel rule for {info.type} gave {len(out)} outputs, "

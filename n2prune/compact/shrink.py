@@ -31,7 +31,8 @@ from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.fc import Fc
 from n2prune.compact.groups import ChannelGraph, channel_graph
-from n2prune.compact.shrinkers import SHRINKERS, Plan
+from n2prune.cells.kinds import kind_of
+from n2prune.cells.shrinkers import Plan
 from n2prune.compact.widths import round_widths
 
 # ----------------------------------------------------------------------------- detection
@@ -165,9 +166,9 @@ def compact(net, atol: float = 1e-6):
     contributions = removed_contributions(net, graph, removed, plan)
     small = copy.deepcopy(net)
     for name, cell in small.cells.items():
-        kind = small.info[name].type
-        if kind in SHRINKERS:
-            SHRINKERS.get(kind)(cell, plan, name)
+        shrinker = kind_of(small.info[name].type).shrinker
+        if shrinker is not None:
+            shrinker(cell, plan, name)
         _update_info(small, name, plan)
         if _is_identity(getattr(cell, "activation", None)):
             cell.activation = None   # Linear without clipping: one module call less per cell

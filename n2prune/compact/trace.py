@@ -31,7 +31,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from n2prune.compact.flow import OP_RULES, Flow
-from n2prune.compact.groups import ChannelGraph, conv_atoms
+from n2prune.cells.channels import conv_atoms
+from n2prune.compact.groups import ChannelGraph
 from n2prune.registry import Registry
 
 # layer class name -> rule(graph, name, layer, x, x_flow, output) -> output flow

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any, List, Set
 
+from n2prune.cells.kinds import kind_of, role_prefixes
 from n2prune.ini.params import Key
 from n2prune.ini.values import read_bool, read_word
 from n2prune.registry import did_you_mean
@@ -18,8 +19,8 @@ from n2prune.registry import did_you_mean
 GLOBAL_KEYS = ("DefaultModel", "DefaultDataType", "InsertBatchNormAfterConv", "CheckWeightRange")
 # Keys the network itself reads from every cell section.
 COMMON_KEYS = ("Type", "Input", "Model", "DataType")
-# Cell sections N2D2 checks for unknown keys, unless one of the trigger keys is present (§1.6).
-CHECKED_TYPES = ("Conv", "Deconv", "BatchNorm", "Unpool")
+# Cell sections N2D2 checks for unknown keys (``CellKind.checked``), unless one of the trigger
+# keys is present (§1.6).
 CHECK_DISABLERS = ("ActivationFunction", "Solvers", "WeightsSolver", "BiasSolver", "QWeight",
                    "QAct")
 # Keys N2D2 reads only in a ConfigSection (or with their type key): in a cell section it
@@ -63,11 +64,12 @@ def check_leftovers(cell_type: str, section: Any, config: Any) -> None:
             raise config.unknown_key(key, "parameter", f" for a {cell_type} cell")
     leftovers = [k for k in section.unread_keys() if k not in COMMON_KEYS
                  and not k.startswith("ConfigSection")]
-    checked = cell_type in CHECKED_TYPES and not any(k in section for k in CHECK_DISABLERS)
+    checked = kind_of(cell_type).checked and not any(k in section for k in CHECK_DISABLERS)
     if leftovers:
         section.note_parameters(cell_parameter_names())
     for key in leftovers:
-        ignored = key.startswith(IGNORED_PREFIXES + ("Mapping(sp)", "Mapping(cenv)")) \
+        ignored = key.startswith(IGNORED_PREFIXES + role_prefixes()
+                                 + ("Mapping(sp)", "Mapping(cenv)")) \
             or key in section.parameter_names
         if checked or not ignored:
             raise section.unknown_key(key, "key", f" for a {cell_type} cell")

@@ -11,20 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from n2prune.cells.kinds import kind_of, quantized_types
 from n2prune.ini.params import check_prefixed, kwargs_from
 from n2prune.quantizer import N2D2_ONLY, QUANTIZERS
 from n2prune.registry import did_you_mean
 from n2prune.solvers import SOLVERS
 from n2prune.ini.values import read_text, read_word
 
-# Cell type -> (solver roles as (type key, prefix, parameter)), whether QWeight applies.
-SOLVER_ROLES = {
-    "Conv": (("WeightsSolver", "weight"), ("BiasSolver", "bias")),
-    "Fc": (("WeightsSolver", "weight"), ("BiasSolver", "bias")),
-    "Deconv": (("WeightsSolver", "weight"), ("BiasSolver", "bias")),
-    "BatchNorm": (("ScaleSolver", "weight"), ("BiasSolver", "bias")),
-}
-QUANTIZED_TYPES = ("Conv", "Fc")
+# A cell type's solver roles and whether QWeight applies come from its kind
+# (``n2prune.cells.kinds.CELL_KINDS``).
 
 
 class ConfigView:
@@ -87,7 +82,7 @@ class SolverSpec:
 def solver_specs(cell_type: str, section: Any, config: Any) -> Dict[str, SolverSpec]:
     """Solver type and parameter layers for each parameter of a cell (weight, bias)."""
     specs: Dict[str, SolverSpec] = {}
-    for type_key, parameter in SOLVER_ROLES.get(cell_type, ()):
+    for type_key, parameter in kind_of(cell_type).solver_roles:
         role_prefix = type_key + "."
         if type_key in section:
             spec = SolverSpec(_solver_type(section, type_key), [(section, role_prefix)])
@@ -116,10 +111,13 @@ def _check_solver_keys(view: Any, prefix: str, solver_type: str) -> None:
 
 
 def routed_prefixes(cell_type: str) -> List[str]:
-    prefixes = ["Solvers."] + [key + "." for key, _ in SOLVER_ROLES.get(cell_type, ())]
-    if cell_type in QUANTIZED_TYPES:
+    """The ConfigSection key prefixes that go to the solvers and quantizer of ``cell_type``,
+    hidden from its builder."""
+    kind = kind_of(cell_type)
+    prefixes = ["Solvers."] + [key + "." for key, _ in kind.solver_roles]
+    if kind.quantized:
         prefixes += ["QWeight.", "QWeightSolver."]
-    return prefixes if cell_type in SOLVER_ROLES else []
+    return prefixes if kind.solver_roles else []
 
 
 def weight_quantizer(cell_type: str, section: Any, config: Any,
@@ -142,9 +140,9 @@ def weight_quantizer(cell_type: str, section: Any, config: Any,
                                     f"section [{section.name}]")
         return None
     name = section.get("QWeight", read_word)
-    if cell_type not in QUANTIZED_TYPES:
-        raise section.error("QWeight", f"QWeight is read by Conv and Fc cells only, not "
-                                       f"{cell_type}")
+    if not kind_of(cell_type).quantized:
+        raise section.error("QWeight", f"QWeight is read by {' and '.join(quantized_types())} "
+                                       f"cells only, not {cell_type}")
     if name in N2D2_ONLY and name not in QUANTIZERS:
         raise section.error("QWeight", f"weight quantizer {name!r} is not supported yet "
                                        f"(n2prune supports {', '.join(QUANTIZERS.names())})")

@@ -1,8 +1,9 @@
-"""How each cell type loses channels: the ``SHRINKERS`` registry keyed by INI ``Type=``.
+"""How each cell type loses channels: the shrinkers a :class:`~n2prune.cells.kinds.CellKind`
+carries, used by ``n2prune.compact.shrink``.
 
 A shrinker slices a cell in place to the kept input and output channels of a :class:`Plan`
 (weights, biases, masks, Mapping tables, BatchNorm statistics, PerChannel coefficients). A
-cell type without a shrinker has fixed channels (see ``compact.groups.CHANNEL_RULES``).
+cell type without a shrinker has fixed channels (its kind has no channel rule either).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from torch import nn
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.conv import Conv
 from n2prune.cells.fc import Fc
-from n2prune.registry import Registry
 
-# INI Type= -> shrink(cell, keep_in: Tensor, keep_out: Tensor, plan, name) (in place)
-SHRINKERS: Registry = Registry("channel shrinker")
+# A shrinker: shrink(cell, plan, name), in place.
 
 
 @dataclass
@@ -46,8 +45,8 @@ def _set_mask(cell: nn.Module, index) -> None:
         quantizer.mask = index(quantizer.mask).clone()
 
 
-@SHRINKERS.register("Conv")
-def _shrink_conv(cell: Conv, plan: Plan, name: str) -> None:
+def shrink_conv(cell: Conv, plan: Plan, name: str) -> None:
+    """Slice a (grouped, depthwise) Conv to its kept input and output channels."""
     keep_in, keep_out = plan.keep_in[name], plan.keep_out[name]
     groups = cell.groups
     if groups == 1:
@@ -80,8 +79,8 @@ def _shrink_conv(cell: Conv, plan: Plan, name: str) -> None:
     cell._set_inputs(sizes if len(sizes) > 1 else None, cell.nb_inputs, "input_channels")
 
 
-@SHRINKERS.register("Fc")
-def _shrink_fc(cell: Fc, plan: Plan, name: str) -> None:
+def shrink_fc(cell: Fc, plan: Plan, name: str) -> None:
+    """Slice an Fc to its kept outputs and the columns of its kept input channels."""
     keep_in, keep_out = plan.keep_in[name], plan.keep_out[name]
     hw = torch.tensor([size for size, count in zip(plan.input_hw[name],
                                                    plan.channels_per_input[name])
@@ -103,8 +102,8 @@ def _shrink_fc(cell: Fc, plan: Plan, name: str) -> None:
     cell._set_inputs(sizes if len(sizes) > 1 else None, cell.nb_inputs, "input_sizes")
 
 
-@SHRINKERS.register("BatchNorm")
-def _shrink_batchnorm(cell: BatchNorm, plan: Plan, name: str) -> None:
+def shrink_batchnorm(cell: BatchNorm, plan: Plan, name: str) -> None:
+    """Slice a BatchNorm's scale, bias and running statistics."""
     keep = plan.keep_out[name]
     cell.weight = _param(cell.weight, cell.weight[keep])
     cell.bias = _param(cell.bias, cell.bias[keep])
@@ -113,16 +112,13 @@ def _shrink_batchnorm(cell: BatchNorm, plan: Plan, name: str) -> None:
     cell.nb_outputs = int(keep.numel())
 
 
-def _shrink_count(cell: nn.Module, plan: Plan, name: str) -> None:
+def shrink_count(cell: nn.Module, plan: Plan, name: str) -> None:
+    """A cell without channel parameters: only its output count changes."""
     cell.nb_outputs = int(plan.keep_out[name].numel())
 
 
-for _type in ("Padding", "Dropout", "Activation"):
-    SHRINKERS.register(_type)(_shrink_count)
-
-
-@SHRINKERS.register("Pool")
-def _shrink_pool(cell: nn.Module, plan: Plan, name: str) -> None:
+def shrink_pool(cell: nn.Module, plan: Plan, name: str) -> None:
+    """A one-to-one Pool shrinks to an identity map; other pools keep their channels."""
     if cell.mode != "identity":
         return  # fixed channels: nothing removed
     count = int(plan.keep_out[name].numel())
@@ -130,8 +126,8 @@ def _shrink_pool(cell: nn.Module, plan: Plan, name: str) -> None:
     cell.mapping = torch.eye(count, dtype=torch.bool)
 
 
-@SHRINKERS.register("ElemWise")
-def _shrink_elemwise(cell: nn.Module, plan: Plan, name: str) -> None:
+def shrink_elemwise(cell: nn.Module, plan: Plan, name: str) -> None:
+    """An ElemWise keeps its PerChannel coefficients of the kept channels."""
     keep = plan.keep_out[name]
     if cell.coeff_mode == "PerChannel":
         channels, inputs = cell.nb_outputs, len(plan.kept_per_input[name])
