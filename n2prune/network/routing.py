@@ -141,8 +141,10 @@ def weight_quantizer(cell_type: str, section: Any, config: Any,
         return None
     name = section.get("QWeight", read_word)
     if not kind_of(cell_type).quantized:
-        raise section.error("QWeight", f"QWeight is read by {' and '.join(quantized_types())} "
-                                       f"cells only, not {cell_type}")
+        names = quantized_types()
+        listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise section.error("QWeight", f"QWeight is read by {listed} cells only, not "
+                                       f"{cell_type}")
     if name in N2D2_ONLY and name not in QUANTIZERS:
         raise section.error("QWeight", f"weight quantizer {name!r} is not supported yet "
                                        f"(n2prune supports {', '.join(QUANTIZERS.names())})")

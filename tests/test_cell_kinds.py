@@ -1,0 +1,159 @@
+"""A weighted cell type is one builder in CELLS and one CellKind in CELL_KINDS: a toy registered
+from outside the package is routed (its own solver key, QWeight=Prune), checked, learnt,
+counted by costs and compacted like a built-in cell, from Python and from INI."""
+
+import dataclasses
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from n2prune.cells import CELL_KINDS, CELLS, CellKind, Fc
+from n2prune.cells.channels import fc_rule
+from n2prune.cells.kinds import WEIGHT_ROLES, fc_macs, kind_of
+from n2prune.cells.shrinkers import shrink_fc
+from n2prune.compact import compact
+from n2prune.compact.costs import macs, parameters
+from n2prune.errors import ConfigError
+from n2prune.network.build import load_network
+from n2prune.solvers import SOLVERS
+
+
+class ToyFc(Fc):
+    """An Fc under another INI name, whose weight solver is named ``ToyWeightsSolver``."""
+
+
+def toy_macs(module, inputs, output, weight):
+    """Counts every weight twice (as if each connection were a multiply and an add): a
+    counter that no built-in kind has, so the test sees the kind's own."""
+    dense, nonzero = fc_macs(module, inputs, output, weight)
+    return 2 * dense, 2 * nonzero
+
+
+def build_toy(ctx):
+    cell, shape = CELLS.get("Fc")(ctx)
+    cell.__class__ = ToyFc   # same state as an Fc; only its kind differs
+    return cell, shape
+
+
+TOY_KIND = CellKind(ToyFc, (("ToyWeightsSolver", "weight"), ("BiasSolver", "bias")),
+                    quantized=True, channel_rule=fc_rule, shrinker=shrink_fc, macs=toy_macs)
+
+
+@pytest.fixture
+def toy():
+    with CELLS.registered("ToyFc", build_toy), CELL_KINDS.registered("ToyFc", TOY_KIND):
+        yield
+
+
+NET = """\
+[sp]
+SizeX=2
+SizeY=2
+NbChannels=1
+BatchSize=4
+[toy]
+Input=sp
+Type=ToyFc
+NbOutputs=5
+ToyWeightsSolver=Adam
+ToyWeightsSolver.LearningRate=0.01
+QWeight=Prune
+QWeight.PruningMode=Static
+QWeight.PruningFiller=IterNonStruct
+QWeight.Threshold=0.25
+[out]
+Input=toy
+Type=Fc
+NbOutputs=3
+[out.Target]
+"""
+
+
+def _net(tmp_path, text=NET):
+    path = tmp_path / "toy.ini"
+    path.write_text(text)
+    return load_network(str(path), seed=1)
+
+
+def test_a_registered_kind_is_found_and_an_unregistered_type_is_plain(toy):
+    assert kind_of("ToyFc") is TOY_KIND and kind_of("Softmax") == CellKind()
+    assert not kind_of("Softmax").quantized and kind_of("Softmax").channel_rule is None
+
+
+def test_the_toy_is_built_from_ini_with_its_pruning_and_its_own_solver(toy, tmp_path):
+    net = _net(tmp_path)
+    cell = net.cells["toy"]
+    assert type(cell) is ToyFc and cell.quantizer is not None
+    assert 0.25 <= float((cell.quantizer.get_pruned_masks() == 0).float().mean()) < 0.5
+    specs = net.info["toy"].solvers
+    assert specs["weight"].type == "Adam" and specs["bias"].type == "SGD"
+    assert specs["weight"].kwargs()["learning_rate"] == pytest.approx(0.01)
+    # one learning step with the solver the INI asked for moves the weight
+    spec = specs["weight"]
+    solver = SOLVERS.get(spec.type)([{"params": [cell.weight], **spec.kwargs()}], batch_size=4)
+    before = cell.weight.detach().clone()
+    net(torch.randn(4, 1, 2, 2)).square().sum().backward()
+    solver.step()
+    assert not torch.equal(before, cell.weight.detach())
+
+
+def test_without_its_kind_the_toy_gets_no_quantizer_and_no_solver_key(tmp_path):
+    with CELLS.registered("ToyFc", build_toy):
+        with pytest.raises(ConfigError, match=r"QWeight is read by Conv and Fc cells only, "
+                                              r"not ToyFc"):
+            _net(tmp_path)
+
+
+def test_the_toy_kind_s_quantizer_is_named_in_the_error_of_a_type_without_one(toy, tmp_path):
+    text = NET.replace("[out.Target]", "QWeight=Prune\n[out.Target]").replace(
+        "Type=Fc", "Type=Softmax").replace("NbOutputs=3", "NbOutputs=5")
+    with pytest.raises(ConfigError, match=r"QWeight is read by Conv, Fc and ToyFc cells "
+                                          r"only, not Softmax"):
+        _net(tmp_path, text)
+
+
+def test_a_checked_kind_rejects_the_keys_a_plain_one_only_warns_about(tmp_path):
+    text = NET.replace("QWeight=Prune\nQWeight.PruningMode=Static\nQWeight.PruningFiller="
+                       "IterNonStruct\nQWeight.Threshold=0.25\n", "Solvers.Momentum=0.9\n")
+    with CELLS.registered("ToyFc", build_toy), CELL_KINDS.registered("ToyFc", TOY_KIND):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _net(tmp_path, text)
+        assert any("Solvers.Momentum" in str(w.message) for w in caught)
+    checked = dataclasses.replace(TOY_KIND, checked=True)
+    with CELLS.registered("ToyFc", build_toy), CELL_KINDS.registered("ToyFc", checked):
+        with pytest.raises(ConfigError, match=r"\[toy\] Solvers.Momentum"):
+            _net(tmp_path, text)
+
+
+def test_the_toy_is_counted_by_its_own_mac_counter_from_python_and_ini(toy, tmp_path):
+    python = nn.Sequential(nn.Flatten(), ToyFc(4, 5), nn.Linear(5, 3))
+    assert macs(python, (1, 2, 2)) == {"dense": 2 * 20 + 15, "nonzero": 2 * 20 + 15}
+    net = _net(tmp_path)
+    kept = int((net.cells["toy"].quantizer.get_pruned_masks() != 0).sum())
+    assert macs(net) == {"dense": 2 * 20 + 15, "nonzero": 2 * kept + 15}
+    assert parameters(net)["total"] - parameters(net)["nonzero"] == 20 - kept
+
+
+def test_the_toy_is_compacted_by_its_kind_s_rule_and_shrinker(toy, tmp_path):
+    net = _net(tmp_path)
+    net.eval()
+    with torch.no_grad():
+        net.cells["toy"].weight[1:3] = 0   # two output channels gone
+        net.cells["toy"].bias[1:3] = 0
+    small = compact(net)
+    assert type(small.cells["toy"]) is ToyFc
+    assert small.cells["toy"].weight.shape == (3, 4)
+    assert small.cells["out"].weight.shape == (3, 3)
+    x = torch.randn(6, 1, 2, 2)
+    assert torch.allclose(small(x), net(x), atol=1e-6)
+
+
+def test_a_kind_with_a_malformed_solver_role_is_refused():
+    with pytest.raises(TypeError, match=r"solver_roles holds \(type key, parameter\) pairs"):
+        CellKind(solver_roles=("WeightsSolver", "weight"))
+    with pytest.raises(ValueError, match="quantized=True needs a weight"):
+        CellKind(quantized=True)
+    assert CellKind(solver_roles=WEIGHT_ROLES).solver_roles == WEIGHT_ROLES
