@@ -2,13 +2,16 @@
 from outside the package is routed (its own solver key, QWeight=Prune), checked, learnt,
 counted by costs and compacted like a built-in cell, from Python and from INI."""
 
+import ast
 import dataclasses
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+import n2prune.compact
 from n2prune.cells import CELL_KINDS, CELLS, CellKind, Fc
 from n2prune.cells.channels import fc_rule
 from n2prune.cells.kinds import WEIGHT_ROLES, fc_macs, kind_of
@@ -157,3 +160,15 @@ def test_a_kind_with_a_malformed_solver_role_is_refused():
     with pytest.raises(ValueError, match="quantized=True needs a weight"):
         CellKind(quantized=True)
     assert CellKind(solver_roles=WEIGHT_ROLES).solver_roles == WEIGHT_ROLES
+
+
+def test_compaction_modules_import_n2prune_only_at_module_level():
+    """No import cycle hidden in a function (costs <-> onnx_export, costs -> compact)."""
+    hidden = []
+    for path in sorted(Path(n2prune.compact.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                hidden += [f"{path.name}:{inner.lineno}" for inner in ast.walk(node)
+                           if isinstance(inner, ast.ImportFrom)
+                           and (inner.module or "").startswith("n2prune")]
+    assert hidden == []

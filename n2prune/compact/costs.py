@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from n2prune.cells.kinds import MacCounter, conv_macs, deconv_macs, fc_macs, kind_of_module
+from n2prune.compact.baking import baked, unmasked, used_weight
+from n2prune.compact.compaction import compact
 from n2prune.compact.trace import run
 
 
@@ -35,18 +37,6 @@ def mac_counter(module: nn.Module) -> Optional[MacCounter]:
     if kind is not None:
         return kind.macs
     return next((count for cls, count in TORCH_MACS if isinstance(module, cls)), None)
-
-
-def used_weight(module: nn.Module) -> torch.Tensor:
-    """The weight the forward pass uses: n2prune cells' ``effective_weight()``, a torch
-    layer's weight × the mask of the PruneCell ``attach`` gave it."""
-    effective = getattr(module, "effective_weight", None)
-    if callable(effective):
-        return effective().detach()
-    weight = module.weight.detach()
-    mask = getattr(module._modules.get("quantizer"), "mask", None)
-    return weight * mask if isinstance(mask, torch.Tensor) and mask.shape == weight.shape \
-        else weight
 
 
 @torch.no_grad()
@@ -150,15 +140,13 @@ def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
     ``batch``); any other torch model (plain, or with PruneCells from ``n2prune.attach``)
     needs ``example``: a tensor (its shape, batch excluded, is the one measured), a tuple of
     arguments or a dict of keyword arguments (MACs and latency of one pass on it)."""
-    from n2prune.compact import compact
-    from n2prune.compact.onnx_export import baked
     if example is None and not hasattr(net, "input_shape"):
         raise TypeError(f"cost_report: a {type(net).__name__} has no input_shape; pass an "
                         f"example input: cost_report(model, example=x)")
     if small is None:
         small = compact(net, example, strict=strict, round_to=round_to) \
             if example is not None else compact(net)
-    dense = _unmasked(net)
+    dense = unmasked(net)
     nets = {"dense": dense, "masked": net, "compacted": small}
     tensor = isinstance(example, torch.Tensor) or example is None
     shape = (tuple(example.shape[1:]) if example is not None else tuple(net.input_shape)) \
@@ -178,17 +166,6 @@ def cost_report(net: nn.Module, small: Optional[nn.Module] = None,
             report[name]["latency_ms"] = round(seconds * 1e3, 4)
             report[name]["batch"] = batch if tensor else None
     return report
-
-
-@torch.no_grad()
-def _unmasked(net: nn.Module) -> nn.Module:
-    """A copy without PruneCells and with its masks undone (the weights as trained)."""
-    import copy
-    dense = copy.deepcopy(net)
-    for module in dense.modules():
-        if getattr(module, "quantizer", None) is not None:
-            module.quantizer = None
-    return dense
 
 
 def cost_lines(net: nn.Module, small: nn.Module, latency: bool = True) -> List[str]:

@@ -8,7 +8,6 @@ Needs the ``onnx`` extra (``pip install n2prune[onnx]``). The batch dimension is
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 from typing import Union
@@ -16,6 +15,7 @@ from typing import Union
 import torch
 
 from n2prune.atomic import atomic_write
+from n2prune.compact.baking import baked
 
 OPSET = 17
 
@@ -39,20 +39,6 @@ def export_onnx(net, path: Union[str, Path], opset: int = OPSET) -> Path:
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                               dynamo=False)
     return atomic_write(path, write)
-
-
-@torch.no_grad()
-def baked(net):
-    """A copy of ``net`` whose PruneCells are gone, their masks multiplied into the weights
-    (n2prune cells, and torch layers given PruneCells by ``n2prune.attach``)."""
-    from n2prune.compact.costs import used_weight
-    plain = copy.deepcopy(net)
-    for module in plain.modules():
-        if getattr(module, "quantizer", None) is not None:
-            weight = used_weight(module).clone()
-            module.quantizer = None
-            module.weight.copy_(weight)
-    return plain
 
 
 def run_onnx(path: Union[str, Path], x: torch.Tensor) -> torch.Tensor:

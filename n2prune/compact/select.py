@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-from n2prune.compact.costs import used_weight
+from n2prune.compact.baking import used_weight
 from n2prune.compact.groups import ChannelGroup
 from n2prune.compact.trace import TracedGraph, run
 

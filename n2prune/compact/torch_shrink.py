@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_leaves
 
-from n2prune.compact.costs import used_weight
+from n2prune.compact.baking import used_weight
 from n2prune.compact.hf import is_hf_model, record_pruned_heads
 from n2prune.compact.trace import TracedGraph, run, trace_channel_graph
 from n2prune.compact.widths import round_widths

@@ -24,6 +24,7 @@ import torch
 from n2prune.atomic import atomic_write_text, make_folder
 from n2prune.cells.batchnorm import BatchNorm
 from n2prune.compact.ini_writer import compacted_ini_text
+from n2prune.compact.onnx_export import export_onnx
 from n2prune.compact.shrink import ShiftedConv, ShiftedFc, compact
 from n2prune.n2d2io.read import read_weights
 from n2prune.n2d2io.write import write_weights
@@ -86,7 +87,6 @@ def write_compacted(net, ini_path: str, out_dir: str, onnx: bool = True,
             path.unlink(missing_ok=True)
         raise
     if onnx or masked_onnx:
-        from n2prune.compact.onnx_export import export_onnx
         if onnx:
             written.append(export_onnx(small, out / f"{stem}.onnx"))
         if masked_onnx:
