@@ -59,8 +59,9 @@ class TrainOptions:
 
     @property
     def learns(self) -> bool:
-        """Whether the run learns (and so writes a run's files)."""
-        return bool(self.learn or self.learn_epoch)
+        """Whether the run learns (and so writes a run's files); ``-test`` wins over
+        ``-learn-epoch``, as in N2D2."""
+        return bool(self.learn or self.learn_epoch) and not self.test_only
 
     @property
     def reads_trained(self) -> bool:
@@ -108,7 +109,7 @@ EXPORT_TYPES = ("ONNX",)   # N2D2's C, CPP, ... generators are outside n2prune
 
 def check_n2d2_modes(options: TrainOptions) -> None:
     """``-export``, ``-find-lr`` and ``-test-index``: each a run of its own, as in N2D2."""
-    learns = bool(options.learn or options.learn_epoch)
+    learns = options.learns
     if options.export is not None:
         if options.export not in EXPORT_TYPES:
             raise ValueError(f"-export {options.export}: n2prune exports ONNX only (-export "
