@@ -91,6 +91,8 @@ Outputs (in --output, default runs/<ini name>/, each written atomically):
   sparsity.png         achieved and target sparsity per pruned cell
   checkpoint.pt        the run at its last log point (--resume continues from it)
   test_report.json     written by -test instead of all the above
+  export_ONNX_float32/ written by -export ONNX instead (<ini name>.onnx)
+  find_lr_<target>.dat written by -find-lr N instead, with find_lr_<target>.png
   .lock                held while a run uses the folder (one run per folder)
 Ctrl-C stops a run (exit 130); the same command with --resume continues it.
 
