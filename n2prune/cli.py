@@ -91,6 +91,8 @@ Outputs (in --output, default runs/<ini name>/, each written atomically):
   sparsity.png         achieved and target sparsity per pruned cell
   checkpoint.pt        the run at its last log point (--resume continues from it)
   test_report.json     written by -test instead of all the above
+  export_ONNX_float32/ written by -export ONNX instead (<ini name>.onnx)
+  find_lr_<target>.dat written by -find-lr N instead, with find_lr_<target>.png
   .lock                held while a run uses the folder (one run per folder)
 Ctrl-C stops a run (exit 130); the same command with --resume continues it.
 
@@ -130,6 +132,17 @@ def train_parser() -> argparse.ArgumentParser:
     n2d2.add_argument("-stop-valid", type=int, default=0, metavar="N",
                       help="stop after N validations in a row without a better score "
                            "(counted once the pruning targets are reached; default 0: off)")
+    n2d2.add_argument("-fuse", action="store_true",
+                      help="fold each BatchNorm into the Conv/Fc before it for the test and "
+                           "-export (the saved weights stay unfused)")
+    n2d2.add_argument("-export", metavar="TYPE",
+                      help="write the network (-w DIR, or --output's trained one) and stop: "
+                           "ONNX only, in OUTPUT/export_ONNX_float32/")
+    n2d2.add_argument("-test-index", type=int, default=-1, metavar="I",
+                      help="with -test: test the I-th stimulus of the Test set only")
+    n2d2.add_argument("-find-lr", type=int, default=0, metavar="N",
+                      help="learning rate range test over N stimuli (1e-6 to 10, exponential):"
+                           " writes find_lr_<target>.dat and .png, then stops")
     n2d2.add_argument("-valid-metric", default="Sensitivity", metavar="M",
                       help="validation score, averaged over classes (default Sensitivity; "
                            "also Accuracy, Precision, F1Score, Informedness, ...)")
@@ -192,7 +205,9 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             overwrite=args.overwrite, threads=args.threads, device=args.device,
             quiet=args.quiet, compact=args.compact, recalibrate_bn=args.recalibrate_bn,
             budget=args.budget, target_sparsity=args.target_sparsity,
-            allow_partial_weights=args.allow_partial_weights, stop_valid=args.stop_valid)
+            allow_partial_weights=args.allow_partial_weights, stop_valid=args.stop_valid,
+            fuse=args.fuse, export=args.export, test_index=args.test_index,
+            find_lr=args.find_lr)
         trainer = Trainer(args.ini, options)
         try:
             report = trainer.run()
@@ -200,7 +215,7 @@ def train_main(argv: Optional[List[str]] = None) -> int:
             trainer.ranks.close(synchronize=False)  # the other ranks may never get here
             raise
         trainer.ranks.close()
-        if trainer.writes_files:
+        if trainer.writes_files and not _print_n2d2_mode(report):
             _print_report(report, trainer.output, args.quiet, args.test)
         return 0
 
@@ -218,6 +233,24 @@ def _interrupted(args: argparse.Namespace) -> str:
                 f"run the same command with --resume to continue it")
     return ("interrupted before the first log point (nothing to continue from); the same "
             "command with --resume starts afresh")
+
+
+def _print_n2d2_mode(report: dict) -> bool:
+    """What -export, -find-lr and -test-index print; False for the other runs."""
+    if "export" in report:
+        print(f"Exported {report['export']}" + (
+            f" (BatchNorm folded: {', '.join(report['fused_batchnorm']) or 'none'})"
+            if report["fused_batchnorm"] is not None else ""))
+    elif "find_lr" in report:
+        print("\n".join(f"Learning rate range test of {target}: {path} (and .png)"
+                        for target, path in report["find_lr"].items()))
+    elif "test_stimulus" in report:
+        one = report["test_stimulus"]
+        print(f"Test stimulus #{one['test_index']}: label {one['label']}, estimated "
+              f"{one['estimated']}")
+    else:
+        return False
+    return True
 
 
 def _print_report(report: dict, output, quiet: bool, test_only: bool) -> None:

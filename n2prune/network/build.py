@@ -118,6 +118,12 @@ class Network(nn.Module):
         kept[None] = last
         return kept
 
+    def replace_cell(self, name: str, module: nn.Module) -> None:
+        """Put ``module`` in place of cell ``name`` (same inputs and output shape)."""
+        if name not in self._keys:
+            raise KeyError(f"no cell named {name!r} (cells: {', '.join(self._keys)})")
+        self.layers[self._keys[name]] = module
+
     def pruned_cells(self) -> "OrderedDict[str, nn.Module]":
         """The cells that carry a PruneCell."""
         return OrderedDict((name, cell) for name, cell in self.cells.items()

@@ -91,7 +91,7 @@ def _shown(value: Optional[str]) -> str:
 
 
 _N2D2_OPTIONS = {"learn", "learn_epoch", "log", "log_epoch", "test_only", "seed", "weights_dir",
-                 "valid_metric"}
+                 "valid_metric", "fuse", "export", "test_index", "find_lr"}
 
 
 def _option(name: str) -> str:

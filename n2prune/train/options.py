@@ -46,8 +46,27 @@ class TrainOptions:
     target_sparsity: Optional[float] = None
     # -w DIR missing some cells' files: read the rest (a warning names them), else refused
     allow_partial_weights: bool = False
+    # N2D2's -fuse: BatchNorm folded into the Conv/Fc before it, for the test and -export
+    fuse: bool = False
+    # N2D2's -export TYPE (ONNX only): write the network, then stop
+    export: Optional[str] = None
+    # N2D2's -test-index i: test the i-th stimulus of the Test set only (-1: all)
+    test_index: int = -1
+    # N2D2's -find-lr N: learning rate range test over N stimuli, then stop (0: off)
+    find_lr: int = 0
     # recorded by name and value when read (n2prune.train.identity)
     environ: Optional[Mapping[str, str]] = field(default=None, repr=False, metadata=COSMETIC)
+
+    @property
+    def learns(self) -> bool:
+        """Whether the run learns (and so writes a run's files); ``-test`` wins over
+        ``-learn-epoch``, as in N2D2."""
+        return bool(self.learn or self.learn_epoch) and not self.test_only
+
+    @property
+    def reads_trained(self) -> bool:
+        """Whether the run starts from trained weights: ``-test`` and ``-export``."""
+        return self.test_only or self.export is not None
 
     def check(self) -> None:
         for name in ("learn", "learn_epoch", "log", "log_epoch"):
@@ -56,9 +75,11 @@ class TrainOptions:
                                  f"{getattr(self, name)}")
         if self.learn and self.learn_epoch:
             raise ValueError("give either -learn N (stimuli) or -learn-epoch N, not both")
-        if not (self.learn or self.learn_epoch or self.test_only):
+        if not (self.learn or self.learn_epoch or self.test_only or self.export
+                or self.find_lr):
             raise ValueError("nothing to do: give -learn-epoch N (epochs), -learn N (stimuli) "
                              "or -test")
+        check_n2d2_modes(self)
         if self.log_epoch == 0 and self.log == 0:
             raise ValueError("-log must be > 0 when -log-epoch is 0")
         if self.valid_metric not in METRICS:
@@ -81,6 +102,32 @@ class TrainOptions:
             check_budget(self)
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
+EXPORT_TYPES = ("ONNX",)   # N2D2's C, CPP, ... generators are outside n2prune
+
+
+def check_n2d2_modes(options: TrainOptions) -> None:
+    """``-export``, ``-find-lr`` and ``-test-index``: each a run of its own, as in N2D2."""
+    learns = options.learns
+    if options.export is not None:
+        if options.export not in EXPORT_TYPES:
+            raise ValueError(f"-export {options.export}: n2prune exports ONNX only (-export "
+                             f"ONNX); N2D2's code generators (C, CPP, CPP_TensorRT, ...) are "
+                             f"outside n2prune")
+        if learns or options.find_lr:
+            raise ValueError("-export writes the network and stops, as in N2D2: learn first, "
+                             "then -export ONNX with -w DIR (or the learning run's --output)")
+    if options.find_lr < 0:
+        raise ValueError(f"-find-lr must be >= 0 (stimuli; 0: off), got {options.find_lr}")
+    if options.find_lr and (learns or options.test_only):
+        raise ValueError("-find-lr runs the learning rate range test and stops, as in N2D2: "
+                         "give it without -learn, -learn-epoch or -test")
+    if options.test_index < -1:
+        raise ValueError(f"-test-index must be a stimulus index >= 0, got {options.test_index}")
+    if options.test_index >= 0 and not options.test_only:
+        raise ValueError("-test-index tests one stimulus of a trained network: give it with "
+                         "-test")
 
 
 def check_compact(options: TrainOptions) -> None:

@@ -139,3 +139,25 @@ def plot_sparsity(cells: Sequence[Tuple[str, float, Optional[float]]], path: Pat
 def _save(fig, path: PathLike) -> Path:
     """Save ``fig`` as PNG atomically."""
     return atomic_write(path, lambda out: fig.savefig(out, format="png", dpi=100))
+
+
+def plot_find_lr(rates: Sequence[float], losses: Sequence[float], title: str,
+                 path: PathLike) -> Path:
+    """``-find-lr``'s curve: the loss against the learning rate (log scale), as N2D2's
+    gnuplot of ``find_lr_<target>.dat``. Written atomically; returns the path."""
+    if not rates or len(rates) != len(losses):
+        raise ValueError(f"plot_find_lr: {len(rates)} rates and {len(losses)} losses; "
+                         f"expected as many of each, at least one")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    try:
+        ax.plot(rates, losses, color="tab:red")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

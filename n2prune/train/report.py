@@ -112,6 +112,7 @@ def write_outputs(trainer: Any, state: Dict[str, Any], test: Optional[Any],
         "stopped_early": bool(state.get("stopped_early", False)),   # -stop-valid
         **pruning_status(trainer.net),
         **({"budget": state["budget"]} if state.get("budget") else {}),
+        **state.get("report", {}),   # -fuse, -test-index (n2prune.train.n2d2modes)
     }
     writes = getattr(trainer, "writes_files", True)   # False on a distributed run's rank > 0
     small = None

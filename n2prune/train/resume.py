@@ -12,6 +12,7 @@ beside the network's, so a resumed run with a data-driven criterion is exact too
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -42,12 +43,12 @@ class RunState:
         seed = self.options.seed
         if checkpoint is not None:
             seed = int(checkpoint["seed"])
-        elif self.options.test_only and self.options.weights_dir:
+        elif self.options.reads_trained and self.options.weights_dir:
             # the seed recorded beside the weights (n2prune.train.splitrecord), else -seed
             seed = seed_for_test(self.options.weights_dir, seed)
             if seed == 0:
                 seed = int(time.time()) % (2**31 - 1) or 1
-        elif seed == 0 and self.options.test_only and (self.output / "model.pt").exists():
+        elif seed == 0 and self.options.reads_trained and (self.output / "model.pt").exists():
             # N2D2 reads seed.dat in a test-only run, so the data split is the learning one
             seed = load_checkpoint(self.output / "model.pt", MODEL_KEYS)["seed"]
         elif seed == 0:  # N2D2: 0 means a time-based seed (recorded in the report)
@@ -68,7 +69,7 @@ class RunState:
             except ValueError as exc:  # every refusal says the way out
                 raise ValueError(f"{exc}; --resume cannot continue from it: --overwrite "
                                  f"starts afresh") from None
-        if path.exists() and not self.options.overwrite and not self.options.test_only:
+        if path.exists() and not self.options.overwrite and self.options.learns:
             raise ValueError(f"{self.output} already holds a run (checkpoint.pt): add --resume "
                              f"to continue it, --overwrite to start afresh, or choose another "
                              f"--output")

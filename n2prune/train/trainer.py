@@ -32,6 +32,8 @@ from n2prune.errors import ConfigError
 from n2prune.train.budget import apply_targets, sensitivity_budget
 from n2prune.train.evaluation import evaluate_set
 from n2prune.train.metrics import Confusion
+from n2prune.train.findlr import find_learning_rate
+from n2prune.train.n2d2modes import export_network, network_for_test, test_stimulus
 from n2prune.network.build import build_network
 from n2prune.prune.pruner import Pruner
 from n2prune.prune.recalibration import recalibrate
@@ -169,15 +171,24 @@ class Trainer(RunState):
             if self.options.test_only and self.writes_files:   # the weights' own split?
                 check_test_split(self.options.weights_dir, self.seed, self.provider)
         state = self._fresh_state()
-        if self.options.test_only:
+        if self.options.find_lr:
+            return find_learning_rate(self)
+        if self.options.reads_trained:
             if not self.options.weights_dir:
                 self._load_trained()
-        elif self.options.learn or self.options.learn_epoch:
+        elif self.options.learns:
             if self.provider.epoch_size == 0:
                 raise ValueError("the Learn set is empty: nothing to learn from "
                                  "(check [database] and its fractions)")
             state = self._learn()
-        test = self.evaluate("Test")
+        if self.options.export:
+            return export_network(self)
+        net, folded = network_for_test(self)   # -fuse: BatchNorm folded, for the test only
+        state["report"] = {} if folded is None else {"fused_batchnorm": folded}
+        if self.options.test_index >= 0:
+            test, state["report"]["test_stimulus"] = test_stimulus(self, net)
+        else:
+            test = self.evaluate("Test", net)
         return write_outputs(self, state, test, time.perf_counter() - started)
 
     def _fresh_state(self) -> Dict[str, Any]:
@@ -338,9 +349,11 @@ class Trainer(RunState):
             write_log(self.output, state["rows"])
 
     # ------------------------------------------------------------------ measures
-    def evaluate(self, set_name: str) -> Optional[Confusion]:
-        """The confusion matrix of the primary target on ``set_name`` (None if empty)."""
-        return evaluate_set(self.net, self.provider, self.objectives[0], set_name, self.seed,
+    def evaluate(self, set_name: str, net: Optional[torch.nn.Module] = None
+                 ) -> Optional[Confusion]:
+        """The confusion matrix of the primary target on ``set_name`` (None if empty), by
+        ``net`` (default: the run's network)."""
+        return evaluate_set(self.net if net is None else net, self.provider, self.objectives[0], set_name, self.seed,
                             self.batch_size, self.ranks)
 
     @property
