@@ -151,6 +151,7 @@ def _bench(args: argparse.Namespace, ini: Path, environ: Dict[str, str], what: s
     amount = max(c.quantizer.get_current_threshold()
                  for c in trainer.net.pruned_cells().values())
     model, groups = hand_written_model(trainer, amount)
+    trainer.close()  # its output folder's lock: the timed runs take it in turn
     optimizer = torch.optim.SGD(groups, lr=groups[0]["lr"])
     generator = torch.Generator().manual_seed(1)
     print(f"{ini.name} on {what}: {size} learn stimuli, batch {batch}, {args.epochs} epoch(s) "
