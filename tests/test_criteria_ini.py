@@ -128,7 +128,7 @@ GLOBAL_EXPECTED = {"Any": ([[0, 1, 1], [0, 0, 0]], [[0, 0], [1, 0]]),
 
 @pytest.mark.parametrize("combine", ["Any", "All"])
 def test_combined_criteria_ranked_globally_from_python(combine):
-    from n2prune.prune.scope import prune_global
+    from n2prune.prune.ranking import prune_global
     cells = []
     for weight, grad in ((WA, GA), (WB, GB)):
         fc = _fc(weight)

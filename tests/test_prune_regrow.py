@@ -10,7 +10,8 @@ from torch import nn
 
 import n2prune
 from n2prune import ConfigError, PruneCell, load_network
-from n2prune.prune.scope import prune_global, pruned_first
+from n2prune.prune.ranking import prune_global
+from n2prune.prune.scope import pruned_first
 from nets import FC8_MAGNITUDE  # one Fc of 8 inputs, Magnitude to 0.5; {extra} at line 13
 
 

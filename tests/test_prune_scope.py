@@ -5,7 +5,8 @@ import torch
 
 from n2prune import PruneCell
 from n2prune.cells import Fc
-from n2prune.prune.scope import global_keep, prune_global, select_lowest
+from n2prune.prune.ranking import prune_global
+from n2prune.prune.scope import global_keep, select_lowest
 
 
 def test_select_lowest_is_exact_and_breaks_ties_by_index():

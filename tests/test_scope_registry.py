@@ -7,7 +7,7 @@ from torch import nn
 import n2prune
 from n2prune.network import load_network
 from n2prune.prune import SCOPES
-from n2prune.prune.scope import Scope
+from n2prune.prune.ranking import Scope
 
 
 def _first_weights(cells):

@@ -15,7 +15,8 @@ from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.patterns import PATTERNS
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.schedules import SCHEDULES
-from n2prune.prune.scope import SCOPES, global_keep, prune_global
+from n2prune.prune.ranking import SCOPES, prune_global
+from n2prune.prune.scope import global_keep
 from n2prune.prune.attach import attach, detach  # noqa: E402  (after PruneCell: uses it)
 from n2prune.prune.pruner import Pruner  # noqa: E402
 

@@ -36,7 +36,7 @@ from torch.nn.utils import parametrize
 from n2prune.cells.weighted import WeightCell
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.reached import report as report_missed
-from n2prune.prune.scope import SCOPES, scope_of, teams
+from n2prune.prune.ranking import SCOPES, scope_of, teams
 from n2prune.registry import Registry
 
 #: Layer types ``attach`` and ``layer.quantizer = PruneCell(...)`` accept.

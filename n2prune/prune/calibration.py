@@ -34,14 +34,8 @@ from n2prune.prune import statistics
 from n2prune.prune.batches import Forward, feed, left_as_found
 from n2prune.prune.budgets import BUDGETS
 from n2prune.prune.criteria import CRITERIA
-from n2prune.prune.criteria_combined import split_criteria
-from n2prune.prune.scope import rank_by_scope
-
-def criterion_names(cell: Any) -> Tuple[str, ...]:
-    """The criteria a PruneCell scores with (several when combined: ``A+B``)."""
-    names = split_criteria(getattr(cell, "prune_filler", "None"))
-    return tuple(name for name in names if name in CRITERIA)
-
+from n2prune.prune.criteria_combined import criterion_names
+from n2prune.prune.ranking import rank_by_scope
 
 def needs_of(cell: Any) -> Set[str]:
     """The statistics the cell's criteria and budget read."""
@@ -419,8 +413,3 @@ def waiting_cells(cells: Dict[str, Any]) -> str:
         return ""
     more = f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
     return "no statistics gathered: " + "; ".join(lacking[:3]) + more
-
-
-def waiting(cell: Any) -> bool:
-    """Whether a cell's criteria still lack statistics (its masks wait for a window)."""
-    return any(CRITERIA.get(name).missing(cell.stats) for name in criterion_names(cell))

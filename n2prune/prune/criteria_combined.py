@@ -30,6 +30,10 @@ import torch
 
 from n2prune.ini.params import Choice, Key
 from n2prune.ini.values import read_enum
+from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.fillers import MASK_FILLERS
+from n2prune.prune.masks import criterion_masks, out_view
+from n2prune.prune.patterns import PATTERNS
 from n2prune.registry import did_you_mean
 
 COMBINE_MODES = ("Any", "All")
@@ -50,7 +54,6 @@ def is_combined(text: object) -> bool:
 
 def check_criteria(text: str, known: Sequence[str]) -> List[str]:
     """The names of a combined filler, each checked: ValueError naming the bad one."""
-    from n2prune.prune.fillers import MASK_FILLERS
     names = split_criteria(text)
     for name in names:
         if name in MASK_FILLERS and name not in known:
@@ -80,7 +83,6 @@ def read_filler(base: Callable[..., str]) -> Callable[..., str]:
     ``A+B``."""
     def reader(text: str, warn: Any = None) -> str:
         if is_combined(text):
-            from n2prune.prune.criteria import CRITERIA
             check_criteria(text, CRITERIA.names())
             return text
         return base(text, warn)
@@ -98,7 +100,6 @@ class FillerChoice:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             value = SEPARATOR.join(value)
         if is_combined(value):
-            from n2prune.prune.criteria import CRITERIA
             check_criteria(value, CRITERIA.names())
             return value
         return Choice(self.names).check(name, value)
@@ -106,7 +107,6 @@ class FillerChoice:
 
 def criterion_keys(filler: str) -> Tuple[Key, ...]:
     """The parameter tables of every criterion a filler names (first declaration wins)."""
-    from n2prune.prune.criteria import CRITERIA
     table: Dict[str, Key] = {}
     for name in split_criteria(filler):
         if name in CRITERIA:
@@ -118,8 +118,6 @@ def criterion_keys(filler: str) -> Tuple[Key, ...]:
 def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     """The PruneCell's keep-masks (one per input block) for a combined filler at ``target``;
     None while a criterion still lacks its statistics."""
-    from n2prune.prune.criteria import CRITERIA
-    from n2prune.prune.masks import criterion_masks, out_view
     criteria = [CRITERIA.get(name) for name in split_criteria(cell.prune_filler)]
     if any(criterion.missing(cell.stats) for criterion in criteria):
         return None
@@ -131,43 +129,11 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 
 
-def _common_criteria(cells: Sequence[Any]) -> Tuple[List[str], str]:
-    """The criteria and combine mode every Global cell shares; ValueError naming them when
-    they differ (each criterion is ranked over all the cells, so each cell must score with
-    every one)."""
-    kinds = {(frozenset(split_criteria(q.prune_filler)), getattr(q, "combine", "Any"))
-             for q in cells}
-    if len(kinds) != 1:
-        found = ", ".join(sorted({f"{q.prune_filler} ({getattr(q, 'combine', 'Any')})"
-                                  for q in cells}))
-        raise ValueError(f"scope='Global' with combined criteria: the cells ranked together "
-                         f"use {found}; each criterion is ranked over every Global cell, so "
-                         f"all of them need the same prune_filler and combine")
-    how = cells[0].combine
-    if how == "Any" and any(q.min_keep > 0 for q in cells):
-        raise ValueError(f"scope='Global' with prune_filler={cells[0].prune_filler!r}, "
-                         f"combine='Any': a min_keep floor cannot be guaranteed; use "
-                         f"combine='All' or min_keep=0")
-    return split_criteria(cells[0].prune_filler), how
-
-
-def prune_global_combined(cells: Sequence[Any], target: float) -> None:
-    """Global scope for combined fillers: each criterion ranks the group scores of all
-    ``cells`` together at ``target`` (floors and pruned-first as
-    :func:`n2prune.prune.scope.prune_global`), then each cell's keep-masks are combined."""
-    from n2prune.prune.scope import apply_global, rank_cells
-    names, how = _common_criteria(cells)
-    each = [rank_cells(cells, target, name) for name in names]
-    apply_global(cells, [combine_keeps(list(k), how) for k in zip(*each)])
-
-
 def combined_problem(args: Dict[str, Any], pattern: str) -> Optional[Tuple[str, str]]:
     """(argument to blame, reason) when a combined filler's arguments do not go together, else
     None. It needs criteria (not mask fillers), the Channel pattern when one of them scores
     channels, a pattern that ranks across cells for Global scope, and no min_keep floor with
     combine='Any' in Global scope."""
-    from n2prune.prune.criteria import CRITERIA
-    from n2prune.prune.patterns import PATTERNS
     filler = args["prune_filler"]
     for name in split_criteria(filler):
         if name not in CRITERIA:
@@ -188,3 +154,14 @@ def combined_problem(args: Dict[str, Any], pattern: str) -> Optional[Tuple[str, 
                             f"ranking prunes is pruned, so the floors of each ranking do not "
                             f"add up); use combine='All', min_keep=0 or scope='Layer'")
     return None
+
+
+def criterion_names(cell: Any) -> Tuple[str, ...]:
+    """The criteria a PruneCell scores with (several when combined: ``A+B``)."""
+    return tuple(name for name in split_criteria(getattr(cell, "prune_filler", "None"))
+                 if name in CRITERIA)
+
+
+def waiting(cell: Any) -> bool:
+    """Whether a cell's criteria still lack statistics (its masks wait for a window)."""
+    return any(CRITERIA.get(name).missing(cell.stats) for name in criterion_names(cell))

@@ -20,7 +20,7 @@ from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.patterns import PATTERNS, resolve_pattern
 from n2prune.prune.regularization import REGULARIZATION_KEYS
 from n2prune.prune.schedules import SCHEDULES
-from n2prune.prune.scope import SCOPES
+from n2prune.prune.ranking import SCOPES
 from n2prune.registry import Registry, did_you_mean
 
 

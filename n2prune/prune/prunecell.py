@@ -36,7 +36,7 @@ from n2prune.prune.n2d2access import N2D2Access
 from n2prune.prune.groupmasks import GroupMasks
 from n2prune.prune.statbuffers import STAT_PREFIX, StatBuffers
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
-from n2prune.prune.scope import scope_of
+from n2prune.prune.ranking import scope_of
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
 

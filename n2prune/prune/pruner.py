@@ -41,7 +41,9 @@ from n2prune.prune.calibration import StatisticsCollector, needs_of, waiting_cel
 from n2prune.prune.options import PRUNE_MODES
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.reached import report as report_missed
-from n2prune.prune.scope import SCOPES, rank_by_scope, scope_of, teams
+from n2prune.prune.regularization import cell_penalty
+from n2prune.prune.sparsity import mask_counts
+from n2prune.prune.ranking import SCOPES, rank_by_scope, scope_of, teams
 
 HOOKS = ("on_train_begin", "on_epoch_begin", "on_step_begin", "on_before_optimizer_step",
          "on_step_end", "on_epoch_end", "on_train_end")
@@ -238,7 +240,6 @@ class Pruner:
     def penalty(self) -> torch.Tensor:
         """The cells' sparsity penalties (``regularization=`` L1 / GroupLasso, scheduled over
         the stimuli seen), to add to the loss; a zero tensor when none is set."""
-        from n2prune.prune.regularization import cell_penalty
         total: Optional[torch.Tensor] = None
         for cell in self.cells.values():
             term = cell_penalty(cell, self.stimuli)
@@ -278,7 +279,6 @@ class Pruner:
     def statistics(self) -> Dict[str, Dict[str, float]]:
         """Per cell and ``"total"``: weights, pruned, sparsity; per cell also the current
         and target thresholds."""
-        from n2prune.prune.sparsity import mask_counts
         stats: Dict[str, Dict[str, float]] = {}
         pruned_all = weights_all = 0
         for name, cell in self.cells.items():

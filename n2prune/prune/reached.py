@@ -16,7 +16,7 @@ import warnings
 from typing import Any, Dict, List, Tuple
 
 from n2prune.prune.criteria import CRITERIA
-from n2prune.prune.scope import scope_of
+from n2prune.prune.ranking import scope_of
 from n2prune.prune.sparsity import mask_counts
 
 

@@ -26,7 +26,8 @@ import torch
 
 from n2prune.ini.params import Choice, Key, Range
 from n2prune.ini.values import read_enum, read_float, read_uint
-from n2prune.registry import Registry
+from n2prune.prune.masks import out_view
+from n2prune.registry import Registry, did_you_mean
 
 REGULARIZERS: Registry = Registry("regularisation")
 
@@ -115,7 +116,6 @@ def strength_at(strength: float, position: float, start: int = 0, end: int = 0) 
 def check_regularization(kind: str, strength: float, start: int, end: int) -> None:
     """ValueError naming the bad argument and what is valid."""
     if kind != "None" and kind not in REGULARIZERS:
-        from n2prune.registry import did_you_mean
         raise ValueError("regularization=" + repr(kind) + ": " + did_you_mean(
             str(kind), ["None"] + REGULARIZERS.names(), "value"))
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
@@ -141,7 +141,6 @@ def cell_penalty(cell: Any, position: float) -> Optional[torch.Tensor]:
     """The penalty a PruneCell asks for (its ``regularization*`` arguments) on its effective
     weight, grouped by its pattern over the weight seen output channels first (a
     ConvTranspose's [out, in/groups, ...] view, as its masks are); None when it asks for none."""
-    from n2prune.prune.masks import out_view
     kind = getattr(cell, "regularization", "None")
     if kind == "None":
         return None

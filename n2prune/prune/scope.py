@@ -21,58 +21,12 @@ first, so masks are deterministic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from n2prune.prune.fillers import zeros_target
-from n2prune.registry import Registry
-
-
-@dataclass(frozen=True)
-class Scope:
-    """A scope: ``rank(cells)`` sets the masks of cells sharing it at their current
-    thresholds; ``shared`` says whether it ranks them together (then a Pruner calls it once
-    for all of them after their schedules move) or each on its own (each cell refills itself
-    when its threshold moves)."""
-
-    name: str
-    rank: Callable[[Sequence[Any]], None]
-    shared: bool
-
-
-def _each_alone(cells: Sequence[Any]) -> None:
-    for cell in cells:
-        cell._refill()
-
-
-SCOPES: Registry = Registry("pruning scope")
-
-
-def scope_of(cell: Any) -> Scope:
-    """The Scope member of a PruneCell (``Layer`` for cells without one)."""
-    return SCOPES.get(getattr(cell, "scope", "Layer"))
-
-
-def teams(cells: Iterable[Any]) -> Dict[str, List[Any]]:
-    """The cells of shared scopes, by scope name (each team is ranked together)."""
-    out: Dict[str, List[Any]] = {}
-    for cell in cells:
-        if scope_of(cell).shared:
-            out.setdefault(cell.scope, []).append(cell)
-    return out
-
-
-def rank_by_scope(cells: Iterable[Any]) -> None:
-    """Set every cell's masks at its current threshold, as its scope ranks: the cells of
-    unshared scopes first, then each shared team together."""
-    by_scope: Dict[str, List[Any]] = {}
-    for cell in cells:
-        by_scope.setdefault(getattr(cell, "scope", "Layer"), []).append(cell)
-    for name in sorted(by_scope, key=lambda n: SCOPES.get(n).shared):
-        SCOPES.get(name).rank(by_scope[name])
 
 
 def select_lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
@@ -227,71 +181,3 @@ def _global_cut(scores: Sequence[torch.Tensor], protected: Sequence[Optional[tor
     if np.isnan(cut) or np.isnan(work[count:]).any():
         raise ValueError("pruning scores contain NaN (check the weights and statistics)")
     return float(cut)
-
-
-def prune_global(cells: Sequence, target: Optional[float] = None) -> None:
-    """Rank the group scores of ``cells`` (PruneCells) together and set their masks.
-
-    ``target`` defaults to the cells' common current threshold (an error when they differ);
-    each cell's ``min_keep`` is its floor. Cells with several inputs rank each block.
-    """
-    cells = list(cells)
-    from n2prune.prune.calibration import waiting
-    from n2prune.prune.criteria_combined import is_combined, prune_global_combined
-    if not cells or any(waiting(q) for q in cells):
-        return  # a criterion still lacks its statistics: a Pruner ranks once they arrive
-    if target is None:
-        values = {float(q.current_threshold) for q in cells}
-        if len(values) != 1:
-            raise ValueError(f"prune_global: the cells' current thresholds differ "
-                             f"({', '.join(f'{v:g}' for v in sorted(values))}); give target")
-        target = values.pop()
-    if any(is_combined(q.prune_filler) for q in cells):  # each criterion ranked, then combined
-        prune_global_combined(cells, target)
-        return
-    with _one_thread():   # memory-bound passes over every weight: faster on one thread
-        apply_global(cells, rank_cells(cells, target))
-
-
-class _one_thread:
-    """torch's intra-op threads set to 1 for a ``with`` block, then restored: the criterion's
-    elementwise passes over 25M weights run ~3x faster on one thread than on two sharing
-    two cores (and far faster when other processes compete for them); the masks are the
-    same."""
-
-    def __enter__(self) -> None:
-        self._threads = torch.get_num_threads()
-        if self._threads != 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc) -> None:
-        if self._threads != 1:
-            torch.set_num_threads(self._threads)
-
-
-def rank_cells(cells: Sequence, target: float, criterion: Optional[str] = None
-               ) -> List[torch.Tensor]:
-    """Group keep-masks of every input block of ``cells`` (in order) from one ranking of
-    their group scores by ``criterion`` (default: each cell's filler) at ``target``: each
-    cell's ``min_keep`` its floor, its pruned groups first when it is ``sticky``."""
-    scores, dead, floors = [], [], []
-    for q in cells:
-        parts = q.group_scores(criterion)
-        scores += parts
-        dead += q.dead_groups() if q.sticky else [None] * len(parts)
-        floors += [q.min_keep] * len(parts)
-    return global_keep(pruned_first(scores, dead, target), target, floors)
-
-
-def apply_global(cells: Sequence, keeps: Sequence[torch.Tensor]) -> None:
-    """Hand each cell its blocks' group keep-masks (``keeps`` in the order of rank_cells)."""
-    start = 0
-    for q in cells:
-        count = len(q._slices())
-        q.apply_keep(list(keeps[start:start + count]), groups=True)
-        start += count
-
-
-for _member in (Scope("Layer", _each_alone, shared=False),
-                Scope("Global", prune_global, shared=True)):
-    SCOPES.register(_member.name)(_member)
