@@ -14,20 +14,19 @@ in training mode count (validation passes are ignored).
 criterion reads gradients, the model left exactly as it was found.
 
 ``state_dict()`` / ``load_state_dict()`` carry the window's position across a resume (the
-running values themselves are the cells' buffers). The module is a little over 300 lines: one
-class whose hooks, one-shot window and resume share the window's state.
+running values themselves are the cells' buffers). The module is about 350 lines: one class
+whose hooks, one-shot window and resume share the window's state (a layer's inputs are read
+by :mod:`n2prune.prune.layer_inputs`).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import math
 import warnings
 from typing import Any, Callable, Dict, Iterable, Optional, Set, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from n2prune.prune import statistics
@@ -35,6 +34,7 @@ from n2prune.prune.batches import Forward, feed, left_as_found
 from n2prune.prune.budgets import BUDGETS
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import criterion_names
+from n2prune.prune.layer_inputs import finite_or_refuse, layer_input, unfolder
 from n2prune.prune.ranking import rank_by_scope
 
 def needs_of(cell: Any) -> Set[str]:
@@ -74,68 +74,6 @@ class _Store:
 def _param(cell: Any, name: str, default: Any) -> Any:
     params = getattr(cell, "params", None) or {}
     return params.get("criterion", {}).get(name, default)
-
-
-def _finite(tensor: torch.Tensor, name: str, what: str, cell: Any) -> None:
-    """A ValueError naming the layer when a tensor a criterion's statistics come from holds
-    NaN or infinity (a statistic of it would rank by accident, or by tie order)."""
-    if not math.isfinite(float(tensor.detach().sum())):  # one reduction, no bool copy
-        raise ValueError(f"{name or '<model>'}: its {what} holds NaN or infinity while "
-                         f"gathering statistics for {cell.prune_filler!r}; the scores would "
-                         f"be meaningless (check the model and the calibration data)")
-
-
-def _unfolder(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The columns a convolution's weight rows read, [N, C·∏kernel, positions]: the exact
-    im2col of a 2-d convolution with zero padding (n2prune Conv, nn.Conv2d, and nn.Conv1d as
-    one row); for other convolutions (ConvTranspose, 3-d, other padding modes) every kernel
-    position of a channel is given the channel's values, which ignores the borders."""
-    weight = layer.weight
-    kernel = tuple(weight.shape[2:])
-    geometry = getattr(layer, "_geometry", None)
-    if geometry is not None:  # n2prune Conv: (crop, stride, padding, dilation)
-        crop, stride, padding, dilation = geometry
-        return _im2col(kernel, crop, stride, padding, dilation)
-    exact = isinstance(layer, (nn.Conv1d, nn.Conv2d)) and layer.padding_mode == "zeros"
-    padding = getattr(layer, "padding", 0)
-    if exact and isinstance(padding, str):
-        if padding == "valid":
-            padding = (0,) * len(kernel)
-        elif all(k % 2 for k in kernel):
-            padding = tuple(d * (k - 1) // 2 for d, k in zip(layer.dilation, kernel))
-        else:
-            exact = False  # 'same' with an even kernel pads unevenly
-    if exact and len(kernel) == 2:
-        return _im2col(kernel, None, layer.stride, padding, layer.dilation)
-    if exact:  # Conv1d: a 2-d convolution of one row
-        conv2d = _im2col((1,) + kernel, None, (1,) + tuple(layer.stride), (0,) + tuple(padding),
-                         (1,) + tuple(layer.dilation))
-        return lambda x: conv2d(x.unsqueeze(2))
-    positions = math.prod(kernel)
-
-    def repeat(x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(x.shape[0], x.shape[1], 1, -1)
-        return flat.expand(-1, -1, positions, -1).reshape(x.shape[0], -1, flat.shape[-1])
-    return repeat
-
-
-def _im2col(kernel, crop, stride, padding, dilation) -> Callable[[torch.Tensor], torch.Tensor]:
-    def unfold(x: torch.Tensor) -> torch.Tensor:
-        if crop is not None:
-            x = F.pad(x, crop)
-        return F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
-    return unfold
-
-
-def _layer_input(module: nn.Module, inputs: tuple) -> torch.Tensor:
-    """One tensor from a forward's inputs: several inputs are joined as the layer joins
-    them (an n2prune Fc flattens and concatenates, a Conv concatenates channels)."""
-    tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
-    if len(tensors) == 1:
-        return tensors[0]
-    if module.weight.dim() <= 2:
-        return torch.cat([x.reshape(x.shape[0], -1) for x in tensors], dim=1)
-    return torch.cat(tensors, dim=1)
 
 
 class StatisticsCollector:
@@ -182,7 +120,7 @@ class StatisticsCollector:
             if not self._needs[name] & io:
                 continue
             if "input_col_sq_mean" in self._needs[name] and layer.weight.dim() > 2:
-                self._unfold[name] = _unfolder(layer)
+                self._unfold[name] = unfolder(layer)
             self._handles.append(layer.register_forward_hook(self._hook(name)))
         if self._given is None and self.cells:  # the cells' CalibrationBatches: the largest
             self.batches = max(int(_param(cell, "calibration_batches",
@@ -214,12 +152,12 @@ class StatisticsCollector:
             bins = int(_param(self.cells[name], "entropy_bins", statistics.DEFAULT_BINS))
             with torch.no_grad(), _Store(self.cells[name]) as stats:
                 if needs & set(statistics.INPUT_STATS):
-                    x = _layer_input(layer, inputs)
-                    _finite(x, name, "input", self.cells[name])
+                    x = layer_input(layer, inputs)
+                    finite_or_refuse(x, name, "input", self.cells[name])
                     statistics.update_inputs(stats, x, layer.weight, needs,
                                              self._unfold.get(name))
                 if needs & set(statistics.OUTPUT_STATS):
-                    _finite(output, name, "output", self.cells[name])
+                    finite_or_refuse(output, name, "output", self.cells[name])
                     statistics.update_outputs(stats, output, layer.weight, needs, bins)
         return hook
 
@@ -231,7 +169,7 @@ class StatisticsCollector:
             grad = layer.weight.grad
             if grad is None or not needs & set(statistics.GRADIENT_STATS):
                 continue
-            _finite(grad, name, "weight gradient", cell)
+            finite_or_refuse(grad, name, "weight gradient", cell)
             with _Store(cell) as stats:
                 if "grad" in needs and self.active:
                     statistics.update_grad(stats, grad)
