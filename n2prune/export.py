@@ -33,6 +33,7 @@ from torch import nn
 
 from n2prune.atomic import PathLike, atomic_write
 from n2prune.compact.onnx_export import OPSET, baked
+from n2prune.examples import as_call
 
 __all__ = ["OnnxExport", "export_onnx"]
 
@@ -109,19 +110,16 @@ class _Flat(nn.Module):
 
 def _split_example(example: Example, input_names: Optional[Sequence[str]]):
     """(positional layout, keyword layout, the tensors, their ONNX names)."""
-    if isinstance(example, torch.Tensor):
-        positional, keywords = [example], {}
-    elif isinstance(example, (tuple, list)):
-        positional, keywords = list(example), {}
-    elif isinstance(example, Mapping):
-        positional, keywords = [], dict(example)
-        bad = [key for key in keywords if not isinstance(key, str)]
-        if bad:
-            raise TypeError(f"export_onnx: example's keys must be argument names (str), got "
-                            f"{bad[0]!r}")
-    else:
+    try:
+        args, keywords = as_call(example)
+    except TypeError:
         raise TypeError(f"export_onnx: example must be a tensor, a tuple of positional inputs "
-                        f"or a dict of keyword inputs, got {type(example).__name__}")
+                        f"or a dict of keyword inputs, got {type(example).__name__}") from None
+    positional = list(args)
+    bad = [key for key in keywords if not isinstance(key, str)]
+    if bad:
+        raise TypeError(f"export_onnx: example's keys must be argument names (str), got "
+                        f"{bad[0]!r}")
     tensors = [v for v in positional if isinstance(v, torch.Tensor)] + \
         [v for v in keywords.values() if isinstance(v, torch.Tensor)]
     if not tensors:

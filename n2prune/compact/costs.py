@@ -23,7 +23,7 @@ from torch import nn
 from n2prune.cells.kinds import MacCounter, conv_macs, deconv_macs, fc_macs, kind_of_module
 from n2prune.compact.baking import baked, unmasked, used_weight
 from n2prune.compact.compaction import compact
-from n2prune.compact.trace import run
+from n2prune.examples import run
 
 
 # Plain torch layers (models given to ``attach``); n2prune cells count by their kind.

@@ -19,7 +19,8 @@ from torch import nn
 
 from n2prune.compact.baking import used_weight
 from n2prune.compact.groups import ChannelGroup
-from n2prune.compact.trace import TracedGraph, run
+from n2prune.compact.trace import TracedGraph
+from n2prune.examples import run
 
 ChannelScores = Union[Dict[str, torch.Tensor], Callable[[str, nn.Module], torch.Tensor]]
 

@@ -20,7 +20,8 @@ from torch.utils._pytree import tree_leaves
 
 from n2prune.compact.baking import used_weight
 from n2prune.compact.hf import is_hf_model, record_pruned_heads
-from n2prune.compact.trace import TracedGraph, run, trace_channel_graph
+from n2prune.compact.trace import TracedGraph, trace_channel_graph
+from n2prune.examples import run
 from n2prune.compact.widths import round_widths
 
 # attributes holding a head count, and those holding count × head size

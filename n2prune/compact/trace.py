@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import traceback
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ from n2prune.compact.flow import OP_RULES, Flow
 from n2prune.cells.channels import conv_atoms
 from n2prune.compact.groups import ChannelGraph
 from n2prune.registry import Registry
+from n2prune.examples import run
 
 # layer class name -> rule(graph, name, layer, x, x_flow, output) -> output flow
 LAYER_RULES: Registry = Registry("layer channel rule")
@@ -72,24 +73,6 @@ class TracedGraph(ChannelGraph):
         self.layer_dims: Dict[str, int] = {}
         self.heads: List[HeadSplit] = []
         self.blocked: List[Blocked] = []
-
-
-def as_call(example) -> Tuple[tuple, dict]:
-    """``example`` as positional and keyword arguments: a tensor, a tuple/list of arguments
-    or a dict of keyword arguments (a Hugging Face tokenizer's output)."""
-    if isinstance(example, torch.Tensor):
-        return (example,), {}
-    if isinstance(example, (tuple, list)):
-        return tuple(example), {}
-    if isinstance(example, dict) or hasattr(example, "keys"):
-        return (), dict(example)
-    raise TypeError(f"example must be a tensor, a tuple of arguments or a dict of keyword "
-                    f"arguments, got {type(example).__name__}")
-
-
-def run(model: nn.Module, example) -> Any:
-    args, kwargs = as_call(example)
-    return model(*args, **kwargs)
 
 
 class Recorder(TorchDispatchMode):

@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from n2prune.examples import run
+
 #: A round times each candidate over at least this many seconds (repeating small layers).
 MIN_SECONDS = 2e-4
 
@@ -42,16 +44,6 @@ def capture_inputs(model: nn.Module, layers: Dict[str, nn.Module],
         for handle in handles:
             handle.remove()
     return seen, output
-
-
-def run(model: nn.Module, example: Any) -> Any:
-    """``model(example)``; a tuple or list is passed as positional arguments, a dict as
-    keyword arguments (``model(**tokenizer(...))``)."""
-    if isinstance(example, dict):
-        return model(**example)
-    if isinstance(example, (tuple, list)):
-        return model(*example)
-    return model(example)
 
 
 def _repeats(call: Callable[[], Any]) -> int:
