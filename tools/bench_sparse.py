@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import n2prune  # noqa: E402
 from n2prune.sparse import compare_latency, relative_difference, saved_bytes, sparsify  # noqa: E402,E501
-from n2prune.sparse.timing import run  # noqa: E402
+from n2prune.examples import run  # noqa: E402
 from n2prune.prune.recalibration import recalibrate  # noqa: E402
 
 NETWORKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

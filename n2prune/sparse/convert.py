@@ -26,7 +26,8 @@ from torch import nn
 from n2prune.prune.attach import BAKES, detach
 from n2prune.sparse.layers import SparseLayer, stand_in_for
 from n2prune.sparse.matrix import FORMATS
-from n2prune.sparse.timing import capture_inputs, run, time_candidates
+from n2prune.examples import run
+from n2prune.sparse.timing import capture_inputs, time_candidates
 
 
 @dataclass

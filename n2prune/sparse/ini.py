@@ -17,7 +17,8 @@ from n2prune.prune.attach import detach
 from n2prune.sparse.layers import SparseConv, SparseConv2d, SparseFc, SparseLinear
 from n2prune.sparse.matrix import SparseWeight
 from n2prune.sparse.convert import SparsifyReport, relative_difference, sparsify
-from n2prune.sparse.timing import run, time_candidates
+from n2prune.examples import run
+from n2prune.sparse.timing import time_candidates
 
 #: The classes a ``torch.save``d sparse model adds to those of the model itself: give them
 #: (with the model's own) to ``torch.serialization.safe_globals`` to load it with
