@@ -47,12 +47,24 @@ def test_subsampling_keeps_every_nth_output():
     assert torch.allclose(conv(x), dense[:, :, ::2, ::2])
 
 
-def test_connection_map_keeps_unconnected_kernels_at_zero():
+def test_connection_map_skips_unconnected_kernels_in_forward_and_backward():
+    # output 0 reads channel 0: N2D2 counts the map as a group and keeps the filler's values
     connection = torch.tensor([[1, 0], [0, 1], [1, 1]], dtype=torch.bool)
     conv = Conv(2, 3, kernel_dims=[3, 3], connection=connection)
-    assert torch.all(conv.weight[0, 1] == 0) and torch.all(conv.weight[1, 0] == 0)
-    conv(torch.randn(2, 2, 5, 5)).sum().backward()
+    assert torch.all(conv.weight[0, 1] != 0) and torch.all(conv.weight[1, 0] != 0)
+    x = torch.randn(2, 2, 5, 5)
+    zeroed = conv.weight.detach() * connection[:, :, None, None]
+    assert torch.equal(conv(x), F.conv2d(x, zeroed, conv.bias.detach()))
+    conv(x).sum().backward()
     assert torch.all(conv.weight.grad[0, 1] == 0) and torch.all(conv.weight.grad[2] != 0)
+
+
+def test_connection_map_without_output_0_to_channel_0_zeroes_unconnected_kernels():
+    # N2D2's getNbGroups gives 0 for such a map, and only then are the kernels zeroed
+    connection = torch.tensor([[0, 1], [1, 0], [1, 1]], dtype=torch.bool)
+    conv = Conv(2, 3, kernel_dims=[3, 3], connection=connection)
+    assert torch.all(conv.weight[0, 0] == 0) and torch.all(conv.weight[1, 1] == 0)
+    assert torch.all(conv.weight[0, 1] != 0) and torch.all(conv.weight[2] != 0)
 
 
 def test_groups_make_a_grouped_convolution():

@@ -226,18 +226,23 @@ def test_round_trip_through_a_fresh_network_gives_the_same_outputs(tmp_path):
     _randomise_bn(net)
     write_weights(net, tmp_path / "w")
     fresh = _net(tmp_path, seed=7)
+    fresh_initial = fresh.cells["conv1"].weight.detach().clone()
     x = torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(1))
     assert not torch.allclose(fresh(x), net(x))
     read = read_weights(fresh, tmp_path / "w")
     assert {p.name for p in read} == {p.name for p in (tmp_path / "w").iterdir()} - {
         "conv1_quant_weights.syntxt", "fc_quant_weights.syntxt"}
     torch.testing.assert_close(fresh(x), net(x), rtol=1e-5, atol=1e-6)
+    conv1 = fresh.cells["conv1"]
     for name in ("conv1", "fc"):  # 10 digits: float32 values come back exactly
-        assert torch.equal(fresh.cells[name].weight, net.cells[name].weight)
+        connection = getattr(fresh.cells[name], "connection", None)
+        kept = 1 if connection is None else connection
+        assert torch.equal(fresh.cells[name].weight * kept, net.cells[name].weight * kept)
         assert torch.equal(fresh.cells[name].bias, net.cells[name].bias)
         assert torch.equal(fresh.cells[name].quantizer.mask, net.cells[name].quantizer.mask)
-    conv1 = fresh.cells["conv1"]
-    assert torch.equal(conv1.weight * (1 - conv1.connection), torch.zeros_like(conv1.weight))
+    # the files hold connected kernels only: the others keep the fresh net's values (N2D2)
+    assert torch.equal(conv1.weight * (1 - conv1.connection),
+                       fresh_initial * (1 - conv1.connection))
     assert fresh.cells["conv1"].quantizer.get_current_threshold() == pytest.approx(0.5)
 
 
@@ -275,10 +280,11 @@ def test_a_missing_masks_file_is_an_error_when_not_ignoring(tmp_path):
 
 def test_combined_file_holds_each_outputs_weights_then_its_bias(tmp_path):
     cell = Conv(2, 2, kernel_dims=[2, 1], connection=torch.tensor([[1, 0], [1, 1]]))
+    unconnected = cell.weight[0, 1].tolist()   # not in the file: it keeps its value (N2D2)
     # output 0: channel 0 kernel, bias; output 1: channels 0 and 1, bias (any line breaks)
     (tmp_path / "c.syntxt").write_text("1 2 0.5\n3 4\n5 6 -1")
     assert [p.name for p in read_weights({"c": cell}, tmp_path)] == ["c.syntxt"]
-    assert cell.weight.tolist() == [[[[1, 2]], [[0, 0]]], [[[3, 4]], [[5, 6]]]]
+    assert cell.weight.tolist() == [[[[1, 2]], unconnected], [[[3, 4]], [[5, 6]]]]
     assert cell.bias.tolist() == [0.5, -1]
 
 

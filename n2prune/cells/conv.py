@@ -27,8 +27,9 @@ class Conv(WeightCell):
     (``kernel_dims=3``: 3x3); a one-item list is N2D2's 1-D dims (``[3]``: 3 wide, 1 high;
     padding ``[p]``: ``[p, 0]``), as for Deconv and Pool (``n2prune.cells.dims.pair``). ``sub_sample_dims``
     multiplies the stride (N2D2's subsampling keeps every n-th output); negative padding crops.
-    ``connection`` (bool, ``(nb_outputs, nb_inputs)``) is N2D2's fixed channel map: unconnected
-    kernels stay zero. ``input_channels`` splits ``nb_inputs`` among several inputs, which are
+    ``connection`` (bool, ``(nb_outputs, nb_inputs)``) is N2D2's fixed channel map: the forward
+    skips unconnected kernels, which keep their initial values unless N2D2 zeroes them
+    (``zero_unconnected``). ``input_channels`` splits ``nb_inputs`` among several inputs, which are
     concatenated (N2D2 gives each its own weight tensor; PruneCell prunes each block on its own).
     Weights and biases start as N(0, 0.05), N2D2's default fillers (``init=False`` leaves
     them uninitialised, for a caller that fills them itself).
@@ -179,6 +180,4 @@ def fill_weights(ctx: BuildContext, cell) -> None:
             filled = torch.empty_like(cell.weight[:, part])  # each input's own fans (N2D2)
             weights(filled, generator)
             cell.weight[:, part] = filled
-        connection = getattr(cell, "connection", None)
-        if connection is not None:
-            cell.weight.mul_(connection)
+        cell.zero_unconnected()   # only where N2D2 does: LeNet's table keeps its values

@@ -122,6 +122,23 @@ def groups_of(mapping: torch.Tensor) -> Optional[int]:
         else None
 
 
+def n2d2_zeroes_unconnected(mapping: torch.Tensor) -> bool:
+    """Whether N2D2 sets the kernels one input's ``[outputs, channels]`` map disconnects to 0.
+
+    N2D2's Conv fills every kernel, then zeroes the disconnected ones only when
+    ``Cell::getNbGroups`` of that input's map is 0, which is exactly when output 0 is not
+    connected to channel 0. Any other map (a hand-made table such as LeNet's conv2, which
+    counts as one group) keeps the filler's random values there; its forward and backward
+    skip the disconnected kernels, so they change nothing but what a pruning filler ranks.
+
+    >>> n2d2_zeroes_unconnected(torch.tensor([[True, False], [False, True]]))
+    False
+    >>> n2d2_zeroes_unconnected(torch.tensor([[False, True], [True, True]]))
+    True
+    """
+    return mapping.numel() > 0 and not bool(mapping[0, 0])
+
+
 def unconnected_outputs(mapping: torch.Tensor) -> List[int]:
     """Outputs no channel reaches (N2D2 warns about each)."""
     return torch.nonzero(~mapping.bool().any(dim=1)).flatten().tolist()

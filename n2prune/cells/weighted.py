@@ -9,6 +9,7 @@ from torch import nn
 
 from n2prune.cells.activation_functions import ActivatedCell
 from n2prune.cells.base import tensor_of
+from n2prune.cells.mapping import n2d2_zeroes_unconnected
 
 
 class WeightCell(ActivatedCell):
@@ -55,6 +56,19 @@ class WeightCell(ActivatedCell):
             weight = self.quantizer.quantize(weight)
         return weight
 
+    @torch.no_grad()
+    def zero_unconnected(self) -> None:
+        """Zero the kernels the connection map disconnects, in the inputs where N2D2 does
+        (:func:`~n2prune.cells.mapping.n2d2_zeroes_unconnected`); elsewhere they keep their
+        values, as in N2D2, and the forward's ``weight * connection`` hides them."""
+        connection = self._buffers.get("connection")
+        if connection is None:
+            return
+        for part in self.input_slices:
+            block = connection[:, part]
+            if n2d2_zeroes_unconnected(block[:, :, 0, 0] != 0):
+                self.weight[:, part].mul_(block)
+
     def _set_inputs(self, sizes: Optional[Sequence[int]], total: int, what: str) -> None:
         if sizes is None:
             return
@@ -73,8 +87,6 @@ class WeightCell(ActivatedCell):
             self.weight.normal_(0.0, std, generator=generator)
             if self.bias is not None:
                 self.bias.normal_(0.0, std, generator=generator)
-            connection = getattr(self, "connection", None)
-            if connection is not None:
-                self.weight.mul_(connection)
+            self.zero_unconnected()
         if self.quantizer is not None:
             self.quantizer.recompute()

@@ -37,7 +37,9 @@ def read_weights(net, directory: PathLike, ignore_missing: bool = True) -> List[
     Reads ``<cell>_weights.syntxt``/``_biases.syntxt`` (BatchNorm: ``_scales``, ``_biases``,
     ``_means``, ``_variances``) or the combined ``<cell>.syntxt`` (per output: its weights,
     then its bias), and ``<cell>_masks.syntxt`` for a cell with a PruneCell (masks are not
-    recomputed otherwise, as in N2D2). Unconnected kernels stay 0. A cell whose weights file
+    recomputed otherwise, as in N2D2). The files hold connected kernels only: as in N2D2,
+    unconnected kernels keep their values after an ``OCHW`` file and become 0 after an
+    ``HWCO`` one (N2D2 sets every kernel from a zeroed table there). A cell whose weights file
     is missing is skipped when ``ignore_missing`` (N2D2's ``-w``), an error otherwise. Every
     file is parsed before any cell changes; on an error nothing is imported.
     """
@@ -94,7 +96,7 @@ def _plan_weighted(name: str, cell: nn.Module, base: Path, ignore_missing: bool)
     masks = _masks_file(name, cell, base, ignore_missing)
 
     def apply() -> None:
-        kernels.store(dense)
+        kernels.store(dense if kernels.fmt == "HWCO" else kernels.keep_unconnected(dense))
         if biases is not None:
             with torch.no_grad():
                 cell.bias.copy_(torch.from_numpy(biases).to(cell.bias))

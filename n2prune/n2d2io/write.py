@@ -101,6 +101,14 @@ class Kernels:
             out[rows, cols] = weight[cols].transpose(0, 1) if transposed else weight[rows]
         return out
 
+    def keep_unconnected(self, dense: torch.Tensor) -> torch.Tensor:
+        """``dense`` with the cell's current values where no kernel is connected (what a
+        file, which holds connected kernels only, leaves untouched)."""
+        if bool(self.connected.all()):
+            return dense
+        return torch.where(self.connected[:, :, None, None], dense,
+                           self.dense(self.cell.weight).to(dense))
+
     def store(self, dense: torch.Tensor) -> None:
         """Copy an (O, C, kh, kw) tensor into the cell's weight (its own layout)."""
         if isinstance(self.cell, Fc):

@@ -14,6 +14,7 @@ from n2prune.ini.values import read_bool, read_enum, read_float, read_uint, read
 from n2prune.prune.budgets import BUDGETS
 from n2prune.prune.comparison import COMPARISONS
 from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.counting import PRUNING_COUNTS
 from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, combined_problem,
                                              criterion_keys, is_combined, read_filler)
 from n2prune.prune.fillers import MASK_FILLERS
@@ -99,6 +100,9 @@ PRUNE_KEYS: Tuple[Key, ...] = (
     Key("PruningRegrow", "regrow", read_bool, False,
         "Gradual criteria: re-rank every group at each step (a pruned weight may come back); "
         "by default pruned groups stay pruned", Flag()),
+    Key("PruningCount", "count", read_enum(PRUNING_COUNTS), "All",
+        "under a Mapping table, what the fillers rank and count the target over: All "
+        "entries (N2D2) or the Connected ones only", Choice(PRUNING_COUNTS)),
 )
 # Ours, declared beside their code: several criteria combined, sparsity regularisation.
 PRUNE_KEYS += (COMBINE_KEY,) + REGULARIZATION_KEYS
@@ -264,6 +268,10 @@ def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
     filler, pattern = args["prune_filler"], resolve_pattern(args["pattern"])[0]
     criteria = ", ".join(CRITERIA.names())
     mask_filler = filler in MASK_FILLERS and filler != "None"
+    if args["count"] != "All" and filler not in MASK_FILLERS:
+        return "count", (f"count={args['count']!r} applies to the mask fillers "
+                         f"({', '.join(MASK_FILLERS.names())}); prune_filler={filler!r} ranks "
+                         f"every entry of the weight: leave count='All'")
     if is_combined(filler):
         return combined_problem(args, pattern)
     if mask_filler and pattern != "Unstructured":

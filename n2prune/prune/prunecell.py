@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from n2prune.prune import masks as criterion_masks
+from n2prune.prune.counting import PRUNING_COUNTS, fill_counted
 from n2prune.prune.criteria import CRITERIA
 from n2prune.prune.criteria_combined import combined_masks, is_combined
 from n2prune.prune.fillers import MASK_FILLERS
@@ -67,7 +68,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     N:M as ``"2:4"``, KxL as ``"4x1"``, Channel), ``scope`` (Layer | Global), ``min_keep``,
     ``schedule`` (Linear | Cubic | OneShot | Iterative, with their window parameters),
     ``rewind`` (stimuli), ``regrow`` (Gradual criteria: re-rank pruned groups at each step
-    instead of keeping them pruned), ``stats`` (initial statistics for criteria), ``seed`` for the
+    instead of keeping them pruned), ``count`` (All | Connected: under a Mapping table, whether
+    the fillers rank every entry, as N2D2, or count the target over the connected weights only,
+    ``n2prune.prune.counting``), ``stats`` (initial statistics for criteria), ``seed`` for the
     Random filler (by default drawn from torch's global generator).
 
     Gradual period: ``stepsize`` when > 0, else ``default_period`` (the trainer sets it to
@@ -202,10 +205,11 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
                 self.pruned_parts(), self._compare)
             self.apply_keep(keeps)
             return
-        filler = MASK_FILLERS.get(self.prune_filler)
+        filler, count = MASK_FILLERS.get(self.prune_filler), PRUNING_COUNTS.get(self.count)
         for part in self._slices():
-            new = filler(weight[:, part], self.mask[:, part], target, delta=self.delta,
-                         generator=self.generator)
+            new = fill_counted(filler, weight[:, part], self.mask[:, part],
+                               count.counted(self.cell, part), target, delta=self.delta,
+                               generator=self.generator)
             self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
 
     # ----------------------------------------------------------------- forward
