@@ -157,9 +157,12 @@ def test_small_network_equals_hand_written_pytorch(tmp_path):
     conv, fc = net.cells["conv1"], net.cells["fc"]
     assert conv.weight.shape == (3, 2, 2, 3) and conv.bias is None  # width-first kernel
     # Mapping(env): rows are input channels, columns outputs -> output 0 sees channel 0 only
-    assert torch.all(conv.weight[0, 1] == 0) and torch.all(conv.weight[1, 0] == 0)
+    # the unconnected kernels keep their filler values (N2D2 counts this table as one group);
+    # the forward skips them
+    assert torch.all(conv.connection[0, 1] == 0) and torch.all(conv.connection[1, 0] == 0)
+    assert torch.all(conv.weight[0, 1] != 0) and torch.all(conv.weight[1, 0] != 0)
     x = torch.randn(4, 2, 5, 6)
-    y = F.relu(F.conv2d(x, conv.weight))
+    y = F.relu(F.conv2d(x, conv.weight * conv.connection))
     y = F.max_pool2d(y, 2, 2)
     mask = fc.quantizer.get_pruned_masks()
     assert 0.5 <= float((mask == 0).float().mean()) < 0.6
