@@ -14,6 +14,7 @@ from n2prune.errors import ConfigError
 from n2prune.n2d2io.read import read_weights
 from n2prune.n2d2io.write import write_weights
 from n2prune.network.build import load_network
+from n2prune.network.summary import network_summary
 from n2prune.prune.counting import PRUNING_COUNTS, PruningCount
 from n2prune.prune.fillers import fill_iter_nonstruct_loop, zeros_target
 
@@ -124,8 +125,9 @@ def test_lenet_conv2_masks_equal_n2d2s_rule_on_the_full_tensor(tmp_path):
 
 
 def test_lenet_conv2_connected_reaches_the_fraction_of_live_weights(tmp_path):
-    _, conv2 = lenet_conv2(tmp_path, filler="Random", extra="QWeight.PruningCount=Connected")
-    assert conv2.quantizer.count == "Connected"
+    net, conv2 = lenet_conv2(tmp_path, filler="Random", extra="QWeight.PruningCount=Connected")
+    assert conv2.quantizer.count == "Connected" and "count='Connected'" in repr(conv2.quantizer)
+    assert any("count=Connected now=0.900" in line for line in network_summary(net))
     mask, connected = conv2.quantizer.mask, live(conv2)
     assert int(((mask == 0) & connected).sum()) == zeros_target(0.9, 1500) == 1350
     assert bool((mask[~connected] == 0).all())

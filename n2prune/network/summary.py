@@ -26,6 +26,8 @@ def _pruning(cell: Any) -> str:
     scope = getattr(q, "scope", "Layer")
     text += f" scope={scope}" + (f"(min_keep={q.min_keep:g})" if scope == "Global"
                                  and getattr(q, "min_keep", 0) else "")
+    if getattr(q, "count", "All") != "All":
+        text += f" count={q.count}"
     if q.prune_mode == "Gradual":
         text += " schedule=" + _schedule(q) + (" regrow" if getattr(q, "regrow", False) else "")
     return text + f" now={q.sparsity():.3f}"

@@ -362,8 +362,8 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         extra = "".join(f", {name}={value!r}" for name, value in
                         (("pattern", str(self._pattern)), ("scope", self.scope),
                          ("group", self.group), ("budget", self.budget),
-                         ("schedule", self.schedule)) if value not in
-                        ("Unstructured", "Layer", "Linear", "Uniform"))
+                         ("schedule", self.schedule), ("count", self.count)) if value not in
+                        ("Unstructured", "Layer", "Linear", "Uniform", "All"))
         return (f"prune_mode={self.prune_mode!r}, prune_filler={self.prune_filler!r}, "
                 f"threshold={self.threshold:g}{extra}, "
                 f"current={self.get_current_threshold():.6g}, sparsity={sparsity}")
