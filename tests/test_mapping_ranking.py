@@ -112,6 +112,14 @@ def test_a_table_without_output_0_on_channel_0_is_zeroed_as_n2d2_does():
     assert torch.all(conv.weight[0, 0] == 0) and torch.all(conv.weight[0, 1] != 0)
 
 
+def test_each_input_follows_n2d2s_rule_on_its_own_map():
+    # input 0 (channel 0): output 0 does not read it -> zeroed; input 1 (channels 1, 2):
+    # output 0 reads channel 1 -> its unconnected kernel [0, 2] keeps its value
+    connection = torch.tensor([[0, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    conv = Conv(3, 2, kernel_dims=[3, 1], connection=connection, input_channels=[1, 2])
+    assert torch.all(conv.weight[0, 0] == 0) and torch.all(conv.weight[0, 2] != 0)
+
+
 # ----------------------------------------------------------------------------- LeNet's conv2
 def test_lenet_conv2_masks_equal_n2d2s_rule_on_the_full_tensor(tmp_path):
     net, conv2 = lenet_conv2(tmp_path)
