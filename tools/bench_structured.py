@@ -3,19 +3,20 @@
 * all-MiniLM-L6-v2 (the ``.[hf]`` extra): 2 of 12 heads and 25 % of the FFN neurons of every
   layer removed (lowest mean |activation| over calibration sentences, summed over each
   group's Q/K/V rows), compacted; max |compacted - masked| over the tokens (not the padding)
-  of held-out sentences; reload
-  with ``save_pretrained`` / ``n2prune.compact.hf.from_pretrained``; latency of dense vs
-  compacted (1 thread, batch 8 x 64 tokens, median of alternating repeats); Torch-Pruning
+  of held-out sentences; reloaded from ``n2prune.compact.hf.save_pretrained``'s folder with
+  ``transformers.AutoModel.from_pretrained(folder, trust_remote_code=True)`` and from the
+  model's own ``save_pretrained`` with ``n2prune.compact.hf.from_pretrained``; latency of
+  dense vs compacted (1 thread, batch 8 x 64 tokens, median of rounds); Torch-Pruning
   removing the same rows and columns (its low-level ``prune_linear_*`` functions: its
   dependency graph does not tie Q/K/V per head) for latency per MAC side by side: the ratio
-  compacted / Torch-Pruning is taken in each round (the order of the models rotates from round
-  to round), its median and spread printed, beside the same ratio for two copies of the
-  Torch-Pruning model (what noise alone gives);
+  compacted / Torch-Pruning is taken in each round (the models run in balanced orders:
+  ``n2prune.compact.costs.balanced_orders``), its median and spread printed, beside the same
+  ratio for two copies of the Torch-Pruning model (what noise alone gives);
 * a ViT-style model and a YOLOv8-style C2f split/concat block in plain torch (the classes of
   ``tests/test_compact_structured.py``), compacted exactly;
 * every compacted model again with ``round_to=8`` at batch 1 against dense.
 
-    python tools/bench_structured.py [--repeats 21] [--clock cpu] [--minilm-only]
+    python tools/bench_structured.py [--repeats 24] [--clock cpu] [--minilm-only]
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def minilm(repeats: int, clock: str):
     ratios = {"compacted / Torch-Pruning": _ratios(samples, rows, "compacted", "Torch-Pruning"),
               "Torch-Pruning copy / Torch-Pruning (noise)":
               _ratios(samples, rows, "Torch-Pruning copy", "Torch-Pruning")}
-    return {"rows": rows, "exact": exact, "reload": reload, "remote": remote, "batch1": batch1, "ratios": ratios,
+    return {"rows": rows, "exact": exact, "reload": reload, "remote": remote, "batch1": batch1,
+            "ratios": ratios,
             "widths": (small.encoder.layer[0].attention.self.query.out_features,
                        small.encoder.layer[0].intermediate.dense.out_features)}
 
@@ -187,7 +189,8 @@ def main(argv=None) -> int:
               f"{base / sec:.2f} | {sec / count * 1e9:.4f} | {diff} |")
     base = bert["batch1"]["dense"][0]
     for name, (sec, count) in bert["batch1"].items():
-        print(f"| MiniLM b1x64 {name} round_to=8 | {count / 1e6:.0f} | {sec * 1e3:.2f} | "
+        label = name + (", round_to=8" if name != "dense" else "")
+        print(f"| MiniLM b1x64 {label} | {count / 1e6:.0f} | {sec * 1e3:.2f} | "
               f"{base / sec:.2f} | {sec / count * 1e9:.4f} | - |")
     for model, result in ({} if args.minilm_only else plain_models(args.repeats,
                                                                      args.clock)).items():
