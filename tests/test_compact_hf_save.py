@@ -79,6 +79,7 @@ def test_auto_model_reloads_it_with_trust_remote_code_identically(tmp_path, modu
     again.save_pretrained(tmp_path / "resaved")
     twice = transformers.AutoModel.from_pretrained(tmp_path / "resaved", trust_remote_code=True)
     assert torch.equal(twice(**batch).last_hidden_state, small(**batch).last_hidden_state)
+    assert compacted_layers(again) == compacted_layers(small)     # against the stock BertModel
     # n2prune's own loader reads the same folder without running its code
     plain = from_pretrained(transformers.AutoModel, tmp_path / "small")
     assert type(plain) is transformers.BertModel
