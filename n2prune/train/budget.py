@@ -9,7 +9,9 @@ PruneCell, pruning ``--target-sparsity`` of their weights overall; else the cell
 ``--target-sparsity`` replacing the INI's threshold.
 
 The analysis runs on the warm-started weights (``-w``) before learning, else at the end of the
-first epoch; its points go to ``OUTPUT/sensitivity.csv`` (so a run killed during it continues
+first epoch, scored by the loss on the Validation set (continuous: it sees a cell's damage
+before decisions flip, where a few hundred images quantise accuracy; tools/bench_budgets.py
+measured it against accuracy), on a grid refined between 0.9 and 0.995; its points go to ``OUTPUT/sensitivity.csv`` (so a run killed during it continues
 the analysis on ``--resume``) and its curves to ``OUTPUT/sensitivity.png``. Each PruneCell's
 target becomes its budget (its start too, where the start was above it); the budget is saved
 in the checkpoint, reapplied on ``--resume``, and recorded in ``report.json`` under
@@ -26,11 +28,12 @@ from n2prune.prune.budgets import BUDGETS as PRUNING_BUDGETS
 from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, sensitivity
 from n2prune.sensitivity.budget import allocate
 from n2prune.sensitivity.records import Sensitivity
-from n2prune.train.evaluation import evaluate_set
+from n2prune.train.evaluation import mean_loss
 
 BUDGETS = ("sensitivity",)
-# the default grid, with the points a high overall target needs measured, not extrapolated
-GRID = tuple(DEFAULT_SPARSITIES) + (0.97, 0.98, 0.99)
+# the default grid, refined where a high overall target puts the cells (measured, not
+# extrapolated: tools/bench_budgets.py's sensitivity-loss)
+GRID = tuple(DEFAULT_SPARSITIES) + (0.93, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995)
 
 
 def budget_teams(net: Any, options: Any) -> Dict[float, List[str]]:
@@ -70,9 +73,9 @@ def sensitivity_budget(trainer: Any, teams: Dict[float, List[str]]) -> Dict[str,
                          "empty: give [database] a Validation fraction")
     objective, provider = trainer.objectives[0], trainer.provider
 
-    def evaluate(model) -> float:
-        return evaluate_set(model, provider, objective, "Validation", trainer.seed,
-                            trainer.batch_size).score(options.valid_metric)
+    def evaluate(model) -> float:   # minus the loss: continuous, larger is better
+        return -mean_loss(model, provider, objective, "Validation", trainer.seed,
+                          trainer.batch_size)
 
     started = time.perf_counter()
     was_training = trainer.net.training
@@ -80,16 +83,16 @@ def sensitivity_budget(trainer: Any, teams: Dict[float, List[str]]) -> Dict[str,
     result = sensitivity(trainer.net, evaluate, cells=names, sparsities=GRID, seed=trainer.seed,
                          csv=trainer.output / "sensitivity.csv",
                          plot=trainer.output / "sensitivity.png", quiet=options.quiet,
-                         identity=f"{options.valid_metric} Validation seed={trainer.seed}")
+                         identity=f"-loss Validation seed={trainer.seed}")
     trainer.net.train(was_training)
-    budgets = [allocate(_team(result, team), target, "Sparsity")
+    budgets = [allocate(_team(result, team), target, "Sparsity", ceiling=max(GRID))
                for target, team in teams.items()]
     chosen = {name: s for budget in budgets for name, s in budget.sparsities.items()}
     return {"method": "sensitivity", "target_sparsity": _one(list(teams)),
             "cells": {name: chosen[name] for name in names},
             "achieved": _one([b.achieved for b in budgets]),
             "predicted_loss": sum(b.predicted_loss for b in budgets),
-            "dense_metric": result.dense, "analysis_seconds": time.perf_counter() - started,
+            "metric": "-loss (Validation)", "dense_metric": result.dense, "analysis_seconds": time.perf_counter() - started,
             **({"teams": [{"target": t, "cells": team} for t, team in teams.items()]}
                if len(teams) > 1 else {})}
 
