@@ -81,7 +81,8 @@ def run(method: str, target: float, seed: int, epochs: int, environ, scratch: Pa
         scope = "Layer" if method == "uniform" else "Global"
         pruner = attach({n: target for n in names}, scope, size, end)
     optimizer = torch.optim.SGD(groups, lr=groups[0]["lr"])
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * math.ceil(size / BATCH))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
+                                                           epochs * math.ceil(size / BATCH))
     generator = torch.Generator().manual_seed(seed)
     valid = None
     net.train()

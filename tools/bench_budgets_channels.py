@@ -2,7 +2,8 @@
 sensitivity budget, same loop, same schedule, paired over seeds (issue 20's second row).
 
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
-                                           [--width 8] [--data ../shared/data/mnist-10k]
+                                           [--width 8] [--metric loss]
+                                           [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
 four stages of two BasicBlocks, strides 1 2 2 2, global average pool, one Fc) at base width 8
@@ -20,10 +21,11 @@ of the run, a mask step every quarter epoch, each cell in its own (Layer) scope:
   of the dense MACs (bisection on the compacted network's MACs). Channel counts are coarse at
   this width (8 channels: steps of 12.5 %), so it keeps somewhat less than ``--macs``;
 - sensitivity: at the end of epoch 1, ``n2prune.sensitivity`` prunes each cell alone at
-  0.1 ... 0.9, 0.95 (L1Norm, Channel) scored on Validation; ``measure_latency`` with the
-  compacted network's MACs as its clock gives each cell's saving at widths 0.25 ... 0.9, and
-  ``allocate(result, target, "Latency")`` chooses per-cell targets whose compacted network
-  is measured whole (so the MACs target holds with the interactions between neighbours). Its
+  0.1 ... 0.9, 0.95 (L1Norm, Channel) scored on Validation (``--metric``: minus the loss, the
+  default, as ``n2prune-train --budget sensitivity`` scores, or the accuracy);
+  ``measure_latency`` with the compacted network's MACs as its clock gives each cell's saving
+  at widths 0.25 ... 0.9, and ``allocate(result, target, "Latency")`` chooses per-cell
+  targets whose compacted network is measured whole (so the MACs target holds with the interactions between neighbours). Its
   target is what the uniform network removes (at least ``1 - macs``): both prune as much.
 
 Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. Prints the
@@ -142,6 +144,17 @@ def digits(environ, seed: int, scratch: Path) -> Dict[str, Tuple[torch.Tensor, t
     return sets
 
 
+def minus_loss(model: nn.Module, data) -> float:
+    """Minus the cross-entropy on ``data`` (the analysis' metric with --metric loss)."""
+    x, labels = data
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        value = float(F.cross_entropy(model(x), labels))
+    model.train(was)
+    return -value
+
+
 def accuracy(model: nn.Module, data) -> float:
     x, labels = data
     was = model.training
@@ -152,8 +165,11 @@ def accuracy(model: nn.Module, data) -> float:
     return correct / len(labels)
 
 
+METRICS = {"loss": minus_loss, "accuracy": accuracy}
+
+
 def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width: int,
-        sets, timings: List[float]) -> Tuple[float, float]:
+        sets, timings: List[float], metric: str = "loss") -> Tuple[float, float]:
     """Train once; returns (test accuracy, compacted MACs / dense MACs)."""
     torch.manual_seed(seed)
     model = ResNet18(width)
@@ -180,7 +196,8 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
     for epoch in range(epochs):
         if epoch == 1 and method == "sensitivity":
             started = time.perf_counter()
-            result = n2prune.sensitivity(model, lambda m: accuracy(m, sets["Validation"]),
+            score = METRICS[metric]
+            result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
                                          cells=CELLS, sparsities=DEFAULT_SPARSITIES,
                                          input_shape=(1, SIZE, SIZE), **_how())
             result.latency = measure_latency(model, result, example=EXAMPLE, timer=macs_clock)
@@ -218,6 +235,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--macs", type=float, default=0.5, help="MACs kept (fraction)")
     parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--metric", choices=sorted(METRICS), default="loss",
+                        help="the analysis' score on Validation (default: minus the loss)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     if not (args.data / "train-images-idx3-ubyte.gz").exists() and \
@@ -237,7 +256,7 @@ def main(argv=None) -> int:
             sets = digits(environ, seed, Path(tmp) / "run")
             for method in results:
                 acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
-                                    sets, timings)
+                                    sets, timings, args.metric)
                 results[method].append(acc)
                 kept[method].append(fraction)
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
@@ -245,8 +264,8 @@ def main(argv=None) -> int:
     diff = [100 * (s - u) for s, u in zip(results["sensitivity"], results["uniform"])]
     err = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
     print(f"\n| method (ResNet-18 width {args.width}, digits 16x16, {args.epochs} epochs, "
-          f"{len(args.seeds)} seeds) | MACs kept | mean test accuracy | sensitivity − method, "
-          f"paired |")
+          f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
+          f"accuracy | sensitivity − method, paired |")
     print("|---|---|---|---|")
     print(f"| uniform channel targets | {100 * max(kept['uniform']):.1f} % (max) | "
           f"{100 * statistics.mean(results['uniform']):.2f} % | "

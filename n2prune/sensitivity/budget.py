@@ -9,9 +9,10 @@ time, so this is a first-order prediction). What a target counts is a ``TARGETS`
 (``Sparsity``, ``Parameters``, ``MACs``, ``Latency``): per cell, what a sparsity removes, and
 the total the target is a fraction of; a member that can measure a whole budget (``Latency``,
 ``n2prune.sensitivity.latency``) has the budget measured, and more asked of the cells while
-the measurement falls short of the target. The allocation is exact on a grid of candidate sparsities (step
-``resolution``, within each cell's floor and ceiling): a knapsack over the removed amount,
-counted in 1/``bins`` of the total and rounded down, so the target is always met.
+the measurement falls short of the target. The allocation is exact on a grid of candidate
+sparsities (step ``resolution``, within each cell's floor and ceiling): a knapsack over the
+removed amount, counted in 1/``bins`` of the total and rounded down, so the target is always
+met.
 
 >>> budget = allocate(result, 0.98, "Sparsity", ceiling=0.995)   # doctest: +SKIP
 >>> budget.sparsities                                           # doctest: +SKIP

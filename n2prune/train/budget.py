@@ -11,11 +11,11 @@ PruneCell, pruning ``--target-sparsity`` of their weights overall; else the cell
 The analysis runs on the warm-started weights (``-w``) before learning, else at the end of the
 first epoch, scored by the loss on the Validation set (continuous: it sees a cell's damage
 before decisions flip, where a few hundred images quantise accuracy; tools/bench_budgets.py
-measured it against accuracy), on a grid refined between 0.9 and 0.995; its points go to ``OUTPUT/sensitivity.csv`` (so a run killed during it continues
-the analysis on ``--resume``) and its curves to ``OUTPUT/sensitivity.png``. Each PruneCell's
-target becomes its budget (its start too, where the start was above it); the budget is saved
-in the checkpoint, reapplied on ``--resume``, and recorded in ``report.json`` under
-``budget``.
+measured it against accuracy), on a grid refined between 0.9 and 0.995; its points go to
+``OUTPUT/sensitivity.csv`` (so a run killed during it continues the analysis on ``--resume``)
+and its curves to ``OUTPUT/sensitivity.png``. Each PruneCell's target becomes its budget (its
+start too, where the start was above it); the budget is saved in the checkpoint, reapplied on
+``--resume``, and recorded in ``report.json`` under ``budget``.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def sensitivity_budget(trainer: Any, teams: Dict[float, List[str]]) -> Dict[str,
             "cells": {name: chosen[name] for name in names},
             "achieved": _one([b.achieved for b in budgets]),
             "predicted_loss": sum(b.predicted_loss for b in budgets),
-            "metric": "-loss (Validation)", "dense_metric": result.dense, "analysis_seconds": time.perf_counter() - started,
+            "metric": "-loss (Validation)", "dense_metric": result.dense,
+            "analysis_seconds": time.perf_counter() - started,
             **({"teams": [{"target": t, "cells": team} for t, team in teams.items()]}
                if len(teams) > 1 else {})}
 
