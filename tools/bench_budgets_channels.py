@@ -25,8 +25,9 @@ of the run, a mask step every quarter epoch, each cell in its own (Layer) scope:
   default, as ``n2prune-train --budget sensitivity`` scores, or the accuracy);
   ``measure_latency`` with the compacted network's MACs as its clock gives each cell's saving
   at widths 0.25 ... 0.9, and ``allocate(result, target, "Latency")`` chooses per-cell
-  targets whose compacted network is measured whole (so the MACs target holds with the interactions between neighbours). Its
-  target is what the uniform network removes (at least ``1 - macs``): both prune as much.
+  targets whose compacted network is measured whole (so the MACs target holds with the
+  interactions between neighbours). Its target is what the uniform network removes (at least
+  ``1 - macs``): it prunes at least as much.
 
 Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. Prints the
 test accuracy per seed, each method's compacted MACs, the mean and the paired difference
