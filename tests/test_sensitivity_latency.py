@@ -79,7 +79,10 @@ def test_the_cells_alone_promise_more_than_the_network_gives_so_more_is_asked():
         return seconds
     result.latency = measure_latency(model, result, example=example, timer=timer)
     budget = allocate(result, 0.6, "Latency")
-    assert measured[0] < 0.6 <= measured[-1] == pytest.approx(budget.achieved)
+    assert measured[0] < 0.6 <= budget.achieved and budget.achieved in measured
+    # the least measured budget meeting the target: nothing measured closer to it met it
+    assert all(m < 0.6 or m >= budget.achieved for m in measured)
+    assert len(measured) > 2       # grown past the target, then bisected back toward it
 
 
 def test_cells_without_the_channel_pattern_save_no_latency():

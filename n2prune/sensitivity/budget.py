@@ -32,7 +32,8 @@ from n2prune.sensitivity.latency import (dense_latency, latency_fraction, latenc
                                          prepare_latency)
 from n2prune.sensitivity.records import Sensitivity
 
-# Latency: how many times the budget is measured and raised before giving up
+# Latency: how many times the budget is measured and raised before giving up (as many
+# again to bisect back toward the target)
 MEASURED_ROUNDS = 8
 
 
@@ -175,21 +176,37 @@ def _choose(cells, options, costs, losses, need: int) -> Dict[str, float]:
 
 def _measured(result: Sensitivity, measure: Target, target: float, problem, need: int,
               bins: int):
-    """The budget measured whole; while it falls short of ``target``, the knapsack is asked
-    for the shortfall more. Returns (sparsities, measured fraction)."""
+    """The budget measured whole: while it falls short of ``target``, the knapsack is asked
+    for the shortfall more; then, between the last request short of the target and the first
+    meeting it, a bisection for the least request that meets it (a coarse step may overshoot
+    the target). Returns (sparsities, measured fraction)."""
     reachable = sum(int(c.max()) for c in problem[2])
-    for _ in range(MEASURED_ROUNDS):
+    short, met, rounds = need - 1, None, 0
+    while met is None and rounds < MEASURED_ROUNDS:
         sparsities = _choose(*problem, need)
         achieved = float(measure.measured(result, sparsities))
-        if achieved >= target or need >= reachable:
+        rounds += 1
+        if achieved >= target:
+            met = (need, sparsities, achieved)
+        elif need >= reachable:
             break
-        need = min(reachable, need + int(np.ceil((target - achieved) * bins)))
-    if achieved < target:
+        else:
+            short, need = need, min(reachable, need + int(np.ceil((target - achieved) * bins)))
+    if met is None:
         raise ValueError(f"budget: measured on the whole network, the budget saves "
                          f"{100 * achieved:.2f}%, short of the target {100 * target:.2f}% "
                          f"(the cells' savings measured alone add up to more): lower the "
                          f"target or raise the ceilings")
-    return sparsities, achieved
+    while met[0] - short > 1 and rounds < 2 * MEASURED_ROUNDS:
+        middle = (short + met[0]) // 2
+        sparsities = _choose(*problem, middle)
+        achieved = float(measure.measured(result, sparsities))
+        rounds += 1
+        if achieved >= target:
+            met = (middle, sparsities, achieved)
+        else:
+            short = middle
+    return met[1], met[2]
 
 
 def _knapsack(costs: List[np.ndarray], losses: List[np.ndarray], need: int) -> List[int]:

@@ -12,7 +12,8 @@ than a sparser one is noise); cells of other patterns save nothing. The ``Latenc
 ``allocate`` adds the cells' savings (first order, as the losses are), then measures the
 chosen budget on the whole compacted network and, when the sum promised more than the
 network gives (shrinking two neighbours saves less than the sum of each alone), asks the
-knapsack for more until the measured saving meets the target.
+knapsack for more until the measured saving meets the target, then bisects back to the least
+request that meets it.
 
 >>> result.latency = measure_latency(model, result, example=x)     # doctest: +SKIP
 >>> budget = allocate(result, 0.3, "Latency")       # 30 % of the dense latency saved
