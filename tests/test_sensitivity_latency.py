@@ -118,3 +118,22 @@ def test_command_line_latency_target_on_an_ini_network(tmp_path, capsys, monkeyp
     assert "(Latency: target 40.00% of the compacted network's measured latency saved)" in shown
     net = n2prune.load_network(str(out / "digits.ini"))
     assert any(c.quantizer.threshold != 0.75 for c in net.pruned_cells().values())
+
+
+def test_a_budget_met_at_once_is_bisected_back_toward_the_target():
+    """With savings underestimated (a timer counting only half of what compaction removes
+    from the cells alone), the first budget overshoots; smaller requests are tried."""
+    model = _model()
+    result, example = _analysed(model)
+    measured = []
+
+    def timer(nets):
+        seconds = _timer([])(nets)
+        if "budget" in seconds:
+            measured.append(1 - seconds["budget"] / seconds[""])
+        return seconds
+    result.latency = measure_latency(model, result, example=example, timer=timer)
+    for cell, (x, saved) in result.latency.saved.items():
+        result.latency.saved[cell] = (x, saved / 2)
+    budget = allocate(result, 0.3, "Latency")
+    assert measured[0] > budget.achieved >= 0.3 and len(measured) > 1

@@ -177,9 +177,10 @@ def _choose(cells, options, costs, losses, need: int) -> Dict[str, float]:
 def _measured(result: Sensitivity, measure: Target, target: float, problem, need: int,
               bins: int):
     """The budget measured whole: while it falls short of ``target``, the knapsack is asked
-    for the shortfall more; then, between the last request short of the target and the first
-    meeting it, a bisection for the least request that meets it (a coarse step may overshoot
-    the target). Returns (sparsities, measured fraction)."""
+    for the shortfall more; then, between the last request short of the target (or, met at
+    once, the request less the excess) and the first meeting it, a bisection for the least
+    request that meets it (a coarse step may overshoot the target). Returns (sparsities,
+    measured fraction)."""
     reachable = sum(int(c.max()) for c in problem[2])
     short, met, rounds = need - 1, None, 0
     while met is None and rounds < MEASURED_ROUNDS:
@@ -197,6 +198,8 @@ def _measured(result: Sensitivity, measure: Target, target: float, problem, need
                          f"{100 * achieved:.2f}%, short of the target {100 * target:.2f}% "
                          f"(the cells' savings measured alone add up to more): lower the "
                          f"target or raise the ceilings")
+    if rounds == 1:   # met at once: the first-order sum may have asked too much already
+        short = max(0, need - int(np.ceil((met[2] - target) * bins)) - 1)
     while met[0] - short > 1 and rounds < 2 * MEASURED_ROUNDS:
         middle = (short + met[0]) // 2
         sparsities = _choose(*problem, middle)
