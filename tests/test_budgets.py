@@ -84,3 +84,28 @@ def test_budgets_refuse_global_scope():
 def test_uniform_is_the_default_and_budgets_are_a_registry():
     assert n2prune.PruneCell().budget == "Uniform"
     assert {"Uniform", "OWL"} <= set(BUDGETS.names())
+
+
+def test_sensitivity_budget_keeps_the_thresholds_its_analysis_set():
+    """A Pruner cannot run the analysis (no metric): it keeps each cell's threshold, the one
+    n2prune-train's analysis gives it, while a Wanda cell beside it is calibrated."""
+    model = Blocks()
+    n2prune.attach(model, prune_mode="Static", prune_filler="Magnitude", threshold=0.6,
+                   budget="Sensitivity", include=["layer.0.0", "layer.0.2"])
+    n2prune.attach(model, prune_mode="Static", prune_filler="Wanda", threshold=0.5,
+                   include=["layer.1.0"], group="Layer")
+    model.layer[0][0].quantizer.threshold = 0.8   # as the analysis would set it
+    pruner = n2prune.Pruner(model)
+    pruner.calibrate(model, [torch.randn(32, 16)])
+    assert pruner.budgets == {"layer.0.0": 0.8, "layer.0.2": 0.6}
+    assert BUDGETS.get("Sensitivity").analysed and not BUDGETS.get("OWL").analysed
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(threshold=1.0), "a fraction strictly between 0 and 1"),
+    (dict(threshold=0.5, prune_filler="Taylor"), "criterion 'Taylor' ranks with statistics"),
+])
+def test_sensitivity_budget_refuses_what_its_analysis_cannot_do(kwargs, message):
+    args = dict(prune_mode="Static", prune_filler="Magnitude", budget="Sensitivity")
+    with pytest.raises(ValueError, match=message):
+        n2prune.PruneCell(**{**args, **kwargs})

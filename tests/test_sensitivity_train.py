@@ -46,16 +46,84 @@ def test_budget_from_warm_started_weights(tmp_path):
                        "--target-sparsity", "0.9"]) == 0
     report = _report(out)
     assert report["budget"]["target_sparsity"] == 0.9
-    # analysed before learning: the dense metric is that of the warm-started weights
-    assert report["budget"]["dense_metric"] > 0.5
+    # analysed before learning, scored by minus the validation loss: the warm-started
+    # weights' loss, well below an untrained network's ln(10)
+    assert report["budget"]["metric"] == "-loss (Validation)"
+    assert -1.0 < report["budget"]["dense_metric"] < 0.0
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--budget", "sensitivity"], "--budget sensitivity needs --target-sparsity F"),
     (["--budget", "sensitivity", "--target-sparsity", "1.5"], "strictly between 0 and 1"),
-    (["--target-sparsity", "0.5"], "--budget must be 'sensitivity'"),
+    (["--target-sparsity", "0.5"], "no cell has QWeight.PruningBudget=Sensitivity"),
 ])
 def test_bad_budget_options(tmp_path, capsys, extra, message):
     assert train_main([DIGITS, "-learn-epoch", "1", "--output", str(tmp_path), "--quiet"]
                       + extra) == 2
     assert message in capsys.readouterr().err
+
+
+def _digits_with(tmp_path, *lines, after="QWeight.Threshold=0.75"):
+    """networks/digits.ini with ``lines`` added to its prune ConfigSection."""
+    text = (ROOT / "networks" / "digits.ini").read_text()
+    assert after in text
+    path = tmp_path / "digits.ini"
+    path.write_text(text.replace(after, "\n".join((after,) + lines)))
+    return str(path)
+
+
+def test_ini_key_pruning_budget_sensitivity_trains_to_the_ini_threshold(tmp_path):
+    net = _digits_with(tmp_path, "QWeight.PruningBudget=Sensitivity")
+    out = tmp_path / "run"
+    assert train_main([net, "-learn-epoch", "2", "-seed", "3", "--output", str(out),
+                       "--quiet"]) == 0
+    report = _report(out)
+    budget = report["budget"]
+    # the INI's QWeight.Threshold=0.75 is the team's overall target, spread unevenly
+    assert budget["target_sparsity"] == 0.75 and budget["achieved"] >= 0.75
+    assert set(budget["cells"]) == {"conv1", "conv2", "fc1", "fc2"}
+    assert len({round(s, 4) for s in budget["cells"].values()}) > 1
+    assert {name: cell["threshold"] for name, cell in report["cells"].items()} == \
+        pytest.approx(budget["cells"])
+
+
+def test_the_command_line_target_overrides_the_ini_threshold(tmp_path):
+    net = _digits_with(tmp_path, "QWeight.PruningBudget=Sensitivity")
+    out = tmp_path / "run"
+    assert train_main([net, "-learn-epoch", "2", "-seed", "3", "--output", str(out),
+                       "--quiet", "--target-sparsity", "0.9"]) == 0
+    budget = _report(out)["budget"]
+    assert budget["target_sparsity"] == 0.9 and budget["achieved"] >= 0.9
+
+
+def test_cells_outside_the_ini_budget_keep_their_threshold(tmp_path):
+    text = (ROOT / "networks" / "digits.ini").read_text().replace(
+        "[fc2]\nInput=fc1\nType=Fc\nNbOutputs=10\nConfigSection=common.config\nQWeight=Prune",
+        "[fc2]\nInput=fc1\nType=Fc\nNbOutputs=10\nConfigSection=common.config,fc2.config\n"
+        "QWeight=Prune\n\n[fc2.config]\nQWeight.PruningBudget=Sensitivity\n"
+        "QWeight.Threshold=0.5")
+    assert "fc2.config" in text
+    net = tmp_path / "digits.ini"
+    net.write_text(text)
+    out = tmp_path / "run"
+    assert train_main([str(net), "-learn-epoch", "2", "-seed", "3", "--output", str(out),
+                       "--quiet"]) == 0
+    report = _report(out)
+    assert set(report["budget"]["cells"]) == {"fc2"}       # a team of one: its own threshold
+    assert report["budget"]["cells"]["fc2"] == pytest.approx(0.5, abs=0.003)
+    assert report["cells"]["conv1"]["threshold"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (("QWeight.PruningBudget=Sensitivty",), "did you mean 'Sensitivity'"),
+    (("QWeight.PruningBudget=Sensitivity", "QWeight.Threshold=0"),
+     "prunes threshold=0.0 of the cells' weights overall: a fraction strictly between 0"),
+])
+def test_bad_ini_budget_values_are_located(tmp_path, capsys, lines, message):
+    net = _digits_with(tmp_path, *lines)
+    assert train_main([net, "-learn-epoch", "1", "--output", str(tmp_path / "o"),
+                       "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    line = 86 + len(lines)   # the last key added, after QWeight.Threshold=0.75 (line 86)
+    assert f"digits.ini:{line}:" in err and "[common.config]" in err

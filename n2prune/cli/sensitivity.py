@@ -15,7 +15,7 @@ SENSITIVITY_EPILOG = """\
 Writes OUTPUT/sensitivity.csv (cell, sparsity, metric, parameters_removed, macs_removed; the
 row '(dense)' is the unpruned network) and OUTPUT/sensitivity.png (one curve per cell). Points
 are saved as they finish: the same command continues an interrupted analysis. With a target
-(--target-sparsity, --target-parameters or --target-macs) it also prints the per-cell budget
+(--target-sparsity, --target-parameters, --target-macs or --target-latency) it also prints the per-cell budget
 and writes OUTPUT/NET.ini with each cell's QWeight.Threshold: n2prune-train OUTPUT/NET.ini
 trains to the budget.
 
@@ -54,6 +54,9 @@ def sensitivity_main(argv: Optional[List[str]] = None) -> int:
                         help="budget: this fraction of the network's parameters removed")
     target.add_argument("--target-macs", type=float, metavar="F",
                         help="budget: this fraction of the network's MACs removed")
+    target.add_argument("--target-latency", type=float, metavar="F",
+                        help="budget: this fraction of the compacted network's CPU latency "
+                        "saved (measured; cells pruned by channels save it)")
     parser.add_argument("--floor", type=float, default=0.0, metavar="F",
                         help="budget: least sparsity of a cell (default 0)")
     parser.add_argument("--ceiling", type=float, default=0.99, metavar="F",
@@ -70,7 +73,9 @@ def sensitivity_main(argv: Optional[List[str]] = None) -> int:
         load_plugins(args.imports)
         kind, value = next(((k, v) for k, v in (("Sparsity", args.target_sparsity),
                                                 ("Parameters", args.target_parameters),
-                                                ("MACs", args.target_macs)) if v is not None),
+                                                ("MACs", args.target_macs),
+                                                ("Latency", args.target_latency))
+                                if v is not None),
                            (None, None))
         output = args.output or str(Path("runs") / Path(args.ini).stem / "sensitivity")
         lines = run_sensitivity(args.ini, output, weights_dir=args.w, seed=args.seed,

@@ -108,7 +108,9 @@ def train_parser() -> argparse.ArgumentParser:
                       help="per-cell pruning targets from a sensitivity analysis of the -w "
                            "weights (else of the first epoch's), meeting --target-sparsity")
     ours.add_argument("--target-sparsity", type=float, metavar="F",
-                      help="with --budget: the overall sparsity of the pruned cells")
+                      help="with --budget: the overall sparsity of the pruned cells; alone: "
+                           "replaces the QWeight.Threshold of the INI's cells with "
+                           "QWeight.PruningBudget=Sensitivity")
     add_partial_option(ours)
     ours.add_argument("--quiet", action="store_true", help="no progress output")
     ours.add_argument("--debug", action="store_true", help="show tracebacks on errors")

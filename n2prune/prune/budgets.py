@@ -11,6 +11,12 @@
   average to ``t`` exactly (a bisection: the average is monotone in ``c``). It reads the
   calibration statistic ``input_sq_mean``, so a Pruner gathers it for every cell with the
   budget, whatever its criterion.
+- ``Sensitivity``: the cells sharing the budget and the same target ``t`` get the per-cell
+  sparsities a sensitivity analysis of their trained weights chooses to prune ``t`` of their
+  weights overall at the least predicted loss (``n2prune.sensitivity``). The analysis needs a
+  metric and data: ``n2prune-train`` runs it (on the ``-w`` weights, else the first epoch's,
+  as ``--budget sensitivity``) and sets each cell's threshold; a Pruner on its own keeps the
+  thresholds as they are (``analysed``: the member only marks the cells).
 
 A member is a :class:`Budget`: ``allocate(cells, names, target, **params)`` returns the
 sparsity of each cell; ``needs`` lists the statistics it reads and ``params`` its parameter
@@ -44,6 +50,8 @@ class Budget:
     allocate: Callable[..., List[float]]
     needs: Tuple[str, ...] = ()
     params: Tuple[Key, ...] = ()
+    # the targets come from a sensitivity analysis the trainer runs (n2prune.train.budget)
+    analysed: bool = False
 
 
 BUDGETS: Registry = Registry("pruning budget")
@@ -52,6 +60,10 @@ BUDGETS: Registry = Registry("pruning budget")
 def _uniform(cells: Sequence[Any], names: Sequence[str], target: float, **_: Any
              ) -> List[float]:
     return [target] * len(cells)
+
+
+def _keep(cells: Sequence[Any], names: Sequence[str], target: float, **_: Any) -> List[float]:
+    return [float(cell.threshold) for cell in cells]
 
 
 def wanda_scores(cell: Any) -> torch.Tensor:
@@ -130,7 +142,8 @@ OWL_PARAMS = (
 )
 
 for _member in (Budget("Uniform", _uniform),
-                Budget("OWL", _owl, needs=("input_sq_mean",), params=OWL_PARAMS)):
+                Budget("OWL", _owl, needs=("input_sq_mean",), params=OWL_PARAMS),
+                Budget("Sensitivity", _keep, analysed=True)):
     BUDGETS.register(_member.name)(_member)
 
 

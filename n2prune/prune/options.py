@@ -87,7 +87,7 @@ PRUNE_KEYS: Tuple[Key, ...] = (
         "which scores compete: Layer (the whole cell) or Row (each output row on its own); "
         "default: the criterion's (Row for Wanda), else Layer", Choice(COMPARISONS)),
     Key("PruningBudget", "budget", read_enum(BUDGETS), "Uniform",
-        "per-cell sparsities from the common target: Uniform or OWL", Choice(BUDGETS)),
+        "per-cell sparsities from the common target: Uniform, OWL or Sensitivity", Choice(BUDGETS)),
     Key("PruningRoundTo", "round_to", read_uint, 1,
         "compaction keeps a multiple of N of the cell's output channels (zero groups given "
         "back), widths that run fast", Range(1, math.inf, integer=True)),
@@ -303,7 +303,25 @@ def _combination_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
                           f"scope={args['scope']!r} ranks the cells together: choose one")
     if args["budget"] != "Uniform" and filler == "None":
         return "budget", f"budget={args['budget']!r} needs a filler that prunes, not 'None'"
+    if BUDGETS.get(args["budget"]).analysed and _analysed_problem(args) is not None:
+        return _analysed_problem(args)
     if args["schedule"] != "Linear" and args["prune_mode"] != "Gradual":
         return "schedule", (f"schedule={args['schedule']!r} needs prune_mode='Gradual', not "
                             f"{args['prune_mode']!r}")
+    return None
+
+
+def _analysed_problem(args: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """A budget chosen by a sensitivity analysis: a target strictly inside (0, 1), criteria
+    that rank trained weights at once."""
+    if not 0.0 < args["threshold"] < 1.0:
+        return "threshold", (f"budget={args['budget']!r} prunes threshold={args['threshold']!r} "
+                             f"of the cells' weights overall: a fraction strictly between 0 "
+                             f"and 1")
+    for name in str(args["prune_filler"]).split("+"):
+        if name in CRITERIA and CRITERIA.get(name).needs:
+            return "prune_filler", (f"budget={args['budget']!r} analyses trained weights "
+                                    f"pruned at once; criterion {name!r} ranks with statistics "
+                                    f"gathered while learning: use a weight criterion "
+                                    f"(Magnitude, L1Norm, LAMP, ...) or an N2D2 filler")
     return None

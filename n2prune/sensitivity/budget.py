@@ -6,10 +6,13 @@ linearly between the measured points (made non-decreasing in s: a point that hap
 above a sparser one is noise, not a gain) and extrapolated along the last segment beyond the
 grid; the loss of a budget is the sum over its cells (the cells' losses are measured one at a
 time, so this is a first-order prediction). What a target counts is a ``TARGETS`` member
-(``Sparsity``, ``Parameters``, ``MACs``): per cell, what a sparsity removes, and the total the
-target is a fraction of. The allocation is exact on a grid of candidate sparsities (step
-``resolution``, within each cell's floor and ceiling): a knapsack over the removed amount,
-counted in 1/``bins`` of the total and rounded down, so the target is always met.
+(``Sparsity``, ``Parameters``, ``MACs``, ``Latency``): per cell, what a sparsity removes, and
+the total the target is a fraction of; a member that can measure a whole budget (``Latency``,
+``n2prune.sensitivity.latency``) has the budget measured, and more asked of the cells while
+the measurement falls short of the target. The allocation is exact on a grid of candidate
+sparsities (step ``resolution``, within each cell's floor and ceiling): a knapsack over the
+removed amount, counted in 1/``bins`` of the total and rounded down, so the target is always
+met.
 
 >>> budget = allocate(result, 0.98, "Sparsity", ceiling=0.995)   # doctest: +SKIP
 >>> budget.sparsities                                           # doctest: +SKIP
@@ -20,12 +23,18 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Union
+from typing import Callable, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
 from n2prune.registry import Registry
+from n2prune.sensitivity.latency import (dense_latency, latency_fraction, latency_removed,
+                                         prepare_latency)
 from n2prune.sensitivity.records import Sensitivity
+
+# Latency: how many times the budget is measured and raised before giving up (as many
+# again to bisect back toward the target)
+MEASURED_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,10 @@ class Target:
     removed: Callable[[Sensitivity, str, np.ndarray], np.ndarray]
     total: Callable[[Sensitivity], float]
     what: str
+    # the fraction a whole budget {cell: sparsity} achieves, measured (None: the sum)
+    measured: Optional[Callable[[Sensitivity, Dict[str, float]], float]] = None
+    # what must be measured on the network before allocating: prepare(result, net)
+    prepare: Optional[Callable[[Sensitivity, object], None]] = None
 
 
 TARGETS: Registry = Registry("budget target")
@@ -61,6 +74,9 @@ TARGETS.register("Parameters")(Target(_weights_removed, lambda r: float(r.parame
                                       "of the network's parameters removed"))
 TARGETS.register("MACs")(Target(_macs_removed, lambda r: float(r.macs or 0),
                                 "of the network's MACs removed (non-zero MACs, costs.macs)"))
+TARGETS.register("Latency")(Target(latency_removed, dense_latency,
+                                   "of the compacted network's measured latency saved",
+                                   latency_fraction, prepare_latency))
 
 
 def _interpolate(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -140,14 +156,60 @@ def allocate(result: Sensitivity, target: float, kind: str = "Sparsity", floor: 
         raise ValueError(f"budget: the ceilings reach only {100 * reachable / bins:.2f}% "
                          f"({kind}), short of the target {100 * target:.2f}%: raise the "
                          f"ceiling or lower the target")
-    choice = _knapsack(costs, losses, need)
-    sparsities = {cell: float(options[i][j]) for i, (cell, j) in enumerate(zip(cells, choice))}
-    removed = sum(float(measure.removed(result, cell, np.array([s]))[0])
-                  for cell, s in sparsities.items())
+    problem = (cells, options, costs, losses)
+    if measure.measured is not None:
+        sparsities, achieved = _measured(result, measure, target, problem, need, bins)
+    else:
+        sparsities = _choose(*problem, need)
+        achieved = sum(float(measure.removed(result, cell, np.array([s]))[0])
+                       for cell, s in sparsities.items()) / total
     loss = sum(float(predicted_loss(result, cell, np.array([s]))[0])
                for cell, s in sparsities.items())
     _warn_extrapolated(result, sparsities)
-    return Budget(sparsities, removed / total, loss, target, kind)
+    return Budget(sparsities, achieved, loss, target, kind)
+
+
+def _choose(cells, options, costs, losses, need: int) -> Dict[str, float]:
+    choice = _knapsack(costs, losses, need)
+    return {cell: float(options[i][j]) for i, (cell, j) in enumerate(zip(cells, choice))}
+
+
+def _measured(result: Sensitivity, measure: Target, target: float, problem, need: int,
+              bins: int):
+    """The budget measured whole: while it falls short of ``target``, the knapsack is asked
+    for the shortfall more; then, between the last request short of the target (or, met at
+    once, the request less the excess) and the first meeting it, a bisection for the least
+    request that meets it (a coarse step may overshoot the target). Returns (sparsities,
+    measured fraction)."""
+    reachable = sum(int(c.max()) for c in problem[2])
+    short, met, rounds = need - 1, None, 0
+    while met is None and rounds < MEASURED_ROUNDS:
+        sparsities = _choose(*problem, need)
+        achieved = float(measure.measured(result, sparsities))
+        rounds += 1
+        if achieved >= target:
+            met = (need, sparsities, achieved)
+        elif need >= reachable:
+            break
+        else:
+            short, need = need, min(reachable, need + int(np.ceil((target - achieved) * bins)))
+    if met is None:
+        raise ValueError(f"budget: measured on the whole network, the budget saves "
+                         f"{100 * achieved:.2f}%, short of the target {100 * target:.2f}% "
+                         f"(the cells' savings measured alone add up to more): lower the "
+                         f"target or raise the ceilings")
+    if rounds == 1:   # met at once: the first-order sum may have asked too much already
+        short = max(0, need - int(np.ceil((met[2] - target) * bins)) - 1)
+    while met[0] - short > 1 and rounds < 2 * MEASURED_ROUNDS:
+        middle = (short + met[0]) // 2
+        sparsities = _choose(*problem, middle)
+        achieved = float(measure.measured(result, sparsities))
+        rounds += 1
+        if achieved >= target:
+            met = (middle, sparsities, achieved)
+        else:
+            short = middle
+    return met[1], met[2]
 
 
 def _knapsack(costs: List[np.ndarray], losses: List[np.ndarray], need: int) -> List[int]:

@@ -28,7 +28,7 @@ from n2prune.network.build import build_network
 from n2prune.network.routing import config_names
 from n2prune.ini.values import read_word
 from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, sensitivity
-from n2prune.sensitivity.budget import allocate
+from n2prune.sensitivity.budget import TARGETS, allocate
 from n2prune.sensitivity.records import Sensitivity
 from n2prune.train.evaluation import evaluate_set
 from n2prune.train.metrics import METRICS
@@ -152,6 +152,9 @@ def run_sensitivity(ini_path: str, output: str, weights_dir: Optional[str] = Non
         return lines
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        prepare = TARGETS.get(kind or "Sparsity").prepare
+        if prepare is not None:
+            prepare(result, analysis.net)
         budget = allocate(result, target, kind or "Sparsity", floor=floor, ceiling=ceiling)
     written = write_budget_ini(analysis.net, ini_path, budget.sparsities,
                                Path(output) / Path(ini_path).name)

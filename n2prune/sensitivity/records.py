@@ -18,7 +18,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from n2prune.atomic import atomic_write
 
@@ -45,7 +45,7 @@ class Point:
 class Sensitivity:
     """An analysis: the dense metric, the points of each cell, each cell's connected weights
     and method (``criterion/pattern``), the network's parameters and MACs (None without an
-    input shape), and the seconds this call spent."""
+    input shape), the seconds this call spent, and a latency model once measured."""
 
     dense: float
     points: Dict[str, List[Point]]
@@ -54,6 +54,9 @@ class Sensitivity:
     parameters: int
     macs: Optional[int]
     seconds: float = 0.0
+    # the measured latency model (n2prune.sensitivity.latency.measure_latency), for a
+    # Latency budget target; not written to the CSV
+    latency: Optional[Any] = None
 
     def curve(self, cell: str) -> Tuple[List[float], List[float]]:
         """(sparsities, metrics) of ``cell``, sparsity 0 being the dense metric."""

@@ -1,7 +1,8 @@
-"""One pass over a data set: the confusion matrix of a network's primary target.
+"""One pass over a data set: the confusion matrix of a network's primary target, or its mean
+loss.
 
 Shared by the trainer (validation and test) and by the sensitivity analysis, which scores a
-network many times with the same metric the trainer validates with.
+network many times (``--budget sensitivity``: by the validation loss).
 """
 
 from __future__ import annotations
@@ -32,3 +33,19 @@ def evaluate_set(net: nn.Module, provider: Any, objective: Any, set_name: str, s
         outputs = net.outputs(x, [objective.target.cell])
         confusion.add(labels, objective.estimated(outputs))
     return ranks.reduce_confusion(confusion)  # summed over the ranks' shares
+
+
+@torch.no_grad()
+def mean_loss(net: nn.Module, provider: Any, objective: Any, set_name: str, seed: int,
+              batch_size: int) -> float:
+    """The mean of ``objective``'s loss over ``set_name`` (one process), the network in eval
+    mode; batches drawn as :func:`evaluate_set` draws them."""
+    net.eval()
+    generator = torch.Generator().manual_seed(seed + 2)
+    total, count = 0.0, 0
+    for x, labels in provider.batches(set_name, generator=generator,
+                                      batch_size=max(batch_size, 256)):
+        outputs = net.outputs(x, [objective.source])
+        total += float(objective.loss(outputs, labels)) * len(labels)
+        count += len(labels)
+    return total / max(count, 1)

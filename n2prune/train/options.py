@@ -144,13 +144,18 @@ def check_compact(options: TrainOptions) -> None:
 
 
 def check_budget(options: TrainOptions) -> None:
-    """``--budget sensitivity`` needs ``--target-sparsity`` in (0, 1) and a learning run."""
-    if options.budget != "sensitivity":
+    """``--budget sensitivity`` needs ``--target-sparsity`` in (0, 1) and a learning run;
+    ``--target-sparsity`` alone overrides the target of the INI's
+    ``QWeight.PruningBudget=Sensitivity`` cells (checked once the network is built)."""
+    if options.budget is not None and options.budget != "sensitivity":
         raise ValueError(f"--budget must be 'sensitivity' (per-cell targets from a sensitivity "
                          f"analysis), got {options.budget!r}")
-    if options.target_sparsity is None or not 0.0 < options.target_sparsity < 1.0:
-        raise ValueError(f"--budget sensitivity needs --target-sparsity F, a fraction strictly "
-                         f"between 0 and 1 (got {options.target_sparsity})")
+    if options.budget is not None and options.target_sparsity is None:
+        raise ValueError("--budget sensitivity needs --target-sparsity F, a fraction strictly "
+                         "between 0 and 1")
+    if options.target_sparsity is not None and not 0.0 < options.target_sparsity < 1.0:
+        raise ValueError(f"--target-sparsity must be a fraction strictly between 0 and 1 (got "
+                         f"{options.target_sparsity})")
     if options.test_only:
         raise ValueError("--budget chooses pruning targets for learning; -test learns nothing")
 

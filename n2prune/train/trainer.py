@@ -29,7 +29,7 @@ from n2prune.train.splitrecord import check_test_split
 from n2prune.train.threads import set_threads
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
-from n2prune.train.budget import apply_targets, sensitivity_budget
+from n2prune.train.budget import apply_targets, budget_teams, sensitivity_budget
 from n2prune.train.evaluation import evaluate_set
 from n2prune.train.metrics import Confusion
 from n2prune.train.findlr import find_learning_rate
@@ -99,6 +99,7 @@ class Trainer(RunState):
         self.optimizers = self._optimizers()
         self._set_pruning_period()
         self.pruner = self._pruner()
+        self.budget_teams = budget_teams(self.net, options)  # --budget / PruningBudget=
         self._regularized = any(getattr(cell, "regularization", "None") != "None"
                                 for cell in self.pruner.cells.values())
         self.generator = torch.Generator().manual_seed(seed + 1)
@@ -203,7 +204,7 @@ class Trainer(RunState):
             self._note_other_nproc(state["rows"])
         if state.get("budget"):  # --budget: chosen before the checkpoint, reapplied
             apply_targets(self.net, state["budget"]["cells"])
-        elif self.options.budget and self.options.weights_dir:
+        elif self.budget_teams and self.options.weights_dir:
             self._choose_budget(state)
         total = (self.options.learn_epoch * self.provider.epoch_size if plan["per_epoch"]
                  else plan["total"] * self.batch_size)
@@ -226,7 +227,7 @@ class Trainer(RunState):
                 if per_epoch and state["batches"] % per_epoch == 0:
                     pruner.on_epoch_end()
                 state["stimuli"] += stimuli
-                if self.options.budget and not state.get("budget") and \
+                if self.budget_teams and not state.get("budget") and \
                         state["stimuli"] >= self.provider.epoch_size:
                     self._choose_budget(state)  # on the first epoch's weights
                 stats["loss"] += loss * seen
@@ -250,7 +251,7 @@ class Trainer(RunState):
         if self.ranks.world > 1:
             raise ValueError("--budget is not supported with several processes yet: choose "
                              "the budget with n2prune-sensitivity, then train its INI")
-        state["budget"] = sensitivity_budget(self)
+        state["budget"] = sensitivity_budget(self, self.budget_teams)
         apply_targets(self.net, state["budget"]["cells"])
         self._sparsity = None
 

@@ -1,0 +1,284 @@
+"""Channel pruning of a ResNet-18 to 50 % of its MACs: uniform channel targets against the
+sensitivity budget, same loop, same schedule, paired over seeds (issue 20's second row).
+
+    python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
+                                           [--width 8] [--metric loss]
+                                           [--data ../shared/data/mnist-10k]
+
+Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
+four stages of two BasicBlocks, strides 1 2 2 2, global average pool, one Fc) at base width 8
+instead of 64 (8-16-32-64 channels, 2.2 M MACs per image), on mnist-10k's digits resized to
+16x16 (Learn 7,200, Validation 800, Test 2,000 images, as networks/lenet.ini splits them), 3
+epochs of SGD (momentum 0.9, weight decay 5e-4, lr 0.05 with cosine decay, batch 64).
+
+The pruned cells are each BasicBlock's first convolution (``blocks.i.conv1``): its output
+channels feed only the block's second convolution, so compaction (``n2prune.compact``) removes
+the rows and the next convolution's inputs; the residual sums stay whole. Both methods prune
+by channel L1 norm (pattern ``Channel``) along a Cubic schedule from the end of epoch 1 to 75 %
+of the run, a mask step every quarter epoch, each cell in its own (Layer) scope:
+
+- uniform: every cell at the least sparsity whose compacted network keeps at most ``--macs``
+  of the dense MACs (bisection on the compacted network's MACs). Channel counts are coarse at
+  this width (8 channels: steps of 12.5 %), so it keeps somewhat less than ``--macs``;
+- sensitivity: at the end of epoch 1, ``n2prune.sensitivity`` prunes each cell alone at
+  0.1 ... 0.9, 0.95 (L1Norm, Channel) scored on Validation (``--metric``: minus the loss, the
+  default, as ``n2prune-train --budget sensitivity`` scores, or the accuracy);
+  ``measure_latency`` with the compacted network's MACs as its clock gives each cell's saving
+  at widths 0.25 ... 0.9, and ``allocate(result, target, "Latency")`` chooses per-cell
+  targets whose compacted network is measured whole (so the MACs target holds with the
+  interactions between neighbours). Its target is what the uniform network removes (at least
+  ``1 - macs``): it prunes at least as much.
+
+Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. Prints the
+test accuracy per seed, each method's compacted MACs, the mean and the paired difference
+(sensitivity minus uniform, mean ± standard error), and the analysis time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import n2prune  # noqa: E402
+from bench_prune_accuracy import BATCH, DEFAULT_DATA, ROOT, _environ  # noqa: E402
+from n2prune.compact.compaction import compact  # noqa: E402
+from n2prune.compact.costs import macs  # noqa: E402
+from n2prune.prune.schedules import HORIZON_FRACTION  # noqa: E402
+from n2prune.sensitivity import DEFAULT_SPARSITIES, allocate, measure_latency  # noqa: E402
+
+SIZE = 16
+EXAMPLE = torch.zeros(1, 1, SIZE, SIZE)
+PRUNE = dict(prune_filler="L1Norm", pattern="Channel")
+
+
+class Block(nn.Module):
+    """A BasicBlock: conv-BN-ReLU, conv-BN, plus the (projected) input, ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                  nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + (x if self.skip is None else self.skip(x)))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18's layout at base width ``width``."""
+
+    def __init__(self, width: int = 8, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        blocks, cin = [], width
+        for stage, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            for index in range(2):
+                blocks.append(Block(cin, cout, 2 if index == 0 and stage > 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.stem(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+CELLS = [f"blocks.{i}.conv1" for i in range(8)]
+
+
+def compacted_macs(model: nn.Module) -> float:
+    return float(macs(compact(model, EXAMPLE, strict=False), (1, SIZE, SIZE))["dense"])
+
+
+def macs_clock(nets) -> Dict[str, float]:
+    """The 'latency' of each (compacted) network: its MACs, exact and noise-free."""
+    return {name: float(macs(net, (1, SIZE, SIZE))["dense"]) for name, net in nets.items()}
+
+
+def uniform_sparsity(width: int, keep: float) -> Tuple[float, float]:
+    """The least uniform channel sparsity whose compacted network keeps <= ``keep`` MACs, and
+    the fraction of the MACs it keeps."""
+    model = ResNet18(width)
+    dense = compacted_macs(model)
+    low, high = 0.0, 0.99
+    for _ in range(14):
+        mid = (low + high) / 2
+        n2prune.attach(model, include=CELLS, prune_mode="Static", threshold=mid, **PRUNE)
+        fraction = compacted_macs(model) / dense
+        n2prune.detach(model, bake=False)
+        low, high = (mid, high) if fraction > keep else (low, mid)
+    n2prune.attach(model, include=CELLS, prune_mode="Static", threshold=high, **PRUNE)
+    return high, compacted_macs(model) / dense
+
+
+def digits(environ, seed: int, scratch: Path) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+    """mnist-10k's Learn, Validation and Test sets (lenet.ini's split), resized to 16x16."""
+    from n2prune.train.trainer import Trainer, TrainOptions
+    trainer = Trainer(str(ROOT / "networks" / "lenet.ini"), TrainOptions(
+        learn_epoch=1, seed=seed, threads=1, quiet=True, output=str(scratch / "v"),
+        overwrite=True, environ=environ))
+    provider = trainer.provider
+    sets = {}
+    for name in ("Learn", "Validation", "Test"):
+        x, labels = provider.batch(name, torch.arange(provider.size(name)))
+        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True,
+                          align_corners=False)
+        sets[name] = (x, labels.reshape(-1).long() if labels.dim() == 1
+                      else labels.argmax(1).long())
+    trainer.close()
+    return sets
+
+
+def minus_loss(model: nn.Module, data) -> float:
+    """Minus the cross-entropy on ``data`` (the analysis' metric with --metric loss)."""
+    x, labels = data
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        value = float(F.cross_entropy(model(x), labels))
+    model.train(was)
+    return -value
+
+
+def accuracy(model: nn.Module, data) -> float:
+    x, labels = data
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == labels).sum())
+    model.train(was)
+    return correct / len(labels)
+
+
+METRICS = {"loss": minus_loss, "accuracy": accuracy}
+
+
+def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width: int,
+        sets, timings: List[float], metric: str = "loss") -> Tuple[float, float]:
+    """Train once; returns (test accuracy, compacted MACs / dense MACs)."""
+    torch.manual_seed(seed)
+    model = ResNet18(width)
+    dense_macs = compacted_macs(model)
+    x, labels = sets["Learn"]
+    size = len(x)
+    end = HORIZON_FRACTION * epochs * size
+    common = dict(prune_mode="Gradual", schedule="Cubic", start=0.0,
+                  frequency=max(1, size // 4), seed=seed, **PRUNE)
+
+    def attach(thresholds: Dict[str, float], begin: float, stop: float):
+        cells = {}
+        for name in CELLS:
+            cells[name] = n2prune.attach(model, include=[name], threshold=thresholds[name],
+                                         begin=begin, end=stop, **common)[name]
+        return n2prune.Pruner(cells, epoch_size=size, horizon=epochs * size)
+
+    pruner = attach({n: uniform for n in CELLS}, size, end) if method == "uniform" else None
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
+                                                           epochs * math.ceil(size / BATCH))
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for epoch in range(epochs):
+        if epoch == 1 and method == "sensitivity":
+            started = time.perf_counter()
+            score = METRICS[metric]
+            result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
+                                         cells=CELLS, sparsities=DEFAULT_SPARSITIES,
+                                         input_shape=(1, SIZE, SIZE), **_how())
+            result.latency = measure_latency(model, result, example=EXAMPLE, timer=macs_clock)
+            budget = allocate(result, 1.0 - keep, "Latency", ceiling=0.95)
+            timings.append(time.perf_counter() - started)
+            print(f"  seed {seed} budget: " + ", ".join(
+                f"{n.split('.')[1]} {s:.3f}" for n, s in budget.sparsities.items()), flush=True)
+            pruner = attach(budget.sparsities, 0, end - size)
+        if pruner:
+            pruner.on_epoch_begin(epoch)
+        order = torch.randperm(size, generator=generator)
+        for first in range(0, size, BATCH):
+            index = order[first:first + BATCH]
+            loss = F.cross_entropy(model(x.index_select(0, index)), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            if pruner:
+                pruner.on_before_optimizer_step()
+            optimizer.step()
+            scheduler.step()
+            if pruner:
+                pruner.on_step_end(len(index))
+        if pruner:
+            pruner.on_epoch_end()
+    return accuracy(model, sets["Test"]), compacted_macs(model) / dense_macs
+
+
+def _how() -> Dict[str, str]:
+    return {"criterion": PRUNE["prune_filler"], "pattern": PRUNE["pattern"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--macs", type=float, default=0.5, help="MACs kept (fraction)")
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--metric", choices=sorted(METRICS), default="loss",
+                        help="the analysis' score on Validation (default: minus the loss)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args(argv)
+    if not (args.data / "train-images-idx3-ubyte.gz").exists() and \
+            not (args.data / "train-images-idx3-ubyte").exists():
+        print(f"no MNIST data in {args.data}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    uniform, keep = uniform_sparsity(args.width, args.macs)
+    print(f"uniform channel sparsity for at most {100 * args.macs:g} % of the MACs: "
+          f"{uniform:.4f}, keeping {100 * keep:.2f} %")
+    results: Dict[str, List[float]] = {"uniform": [], "sensitivity": []}
+    kept: Dict[str, List[float]] = {"uniform": [], "sensitivity": []}
+    timings: List[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        environ = _environ(args.data, Path(tmp))
+        for seed in args.seeds:
+            sets = digits(environ, seed, Path(tmp) / "run")
+            for method in results:
+                acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
+                                    sets, timings, args.metric)
+                results[method].append(acc)
+                kept[method].append(fraction)
+                print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
+                      f"{100 * fraction:.2f} %", flush=True)
+    diff = [100 * (s - u) for s, u in zip(results["sensitivity"], results["uniform"])]
+    err = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    print(f"\n| method (ResNet-18 width {args.width}, digits 16x16, {args.epochs} epochs, "
+          f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
+          f"accuracy | sensitivity − method, paired |")
+    print("|---|---|---|---|")
+    print(f"| uniform channel targets | {100 * max(kept['uniform']):.1f} % (max) | "
+          f"{100 * statistics.mean(results['uniform']):.2f} % | "
+          f"{statistics.mean(diff):+.2f} ± {err:.2f} |")
+    print(f"| sensitivity budget | {100 * max(kept['sensitivity']):.1f} % (max) | "
+          f"{100 * statistics.mean(results['sensitivity']):.2f} % | – |")
+    if timings:
+        print(f"\nanalysis ({len(CELLS)} cells x {len(DEFAULT_SPARSITIES)} points, 800 "
+              f"validation images, and the MACs model): median {statistics.median(timings):.1f}"
+              f" s, max {max(timings):.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
