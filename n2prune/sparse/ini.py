@@ -14,8 +14,9 @@ from torch import nn
 
 from n2prune.atomic import atomic_write, atomic_write_text, make_folder
 from n2prune.prune.attach import detach
-from n2prune.sparse.layers import SparseConv, SparseConv2d, SparseFc, SparseLinear
+from n2prune.sparse.layers import PackedLayer, SparseConv, SparseConv2d, SparseFc, SparseLinear
 from n2prune.sparse.matrix import SparseWeight
+from n2prune.sparse.storage import PackedWeight
 from n2prune.sparse.convert import SparsifyReport, relative_difference, sparsify
 from n2prune.examples import run
 from n2prune.sparse.timing import time_candidates
@@ -23,7 +24,8 @@ from n2prune.sparse.timing import time_candidates
 #: The classes a ``torch.save``d sparse model adds to those of the model itself: give them
 #: (with the model's own) to ``torch.serialization.safe_globals`` to load it with
 #: ``torch.load(path, weights_only=True)``.
-SAFE_GLOBALS = [SparseConv, SparseConv2d, SparseFc, SparseLinear, SparseWeight]
+SAFE_GLOBALS = [PackedLayer, PackedWeight, SparseConv, SparseConv2d, SparseFc, SparseLinear,
+                SparseWeight]
 
 
 def saved_bytes(obj: Any) -> int:
