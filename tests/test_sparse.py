@@ -250,4 +250,6 @@ def test_keyword_examples_and_multihead_attention():
     report = sparsify(block, {"src": x, "scale": 2.0}, **ALWAYS)
     assert report.sparse == ["up", "down"]
     assert "reads the weight itself" in report.layers[0].reason
+    assert type(block.attention.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert report.layers[0].storage == "dense"   # not packed either: its owner reads it
     assert close(block(x, scale=2.0), masked)

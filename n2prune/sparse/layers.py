@@ -29,7 +29,8 @@ from n2prune.sparse.storage import PackedWeight
 SPARSE_LAYERS: "Registry[Type[SparseLayer]]" = Registry("sparse layer kind")
 
 ONNX_MESSAGE = ("ONNX export needs the dense form: n2prune.sparse.densify(model) first (the "
-                "sparse CSR/BSR products have no ONNX operator)")
+                "sparse CSR/BSR products have no ONNX operator; packed weights would be "
+                "unpacked inside the exported graph)")
 
 
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)   # torch.export
@@ -99,7 +100,7 @@ class PackedLayer(SparseLayer):
     layer, outside ``state_dict`` and pickling; the cache is dropped by ``load_state_dict``,
     ``.to()`` / ``.float()`` (``_apply``) and ``train()`` / ``eval()``, and unpacked again on
     the next pass. The layer's own forward runs: the outputs are the dense layer's, bit for
-    bit, and ONNX export works (the weight is exported dense).
+    bit. ONNX export refuses, as for the sparse stand-ins: ``densify`` first.
     """
 
     def __init__(self, layer: nn.Module, form: Optional[str] = None):
@@ -118,6 +119,7 @@ class PackedLayer(SparseLayer):
         return cached
 
     def forward(self, *args, **kwargs):
+        self._check_export()
         return self.dense_layer().forward(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
