@@ -108,7 +108,7 @@ class SparsifyReport:
                      f"{1e3 * dense:.3f} ms -> {1e3 * chosen:.3f} ms ({ratio:.2f}x) at "
                      f"{self.threads} thread(s); max output difference "
                      f"{self.max_difference:.2e} (relative)")
-        lines.append(f"{len(self.packed)} more computed dense but stored packed; the weights "
+        lines.append(f"{len(self.packed)} computed dense but stored packed; the weights "
                      f"listed take {self.stored_ratio():.1%} of their dense size")
         return "\n".join(lines)
 
