@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import n2prune
@@ -45,6 +47,19 @@ def test_every_storage_round_trips_exactly_in_the_bytes_it_predicts(form, shape,
     packed = PackedWeight(weight, form)
     assert packed.form == form and torch.equal(packed.dense(), weight)
     assert packed.dense().dtype == dtype and packed.nbytes == STORAGES.get(form).nbytes(weight)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=4), st.floats(0, 1),
+       st.integers(0, 2 ** 31), st.sampled_from(["bitmask", "CSR"]))
+def test_packing_any_weight_is_exact(shape, sparsity, seed, form):
+    """NaN and infinities are kept as values; only zeros are left out."""
+    weight = pruned(tuple(shape), sparsity, seed)
+    weight.view(-1)[::5] = weight.view(-1)[::5] * math.inf   # infinities, NaN where 0 * inf
+    unpacked = PackedWeight(weight, form).dense()
+    assert unpacked.shape == weight.shape
+    assert torch.equal(unpacked.isnan(), weight.isnan())
+    assert torch.equal(unpacked.nan_to_num(0.0), weight.nan_to_num(0.0))
 
 
 def test_smallest_form_follows_the_sparsity():
