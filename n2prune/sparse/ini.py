@@ -63,11 +63,12 @@ class _Runner(nn.Module):
 
 def write_sparse(net: nn.Module, ini_path: str, out_dir: str, batch: int = 1,
                  rounds: int = 21) -> Tuple[List[Path], SparsifyReport, List[str]]:
-    """Sparsify a copy of ``net`` (masks as loaded) on a batch of ``batch`` random inputs and
-    write ``out_dir/NAME.sparse.pt`` (``torch.save`` of the whole network: load it with
-    ``weights_only=False``, or with ``safe_globals``) and ``out_dir/NAME.sparse.json`` (the
-    per-layer choices and the end-to-end latency of dense, masked and sparse). Returns the
-    files, the report and the lines to print."""
+    """Sparsify a copy of ``net`` (masks as loaded; pruned cells computed dense are stored
+    packed) on a batch of ``batch`` random inputs and write ``out_dir/NAME.sparse.pt``
+    (``torch.save`` of the whole network: load it with ``weights_only=False``, or with
+    ``safe_globals``) and ``out_dir/NAME.sparse.json`` (the per-layer choices and the
+    end-to-end latency of dense, masked and sparse). Returns the files, the report and the
+    lines to print."""
     out = make_folder(out_dir)
     stem = Path(ini_path).stem
     net.eval()
