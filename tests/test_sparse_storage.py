@@ -153,6 +153,12 @@ def test_report_gives_compute_and_storage_apart():
     assert report.layers[0].stored_bytes <= 0.16 * report.layers[0].dense_bytes   # int16 cols
 
 
+def test_a_cell_with_its_prunecell_attached_is_refused():
+    net = n2prune.load_network(str(NETWORKS / "lenet.ini"))
+    with pytest.raises(ValueError, match="PackedLayer: the Conv still has a PruneCell attached"):
+        PackedLayer(net.cells["conv1"])
+
+
 def test_compact_false_leaves_dense_layers_plain():
     model = convnet()
     report = sparsify(model, torch.randn(1, 8, 8, 8), compact=False, **NEVER)

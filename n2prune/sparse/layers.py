@@ -104,6 +104,10 @@ class PackedLayer(SparseLayer):
     """
 
     def __init__(self, layer: nn.Module, form: Optional[str] = None):
+        if layer._modules.get("quantizer") is not None:
+            raise ValueError(f"PackedLayer: the {type(layer).__name__} still has a PruneCell "
+                             f"attached (its weight is not yet masked); n2prune.detach(model) "
+                             f"first")
         super().__init__(layer, PackedWeight(layer.weight.detach(), form))
 
     def dense_layer(self) -> nn.Module:
