@@ -82,7 +82,9 @@ class SparseLayer(nn.Module):
         return self._modules["layer"]._parameters.get("bias")
 
     def _check_export(self) -> None:
-        if torch.onnx.is_in_onnx_export() or _is_exporting():
+        # torch.onnx.is_in_onnx_export() costs 2 us a call (imports inside), a tenth of a
+        # small layer: asked only while tracing (its TorchScript exporter traces)
+        if _is_exporting() or (torch.jit.is_tracing() and torch.onnx.is_in_onnx_export()):
             raise RuntimeError(f"{type(self).__name__}: {ONNX_MESSAGE}")
 
     def to_dense(self) -> nn.Module:
@@ -124,7 +126,10 @@ class PackedLayer(SparseLayer):
 
     def forward(self, *args, **kwargs):
         self._check_export()
-        return self.dense_layer().forward(*args, **kwargs)
+        dense = self.__dict__.get("_dense")
+        if dense is None:
+            dense = self.dense_layer()
+        return dense.forward(*args, **kwargs)   # its hooks are the original layer's: unused
 
     def _apply(self, fn, *args, **kwargs):
         self.__dict__.pop("_dense", None)   # new tensors: unpack again
