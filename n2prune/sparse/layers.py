@@ -129,7 +129,7 @@ class PackedLayer(SparseLayer):
         dense = self.__dict__.get("_dense")
         if dense is None:
             dense = self.dense_layer()
-        return dense.forward(*args, **kwargs)   # its hooks are the original layer's: unused
+        return dense.forward(*args, **kwargs)   # not dense(...): one module call, not two
 
     def _apply(self, fn, *args, **kwargs):
         self.__dict__.pop("_dense", None)   # new tensors: unpack again
