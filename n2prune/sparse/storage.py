@@ -67,9 +67,9 @@ class Bitmask:
     def pack(tensor: torch.Tensor) -> Dict[str, torch.Tensor]:
         flat = tensor.detach().reshape(-1)
         nonzero = flat != 0
-        bits = torch.zeros(-(-flat.numel() // 8) * 8, dtype=torch.int32)
+        bits = torch.zeros(-(-flat.numel() // 8) * 8, dtype=torch.int32, device=flat.device)
         bits[:flat.numel()] = nonzero.to(torch.int32)
-        mask = (bits.view(-1, 8) * _BITS).sum(1).to(torch.uint8)
+        mask = (bits.view(-1, 8) * _BITS.to(flat.device)).sum(1).to(torch.uint8)
         return {"mask": mask, "values": flat[nonzero].clone()}
 
     @staticmethod
@@ -79,7 +79,8 @@ class Bitmask:
         if mask.dtype != torch.uint8 or mask.numel() != -(-count // 8):
             raise _damaged("bitmask", f"mask has {mask.numel()} {mask.dtype} bytes, a "
                                       f"{list(shape)} weight needs {-(-count // 8)} uint8")
-        nonzero = ((mask.to(torch.int32)[:, None] & _BITS) != 0).reshape(-1)[:count]
+        bits = mask.to(torch.int32)[:, None] & _BITS.to(mask.device)
+        nonzero = (bits != 0).reshape(-1)[:count]
         if int(nonzero.sum()) != values.numel():
             raise _damaged("bitmask", f"mask marks {int(nonzero.sum())} non-zero weights, "
                                       f"values holds {values.numel()}")
