@@ -52,8 +52,9 @@ def test_sparse_outputs_equal_masked(rows):
 
 def test_choice_follows_min_speedup_and_min_sparsity():
     model = mlp()
-    report = sparsify(model, torch.randn(4, 96), **NEVER)
+    report = sparsify(model, torch.randn(4, 96), compact=False, **NEVER)
     assert report.sparse == [] and all(isinstance(m, nn.Linear) for m in model[::2])
+    assert report.packed == [] and {layer.storage for layer in report.layers} == {"dense"}
     assert all(layer.choice == "dense" and layer.best and "min_speedup" in layer.reason
                for layer in report.layers[:3])
     assert "min_sparsity" in report.layers[3].reason      # the unpruned head, listed too
@@ -249,4 +250,6 @@ def test_keyword_examples_and_multihead_attention():
     report = sparsify(block, {"src": x, "scale": 2.0}, **ALWAYS)
     assert report.sparse == ["up", "down"]
     assert "reads the weight itself" in report.layers[0].reason
+    assert type(block.attention.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert report.layers[0].storage == "dense"   # not packed either: its owner reads it
     assert close(block(x, scale=2.0), masked)

@@ -53,6 +53,9 @@ def test_compact_sparse_writes_model_and_latency_report(tmp_path, capsys):
         "layers.conv1", "layers.conv2", "layers.fc1", "layers.fc2"]
     assert all(math.isclose(layer["sparsity"], 0.9, abs_tol=0.01) for layer in data["layers"])
     assert data["latency"]["sparse"]["max_difference"] <= 1e-5
+    assert all(layer["storage"] in ("bitmask", "CSR") for layer in data["layers"])  # any compute
+    sizes = data["state_dict_bytes"]
+    assert sizes["sparse"] <= 0.25 * sizes["dense"]
     loaded = torch.load(out / "lenet.sparse.pt", weights_only=False)
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():

@@ -13,7 +13,8 @@ for each thread count and batch (the per-layer choice depends on both). Latency:
 ``--repeats`` rounds alternating dense, masked, sparse; speed-up: median over rounds of
 dense / sparse. Max difference: sparse against masked, relative to the largest output. Size:
 ``torch.save(state_dict)`` of the sparse model against the dense one (the encoder's alone for
-MiniLM, whose embedding table is not pruned).
+MiniLM, whose embedding table is not pruned); pruned layers computed dense are stored packed
+(the "packed" column counts them).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def measure(case: Case, threads: int, batch: int, repeats: int) -> Dict[str, Any
             "max_difference": difference,
             "dense_mb": dense_bytes / 2 ** 20, "sparse_mb": sparse_bytes / 2 ** 20,
             "size_ratio": sparse_bytes / dense_bytes, "sparse_layers": len(report.sparse),
+            "packed_layers": len(report.packed),
             "layers": len([layer for layer in report.layers if layer.sparsity >= 0.5]),
             "choices": sorted({layer.choice for layer in report.layers}),
             "choose_seconds": choosing}
@@ -137,8 +139,9 @@ def measure(case: Case, threads: int, batch: int, repeats: int) -> Dict[str, Any
 
 def table(rows: List[Dict[str, Any]]) -> str:
     lines = ["| model | threads | batch | dense ms | masked ms | sparsified ms | speed-up | "
-             "max difference | size MB dense -> sparse (ratio) | sparse layers (forms) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "max difference | size MB dense -> sparse (ratio) | sparse layers (forms) | "
+             "packed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         batch = f"{r['batch']}x64 tok" if r["model"].startswith("MiniLM") else str(r["batch"])
         lines.append(
@@ -146,7 +149,7 @@ def table(rows: List[Dict[str, Any]]) -> str:
             f"{r['masked_ms']:.3f} | {r['sparse_ms']:.3f} | **{r['speedup']:.2f}** | "
             f"{r['max_difference']:.1e} | {r['dense_mb']:.2f} -> {r['sparse_mb']:.2f} "
             f"({r['size_ratio']:.0%}) | {r['sparse_layers']}/{r['layers']} "
-            f"({', '.join(r['choices'])}) |")
+            f"({', '.join(r['choices'])}) | {r['packed_layers']} |")
     return "\n".join(lines)
 
 

@@ -46,7 +46,8 @@ def compact_main(argv: Optional[List[str]] = None) -> int:
     add_seed_option(parser, "seed of the weight fillers when -w is not given")
     parser.add_argument("--sparse", action="store_true",
                         help="also write NET.sparse.pt (pruned layers in the CSR/BSR form "
-                        "timed fastest, batch 1) and NET.sparse.json (its latency report)")
+                        "timed fastest, batch 1, or dense but stored packed) and "
+                        "NET.sparse.json (its latency report)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     add_import_option(parser)
     args = parser.parse_args(argv)

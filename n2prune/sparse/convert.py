@@ -24,15 +24,17 @@ import torch
 from torch import nn
 
 from n2prune.prune.attach import BAKES, detach
-from n2prune.sparse.layers import SparseLayer, stand_in_for
+from n2prune.sparse.layers import PackedLayer, SparseLayer, stand_in_for
 from n2prune.sparse.matrix import FORMATS
+from n2prune.sparse.storage import smallest_form
 from n2prune.examples import run
 from n2prune.sparse.timing import capture_inputs, time_candidates
 
 
 @dataclass
 class LayerChoice:
-    """What ``sparsify`` chose for one layer, and why."""
+    """What ``sparsify`` chose for one layer, and why: how it computes (``choice``) and how
+    its weight is stored (``storage``), two separate choices."""
 
     name: str
     kind: str                  #: the stand-in kind (``"Linear"``, ``"Conv2d"``, ...)
@@ -43,7 +45,10 @@ class LayerChoice:
     dense_seconds: float       #: the dense layer's median time on the example
     best: str = ""             #: the fastest sparse form tried (even when not chosen)
     best_speedup: float = 0.0  #: its speed-up
-    reason: str = ""           #: why the layer stays dense ("" when sparse)
+    reason: str = ""           #: why the layer is computed dense ("" when sparse)
+    storage: str = "dense"     #: how the weight is stored: the sparse form, ``"bitmask"``, ...
+    dense_bytes: int = 0       #: the dense weight's bytes
+    stored_bytes: int = 0      #: the stored weight's bytes (``state_dict``)
 
 
 @dataclass
@@ -56,8 +61,19 @@ class SparsifyReport:
 
     @property
     def sparse(self) -> List[str]:
-        """The layers now in a sparse form."""
+        """The layers now computed in a sparse form."""
         return [layer.name for layer in self.layers if layer.choice != "dense"]
+
+    @property
+    def packed(self) -> List[str]:
+        """The layers computed dense but stored packed."""
+        return [layer.name for layer in self.layers
+                if layer.choice == "dense" and layer.storage != "dense"]
+
+    def stored_ratio(self) -> float:
+        """Bytes of the listed layers' weights as stored, over their dense bytes."""
+        dense = sum(layer.dense_bytes for layer in self.layers)
+        return sum(layer.stored_bytes for layer in self.layers) / dense if dense else 1.0
 
     def layer_seconds(self) -> tuple:
         """Time of the timed layers on the example, dense and as chosen (seconds)."""
@@ -73,7 +89,8 @@ class SparsifyReport:
     def __str__(self) -> str:
         width = max([len("layer")] + [len(layer.name) for layer in self.layers])
         lines = [f"{'layer':<{width}}  {'kind':<7} {'weight':>11} {'sparsity':>8}  "
-                 f"{'choice':<9} {'speed-up':>8} {'dense us':>9}  note"]
+                 f"{'compute':<9} {'speed-up':>8} {'dense us':>9}  {'storage':<9} "
+                 f"{'stored':>6}  note"]
         for layer in self.layers:
             note = layer.reason or ""
             if layer.choice == "dense" and layer.best:
@@ -82,13 +99,17 @@ class SparsifyReport:
             lines.append(f"{layer.name:<{width}}  {layer.kind:<7} "
                          f"{'x'.join(map(str, layer.shape)):>11} "
                          f"{100 * layer.sparsity:7.1f}%  {layer.choice:<9} "
-                         f"{layer.speedup:7.2f}x {1e6 * layer.dense_seconds:9.1f}  {note}")
+                         f"{layer.speedup:7.2f}x {1e6 * layer.dense_seconds:9.1f}  "
+                         f"{layer.storage:<9} "
+                         f"{layer.stored_bytes / max(layer.dense_bytes, 1):6.1%}  {note}")
         dense, chosen = self.layer_seconds()
         ratio = dense / chosen if chosen > 0 else 1.0
         lines.append(f"{len(self.sparse)} of {len(self.layers)} layers sparse; their time "
                      f"{1e3 * dense:.3f} ms -> {1e3 * chosen:.3f} ms ({ratio:.2f}x) at "
                      f"{self.threads} thread(s); max output difference "
                      f"{self.max_difference:.2e} (relative)")
+        lines.append(f"{len(self.packed)} computed dense but stored packed; the weights "
+                     f"listed take {self.stored_ratio():.1%} of their dense size")
         return "\n".join(lines)
 
 
@@ -121,12 +142,13 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def _choose(name: str, layer: nn.Module, inputs: Optional[tuple], formats: Sequence[str],
             min_sparsity: float, min_speedup: float, rounds: int) -> tuple:
-    """(LayerChoice, the stand-in to use or None)."""
+    """(LayerChoice, the sparse stand-in to use or None)."""
     kind = stand_in_for(layer)
     weight = kind.weight_matrix(layer)
     sparsity = float((weight == 0).sum()) / weight.numel()
+    size = weight.numel() * weight.element_size()
     choice = LayerChoice(name, kind.__name__.replace("Sparse", ""), list(weight.shape),
-                         sparsity, "dense", 1.0, 0.0)
+                         sparsity, "dense", 1.0, 0.0, dense_bytes=size, stored_bytes=size)
     refusal = kind.refusal(layer)
     if refusal is not None:
         choice.reason = f"no sparse path: {refusal}"
@@ -148,13 +170,25 @@ def _choose(name: str, layer: nn.Module, inputs: Optional[tuple], formats: Seque
         choice.reason = f"slower than min_speedup={min_speedup:g}"
         return choice, None
     choice.choice, choice.speedup = choice.best, choice.best_speedup
+    choice.storage, choice.stored_bytes = choice.best, stand_ins[best - 1].weight.nbytes
     return choice, stand_ins[best - 1]
+
+
+def _packed(choice: LayerChoice, layer: nn.Module, min_sparsity: float) -> Optional[nn.Module]:
+    """A PackedLayer for a pruned layer computed dense, when a packed form is smaller."""
+    if choice.sparsity < min_sparsity or stand_in_for(layer).unreplaceable(layer) is not None:
+        return None
+    form, size = smallest_form(layer.weight.detach())
+    if form is None:
+        return None
+    choice.storage, choice.stored_bytes = form, size
+    return PackedLayer(layer, form)
 
 
 @torch.no_grad()
 def sparsify(model: nn.Module, example: Any, formats: Optional[Sequence[str]] = None,
              min_sparsity: float = 0.5, min_speedup: float = 1.05, rounds: int = 9,
-             tolerance: float = 1e-5) -> SparsifyReport:
+             tolerance: float = 1e-5, compact: bool = True) -> SparsifyReport:
     """Replace, in place, each Linear / Conv2d / Fc / Conv of ``model`` whose (masked) weight
     is at least ``min_sparsity`` zero by the sparse stand-in that runs fastest on its real
     input during ``model(example)``, when that is at least ``min_speedup`` times dense.
@@ -167,6 +201,11 @@ def sparsify(model: nn.Module, example: Any, formats: Optional[Sequence[str]] = 
     alternating rounds (dense, then each candidate; median of per-round ratios). The outputs
     on ``example`` are compared with the masked model's: above ``tolerance`` (relative to
     the largest output) a warning says so. ``densify(model)`` gives the dense layers back.
+
+    Storage is chosen apart from compute: with ``compact``, a layer computed dense whose
+    weight is at least ``min_sparsity`` zero becomes a :class:`PackedLayer` when a packed form
+    (``STORAGES``: a bitmask and the non-zero values, or CSR) is smaller than the dense weight,
+    so the saved model is small whatever runs fastest.
     """
     if stand_in_for(model) is not None:
         raise ValueError(f"sparsify: the model is itself a {type(model).__name__}; pass a "
@@ -188,6 +227,8 @@ def sparsify(model: nn.Module, example: Any, formats: Optional[Sequence[str]] = 
         choice, stand_in = _choose(name, layer, inputs.get(name), formats, min_sparsity,
                                    min_speedup, rounds)
         report.layers.append(choice)
+        if stand_in is None and compact:
+            stand_in = _packed(choice, layer, min_sparsity)
         if stand_in is not None:
             _replace(model, name, stand_in)
     report.max_difference = relative_difference(run(model, example), reference)
@@ -199,8 +240,8 @@ def sparsify(model: nn.Module, example: Any, formats: Optional[Sequence[str]] = 
 
 
 def densify(model: nn.Module) -> List[str]:
-    """Put every sparse stand-in of ``model`` back as its dense layer (for ONNX export or
-    training); returns the names of the layers changed."""
+    """Put every stand-in of ``model`` (sparse or packed) back as its dense layer (for ONNX
+    export or training); returns the names of the layers changed."""
     names = [name for name, module in model.named_modules() if isinstance(module, SparseLayer)]
     for name in names:
         _replace(model, name, model.get_submodule(name).to_dense())

@@ -14,8 +14,9 @@ from torch import nn
 
 from n2prune.atomic import atomic_write, atomic_write_text, make_folder
 from n2prune.prune.attach import detach
-from n2prune.sparse.layers import SparseConv, SparseConv2d, SparseFc, SparseLinear
+from n2prune.sparse.layers import PackedLayer, SparseConv, SparseConv2d, SparseFc, SparseLinear
 from n2prune.sparse.matrix import SparseWeight
+from n2prune.sparse.storage import PackedWeight
 from n2prune.sparse.convert import SparsifyReport, relative_difference, sparsify
 from n2prune.examples import run
 from n2prune.sparse.timing import time_candidates
@@ -23,7 +24,8 @@ from n2prune.sparse.timing import time_candidates
 #: The classes a ``torch.save``d sparse model adds to those of the model itself: give them
 #: (with the model's own) to ``torch.serialization.safe_globals`` to load it with
 #: ``torch.load(path, weights_only=True)``.
-SAFE_GLOBALS = [SparseConv, SparseConv2d, SparseFc, SparseLinear, SparseWeight]
+SAFE_GLOBALS = [PackedLayer, PackedWeight, SparseConv, SparseConv2d, SparseFc, SparseLinear,
+                SparseWeight]
 
 
 def saved_bytes(obj: Any) -> int:
@@ -61,11 +63,12 @@ class _Runner(nn.Module):
 
 def write_sparse(net: nn.Module, ini_path: str, out_dir: str, batch: int = 1,
                  rounds: int = 21) -> Tuple[List[Path], SparsifyReport, List[str]]:
-    """Sparsify a copy of ``net`` (masks as loaded) on a batch of ``batch`` random inputs and
-    write ``out_dir/NAME.sparse.pt`` (``torch.save`` of the whole network: load it with
-    ``weights_only=False``, or with ``safe_globals``) and ``out_dir/NAME.sparse.json`` (the
-    per-layer choices and the end-to-end latency of dense, masked and sparse). Returns the
-    files, the report and the lines to print."""
+    """Sparsify a copy of ``net`` (masks as loaded; pruned cells computed dense are stored
+    packed) on a batch of ``batch`` random inputs and write ``out_dir/NAME.sparse.pt``
+    (``torch.save`` of the whole network: load it with ``weights_only=False``, or with
+    ``safe_globals``) and ``out_dir/NAME.sparse.json`` (the per-layer choices and the
+    end-to-end latency of dense, masked and sparse). Returns the files, the report and the
+    lines to print."""
     out = make_folder(out_dir)
     stem = Path(ini_path).stem
     net.eval()

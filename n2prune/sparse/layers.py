@@ -5,14 +5,15 @@ activation: everything but the weight, kept once), and ``weight``, a :class:`Spa
 ``to_dense()`` gives the original layer back with its (masked) weight, for ONNX export or
 further training. Convolutions run as im2col (``F.unfold``; a 1×1 stride-1 convolution reads
 its input as it is) followed by one sparse product per image, whose ``[out, H·W]`` result is
-already the NCHW layout.
+already the NCHW layout. ``PackedLayer``, for any of these kinds, runs the layer dense and
+stores its weight packed (:class:`PackedWeight`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from typing import Optional, Tuple, Type
+from typing import Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,12 +23,14 @@ from n2prune.cells.conv import Conv
 from n2prune.cells.fc import Fc
 from n2prune.registry import Registry
 from n2prune.sparse.matrix import SparseWeight
+from n2prune.sparse.storage import PackedWeight
 
 #: The stand-in class for each layer kind, by name; ``stand_in_for(layer)`` picks one.
 SPARSE_LAYERS: "Registry[Type[SparseLayer]]" = Registry("sparse layer kind")
 
 ONNX_MESSAGE = ("ONNX export needs the dense form: n2prune.sparse.densify(model) first (the "
-                "sparse CSR/BSR products have no ONNX operator)")
+                "sparse CSR/BSR products have no ONNX operator; packed weights would be "
+                "unpacked inside the exported graph)")
 
 
 _is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)   # torch.export
@@ -45,21 +48,29 @@ def _without_weight(layer: nn.Module) -> nn.Module:
 
 
 class SparseLayer(nn.Module):
-    """Base of the stand-ins: ``layer`` (the original without its weight) and ``weight``."""
+    """Base of the stand-ins: ``layer`` (the original without its weight) and ``weight`` (a
+    :class:`SparseWeight` the sparse kernels run, or a :class:`PackedWeight` unpacked to run
+    dense)."""
 
     #: The layer classes this stand-in replaces.
     LAYER_TYPES: Tuple[type, ...] = ()
 
-    def __init__(self, layer: nn.Module, weight: SparseWeight):
+    def __init__(self, layer: nn.Module, weight: Union[SparseWeight, PackedWeight]):
         super().__init__()
         self.weight_shape = tuple(layer.weight.shape)
         self.layer = _without_weight(layer)
         self.weight = weight
 
     @classmethod
+    def unreplaceable(cls, layer: nn.Module) -> Optional[str]:
+        """Why ``layer`` cannot be replaced at all, by a sparse or a packed stand-in (None
+        when it can)."""
+        return None
+
+    @classmethod
     def refusal(cls, layer: nn.Module) -> Optional[str]:
         """Why ``layer`` has no sparse path (None when it has one)."""
-        return None
+        return cls.unreplaceable(layer)
 
     @classmethod
     def weight_matrix(cls, layer: nn.Module) -> torch.Tensor:
@@ -71,7 +82,9 @@ class SparseLayer(nn.Module):
         return self._modules["layer"]._parameters.get("bias")
 
     def _check_export(self) -> None:
-        if torch.onnx.is_in_onnx_export() or _is_exporting():
+        # torch.onnx.is_in_onnx_export() costs 2 us a call (imports inside), a tenth of a
+        # small layer: asked only while tracing (its TorchScript exporter traces)
+        if _is_exporting() or (torch.jit.is_tracing() and torch.onnx.is_in_onnx_export()):
             raise RuntimeError(f"{type(self).__name__}: {ONNX_MESSAGE}")
 
     def to_dense(self) -> nn.Module:
@@ -79,6 +92,61 @@ class SparseLayer(nn.Module):
         layer = self._modules["layer"]
         layer.weight = nn.Parameter(self._modules["weight"].dense().reshape(self.weight_shape))
         return layer
+
+
+class PackedLayer(SparseLayer):
+    """Any layer computed dense, its weight stored packed (:class:`PackedWeight`): for a
+    pruned layer whose sparse kernel does not pay, the speed of dense and the size of sparse.
+
+    The dense weight is unpacked on the first forward pass and cached with a copy of the
+    layer, outside ``state_dict`` and pickling; the cache is dropped by ``load_state_dict``,
+    ``.to()`` / ``.float()`` (``_apply``) and ``train()`` / ``eval()``, and unpacked again on
+    the next pass. The layer's own forward runs: the outputs are the dense layer's, bit for
+    bit. ONNX export refuses, as for the sparse stand-ins: ``densify`` first.
+    """
+
+    def __init__(self, layer: nn.Module, form: Optional[str] = None):
+        if layer._modules.get("quantizer") is not None:
+            raise ValueError(f"PackedLayer: the {type(layer).__name__} still has a PruneCell "
+                             f"attached (its weight is not yet masked); n2prune.detach(model) "
+                             f"first")
+        super().__init__(layer, PackedWeight(layer.weight.detach(), form))
+
+    def dense_layer(self) -> nn.Module:
+        """The layer with its dense weight (cached; a frozen Parameter)."""
+        cached = self.__dict__.get("_dense")
+        if cached is None:
+            template = self._modules["layer"]
+            cached = copy.copy(template)   # shares the bias, buffers and submodules
+            cached._parameters = OrderedDict(template._parameters)
+            cached._parameters["weight"] = nn.Parameter(self._modules["weight"].dense(),
+                                                        requires_grad=False)
+            self.__dict__["_dense"] = cached
+        return cached
+
+    def forward(self, *args, **kwargs):
+        self._check_export()
+        dense = self.__dict__.get("_dense")
+        if dense is None:
+            dense = self.dense_layer()
+        return dense.forward(*args, **kwargs)   # not dense(...): one module call, not two
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop("_dense", None)   # new tensors: unpack again
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True) -> "PackedLayer":
+        self.__dict__.pop("_dense", None)   # the copy holds its own ``training`` flag
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.__dict__.pop("_dense", None)   # the packed buffers are overwritten in place
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_dense", None)   # unpacked again (and checked) after loading
+        return state
 
 
 def stand_in_for(layer: nn.Module) -> Optional[Type[SparseLayer]]:
@@ -117,7 +185,7 @@ class SparseLinear(SparseLayer):
     LAYER_TYPES = (nn.Linear,)
 
     @classmethod
-    def refusal(cls, layer: nn.Module) -> Optional[str]:
+    def unreplaceable(cls, layer: nn.Module) -> Optional[str]:
         if isinstance(layer, nn.modules.linear.NonDynamicallyQuantizableLinear):
             return "its owner (nn.MultiheadAttention) reads the weight itself"
         return None

@@ -36,7 +36,7 @@ _INT16_MAX = 32767
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """torch warns that its sparse CSR/BSR support is beta whenever one is built: once is
     enough for us (the kernels used here are tested)."""
     with warnings.catch_warnings():
@@ -44,7 +44,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _index_dtype(count: int) -> torch.dtype:
+def index_dtype(count: int) -> torch.dtype:
     return torch.int16 if count <= _INT16_MAX else torch.int32
 
 
@@ -66,13 +66,13 @@ class SparseWeight(nn.Module):
             raise ValueError(f"SparseWeight: block={block} must divide the weight's shape "
                              f"{tuple(weight.shape)}")
         weight = weight.detach()
-        with _quiet():
+        with quiet():
             matrix = (weight.to_sparse_csr() if block == 1
                       else weight.to_sparse_bsr((block, block)))
         self.block, self.shape = block, (rows, cols)
         self.register_buffer("crow_indices", matrix.crow_indices().to(torch.int32))
         self.register_buffer("col_indices",
-                             matrix.col_indices().to(_index_dtype(cols // block)))
+                             matrix.col_indices().to(index_dtype(cols // block)))
         self.register_buffer("values", matrix.values().contiguous())
 
     @property
@@ -85,8 +85,14 @@ class SparseWeight(nn.Module):
         """Stored values (zeros inside stored blocks included)."""
         return self._buffers["values"].numel()
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored buffers (what ``state_dict`` holds)."""
+        return sum(buffer.numel() * buffer.element_size() for buffer in self._buffers.values())
+
     def matrix(self) -> torch.Tensor:
-        """The torch sparse tensor (built once per set of buffers)."""
+        """The torch sparse tensor (built once per set of buffers: again after ``.to()`` or
+        ``load_state_dict``)."""
         values = self._buffers["values"]
         cached = self.__dict__.get("_matrix")
         if cached is not None and cached[0] is values:
@@ -94,7 +100,7 @@ class SparseWeight(nn.Module):
         crow = self._buffers["crow_indices"].to(torch.int32)
         col = self._buffers["col_indices"].to(torch.int32)
         build = torch.sparse_csr_tensor if self.block == 1 else torch.sparse_bsr_tensor
-        with _quiet():
+        with quiet():
             matrix = build(crow, col, values, self.shape, check_invariants=True)
         self.__dict__["_matrix"] = (values, matrix)
         return matrix
@@ -122,6 +128,10 @@ class SparseWeight(nn.Module):
     def dense(self) -> torch.Tensor:
         """The weight as a dense ``[out, in]`` tensor."""
         return self.matrix().to_dense()
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.__dict__.pop("_matrix", None)   # the buffers are overwritten in place
+        super()._load_from_state_dict(*args, **kwargs)
 
     def __getstate__(self):
         state = self.__dict__.copy()
