@@ -23,12 +23,14 @@ from n2prune.network.routing import (ConfigView, SolverSpec, config_names, route
                              solver_specs, weight_quantizer)
 from n2prune.network.keys import check_config_names, check_global, check_leftovers
 from n2prune.network.limits import MAX_NETWORK_ELEMENTS, AllocationGuard, OverLimit
+from n2prune.network.onnx_section import import_section
+from n2prune.onnxin import load_description
 from n2prune.network.targets import Target, read_targets
 from n2prune.ini.values import read_list, read_uint, read_word
 
 PROVIDERS = ("cenv", "env", "sp")  # the first present is the stimuli provider (§2.2)
 FRAME_MODELS = ("Frame", "Frame_CUDA", "Transcode", "Transcode_CUDA")
-NOT_YET = ("ONNX", "Unpool", "FMP", "LSTM", "Distance", "Anchor", "RP", "Proposal",
+NOT_YET = ("Unpool", "FMP", "LSTM", "Distance", "Anchor", "RP", "Proposal",
            "ROIPooling", "ObjectDet", "Transformation", "Transpose")
 
 
@@ -166,8 +168,9 @@ def _execution_plan(info: Dict[str, CellInfo], keys: Dict[str, str]
 def load_network(path: str, environ: Optional[Mapping[str, str]] = None, seed: int = 0,
                  epoch_size: Optional[int] = None,
                  max_elements: int = MAX_NETWORK_ELEMENTS) -> Network:
-    """Parse ``path`` and build its network (see :func:`build_network`)."""
-    return build_network(ini_module.load(path, environ), seed=seed, epoch_size=epoch_size,
+    """Parse ``path`` and build its network (see :func:`build_network`); an ONNX file
+    (``.onnx``) is wrapped as a network of one ``Type=ONNX`` section."""
+    return build_network(load_description(path, environ), seed=seed, epoch_size=epoch_size,
                          max_elements=max_elements)
 
 
@@ -192,16 +195,24 @@ def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None,
     cells: "OrderedDict[str, nn.Module]" = OrderedDict()
     info: Dict[str, CellInfo] = {}
     guard = AllocationGuard(max_elements)
+    imported = _Imported()
     for index, name in enumerate(order):
         try:
             with guard:
-                cell, cell_info = _build_cell(ini, name, shapes, generator, seed + 1 + index,
-                                              order)
+                if ini[name].get("Type", read_word, "") == "ONNX":
+                    built = _import_onnx(ini, name, shapes, generator, seed + 1 + index,
+                                         order, imported)
+                else:
+                    built = [_build_cell(ini, name, shapes, generator, seed + 1 + index,
+                                         order, imported)]
         except OverLimit as error:
             raise guard.located(error, ini[name]) from None
-        _check_size(ini[name], cell_info.output_shape, max_elements, "its output")
-        cells[name], info[name] = cell, cell_info
-        shapes[name] = cell_info.output_shape
+        for cell, cell_info in built:
+            _check_size(ini[name], cell_info.output_shape, max_elements,
+                        "its output" if cell_info.name == name else
+                        f"the output of {cell_info.name!r}")
+            cells[cell_info.name], info[cell_info.name] = cell, cell_info
+            shapes[cell_info.name] = cell_info.output_shape
     if not cells:
         raise ini[provider].error(None, "no cell found (a cell is a section with an Input= "
                                         "key)")
@@ -275,13 +286,49 @@ def _alias(name: str) -> str:
     return "env" if name in PROVIDERS else name
 
 
-def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names):
+@dataclass
+class _Imported:
+    """The ONNX sections built so far (name -> their last cell) and the ONNX tensor names
+    that are another cell's output (Identity, Flatten of a 1x1 map)."""
+
+    last: Dict[str, str] = field(default_factory=dict)
+    aliases: Dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, inputs: List[str]) -> List[str]:
+        """N2D2 drops an ONNX section's name from ``Input=`` (it only orders the build:
+        ``Input=onnx,<output>``); alone, it stands for the graph's last cell."""
+        kept = [self.aliases.get(p, p) for p in inputs if p not in self.last]
+        if not kept and inputs and all(p in self.last for p in inputs):
+            return [self.last[p] for p in inputs]
+        return kept
+
+
+def _import_onnx(ini: Any, name: str, shapes, generator, seed: int, cell_names,
+                 imported: _Imported) -> List[Tuple[nn.Module, CellInfo]]:
     section = ini[name]
-    inputs = [_alias(p) for p in section.get("Input").split(",")]
+    inputs = _inputs(section, name, shapes, cell_names, imported)
+    model = section.get("Model", read_word, ini[""].get("DefaultModel", read_word, "Frame"))
+    section.mark_read("DataType")
+    graph = import_section(ini, section, inputs, shapes, generator, seed, model)
+    imported.last[name] = graph.cells[-1].name
+    imported.aliases.update(graph.aliases)
+    return [(cell.module, CellInfo(cell.name, cell.type, cell.inputs, cell.input_shapes,
+                                   cell.output_shape, cell.solvers)) for cell in graph.cells]
+
+
+def _inputs(section: Any, name: str, shapes, cell_names, imported: _Imported) -> List[str]:
+    inputs = imported.resolve([_alias(p) for p in section.get("Input").split(",")])
     for parent in inputs:
         if parent not in shapes:
             raise section.error("Input", f"input {parent!r} is not a cell; " + did_you_mean(
                 parent, [n for n in cell_names if n != name] + ["sp"], "cell"))
+    return inputs
+
+
+def _build_cell(ini: Any, name: str, shapes, generator, seed: int, cell_names,
+                imported: _Imported):
+    section = ini[name]
+    inputs = _inputs(section, name, shapes, cell_names, imported)
     cell_type = section.get("Type", read_word)
     if cell_type in NOT_YET:
         raise section.error("Type", f"cell type {cell_type!r} is not supported yet")
