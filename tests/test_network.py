@@ -234,9 +234,10 @@ def test_bad_input_is_a_located_config_error(tmp_path, change, line, words):
         assert word in message
 
 
-def test_onnx_cells_are_not_supported_yet(tmp_path):
+def test_an_onnx_section_with_a_missing_file_is_a_located_error(tmp_path):
     text = "[sp]\nSizeX=4\nSizeY=4\n[onnx]\nInput=sp\nType=ONNX\nFile=model.onnx\n"
-    with pytest.raises(ConfigError, match=r"net.ini:6: \[onnx\] Type=ONNX: .*not supported"):
+    with pytest.raises(ConfigError, match=r"net.ini:7: \[onnx\] File=model.onnx: ONNX file "
+                                          r"not found \(looked for 'model.onnx', "):
         net_from(text, tmp_path)
 
 

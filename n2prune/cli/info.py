@@ -17,7 +17,8 @@ def info_main(argv: Optional[List[str]] = None) -> int:
     parser = Parser(
         prog="n2prune-info", description="Build an N2D2 INI network and describe its cells "
         "(type, inputs, output shape, parameters, pruning) without training.")
-    parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file")
+    parser.add_argument("ini", metavar="NET.ini", help="N2D2 network file (or an ONNX file, "
+                        "NET.onnx, wrapped as a network)")
     add_seed_option(parser, "seed of the weight fillers and Random masks")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"n2prune {__version__}")

@@ -29,8 +29,8 @@ from n2prune.ini.values import read_bool, read_list, read_text
 from n2prune.network.keys import COMMON_KEYS, check_config_names, check_leftovers
 from n2prune.network.routing import (ConfigView, SolverSpec, config_names, routed_prefixes,
                                      solver_specs, weight_quantizer)
-from n2prune.onnxin import (OPS, Built, NodeContext, OnnxOpError, OnnxReadError, Value,
-                            build_node, read_graph, supported_ops)
+from n2prune.onnxin import (Built, NodeContext, OnnxOpError, OnnxReadError, Value,
+                            build_node, read_graph)
 
 Shape = Tuple[int, int, int]
 SECTION_KEYS = ("File", "ONNX_init", "Ignore", "IgnoreInputSize", "Transpose", "CNTK")
@@ -100,10 +100,6 @@ def import_section(ini: Any, section: Any, inputs: List[str], shapes: Dict[str, 
             if node.name not in ignore:
                 skipped.append(node.name)
             continue
-        if node.op_type not in OPS:
-            raise section.error("File", f"{node.describe()}: operator {node.op_type} is not "
-                                        f"supported (supported: {supported_ops(8)}; see "
-                                        f"docs/n2d2.md)")
         ctx = NodeContext(node, graph, values, init, generator,
                           lambda cell_type, node=node: state.settings(node.name, cell_type))
         try:
@@ -112,6 +108,9 @@ def import_section(ini: Any, section: Any, inputs: List[str], shapes: Dict[str, 
             if isinstance(error, ConfigError):
                 raise
             raise section.error("File", f"{node.describe()}: {error}") from None
+        if isinstance(result, torch.Tensor):
+            graph.constants[node.name] = result
+            continue
         if isinstance(result, Value):
             values[node.name] = result
             state.aliases[node.name] = result.cell

@@ -16,8 +16,8 @@ from n2prune.onnxin.graph import Graph, Node, OnnxReadError, available, read_gra
 from n2prune.onnxin.ops import (OPS, Built, NodeContext, OnnxOpError, Value, build_node,
                                 supported_ops)
 from n2prune.onnxin import ops_layers, ops_shape, ops_weighted  # noqa: F401  (registrations)
-from n2prune.onnxin.wrap import is_onnx_path, load_description, onnx_ini
+from n2prune.onnxin.wrap import is_onnx_path, load_description, onnx_ini, refuse_training
 
 __all__ = ["Graph", "Node", "OnnxReadError", "available", "read_graph", "OPS", "Built",
            "NodeContext", "OnnxOpError", "Value", "build_node", "supported_ops",
-           "is_onnx_path", "load_description", "onnx_ini"]
+           "is_onnx_path", "load_description", "onnx_ini", "refuse_training"]

@@ -48,7 +48,32 @@ def _reshape(inputs, attrs):
     return inputs[0].reshape(shape)
 
 
+def _slice(inputs, attrs):
+    x = inputs[0]
+    starts, ends = inputs[1].tolist(), inputs[2].tolist()
+    axes = inputs[3].tolist() if len(inputs) > 3 else list(range(len(starts)))
+    steps = inputs[4].tolist() if len(inputs) > 4 else [1] * len(starts)
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        size = x.shape[axis]
+        index = list(range(size))[slice(max(min(start, size), -size - 1),
+                                        max(min(end, size), -size - 1), step)]
+        x = x.index_select(axis, torch.tensor(index, dtype=torch.long))
+    return x
+
+
+def _constant_of_shape(inputs, attrs):
+    value = attrs.get("value")
+    fill = value.reshape(-1)[0] if isinstance(value, torch.Tensor) else torch.tensor(0.0)
+    return torch.full([int(v) for v in inputs[0].reshape(-1).tolist()], fill.item(),
+                      dtype=fill.dtype)
+
+
 FOLDS: Dict[str, Fold] = {
+    "Shape": lambda inputs, attrs: torch.tensor(inputs[0].shape, dtype=torch.int64),
+    "ConstantOfShape": _constant_of_shape,
+    "Slice": _slice,
+    "Transpose": lambda inputs, attrs: inputs[0].permute(
+        attrs.get("perm") or list(reversed(range(inputs[0].dim())))),
     "Cast": _cast,
     "Identity": lambda inputs, attrs: inputs[0],
     "Unsqueeze": _unsqueeze,

@@ -23,12 +23,13 @@ from torch import nn
 
 from n2prune.cells.base import BuildContext
 from n2prune.cells.conv import fill_weights
+from n2prune.onnxin.folding import FOLDS
 from n2prune.onnxin.graph import Graph, Node
 from n2prune.registry import Registry
 
 Shape = Tuple[int, int, int]
 
-# ONNX op type -> builder(ctx: NodeContext) -> Built | [Built, ...] | Value
+# ONNX op type -> builder(ctx: NodeContext) -> Built | [Built, ...] | Value | constant tensor
 OPS: Registry = Registry("ONNX operator")
 
 
@@ -135,10 +136,24 @@ class NodeContext:
                 parameter.copy_(tensor)
 
 
-def build_node(ctx: NodeContext) -> Union[List[Built], Value]:
-    """Run the registered builder of ``ctx.node`` (a KeyError when none is registered)."""
+def build_node(ctx: NodeContext) -> Union[List[Built], Value, torch.Tensor]:
+    """Run the registered builder of ``ctx.node`` (a KeyError when none is registered): the
+    cells it makes, the existing tensor its output is, or the constant it computes (Shape,
+    and a folded operator whose operands have all become constants)."""
+    operands = [name for name in ctx.node.inputs if name]
+    if ctx.node.op_type in FOLDS and operands and \
+            all(name in ctx.graph.constants for name in operands):
+        inputs = [ctx.graph.constants[name] for name in operands]
+        try:
+            return FOLDS[ctx.node.op_type](inputs, ctx.node.attrs)
+        except (RuntimeError, ValueError, IndexError) as error:
+            raise OnnxOpError(f"on constants, cannot be computed: {error}") from None
+    if ctx.node.op_type not in OPS:
+        on_constants = " (only on constants)" if ctx.node.op_type in FOLDS else ""
+        raise OnnxOpError(f"operator {ctx.node.op_type} is not supported{on_constants} "
+                          f"(supported: {supported_ops(8)}; see docs/n2d2.md)")
     result = OPS.get(ctx.node.op_type)(ctx)
-    if isinstance(result, Value):
+    if isinstance(result, (Value, torch.Tensor)):
         return result
     built = [result] if isinstance(result, Built) else list(result)
     for item in built:

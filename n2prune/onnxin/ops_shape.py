@@ -154,6 +154,16 @@ def build_unsqueeze(ctx: NodeContext) -> Value:
 OPS.register("Identity")(lambda ctx: ctx.value(0))
 
 
+@OPS.register("Shape")
+def build_shape(ctx: NodeContext) -> torch.Tensor:
+    """The shape as a constant, the batch written -1 (exporters compute a Reshape's target
+    from it: ``x.view(x.size(0), -1)``; a Reshape reads its first entry as the batch)."""
+    x = ctx.value(0)
+    dims = [-1, *x.shape] if x.rank == 4 else [-1, x.shape[0]]
+    start, end = ctx.attr("start", 0), ctx.attr("end")
+    return torch.tensor(dims[start:end], dtype=torch.int64)
+
+
 @OPS.register("Pad")
 def build_pad(ctx: NodeContext) -> Built:
     """Zero padding of the spatial axes: N2D2's Padding cell."""

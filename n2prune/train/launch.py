@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 import torch
 
 from n2prune import ini as ini_module
+from n2prune.onnxin import refuse_training
 from n2prune.ini.values import read_uint
 
 
@@ -170,6 +171,7 @@ def check_nproc(ini_path: str, nproc: int, device: str = "cpu",
     each with ``--device cuda``); more processes than cores only warns."""
     if nproc < 1:
         raise ValueError(f"--nproc must be a positive integer, got {nproc}")
+    refuse_training(ini_path)
     ini = ini_module.load(ini_path)
     if "sp" in ini:
         batch = ini["sp"].get("BatchSize", read_uint, 1)

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune import ini as ini_module
+from n2prune.onnxin import refuse_training
 from n2prune.ini.files import recording_reads
 from n2prune.train.distributed import Ranks
 from n2prune.train.identity import RecordingEnviron, run_identity
@@ -70,6 +71,7 @@ class Trainer(RunState):
         # what defines the run is recorded as it is read: files, environment variables
         self.environ = RecordingEnviron(os.environ if options.environ is None
                                         else options.environ)
+        refuse_training(ini_path)
         with recording_reads() as self._files_read:
             self.ini = ini_module.load(ini_path, self.environ)
         self.ranks = Ranks.start(options.device)  # one process: every call is the identity
