@@ -229,8 +229,10 @@ def named_cells(net) -> Iterable[Tuple[str, nn.Module]]:
 
 
 def cell_path(directory: Path, name: str) -> Path:
-    """``directory/<stem>`` (no suffix yet); a name may not lead outside ``directory``."""
-    stem = cell_file_stem(name)
+    """``directory/<stem>`` (no suffix yet); a name may not lead outside ``directory``.
+    Leading slashes are dropped, as N2D2's ``dir + "/" + name`` does (ONNX-imported cells
+    are named like ``/conv1/Conv_output_0``)."""
+    stem = cell_file_stem(name).lstrip("/")
     parts = Path(stem).parts
     if not stem or Path(stem).is_absolute() or ".." in parts:
         raise ValueError(f"cell name {name!r} cannot be a file name inside {directory}")

@@ -174,10 +174,16 @@ class _State:
         self.aliases: Dict[str, str] = {}
         self.ignored: set = set()
         self.shapes: Dict[str, Shape] = {}
-        self._views: Dict[Tuple[str, str], Tuple[Any, Any]] = {}
+        self._views: Dict[Tuple[str, str], Tuple[Any, Any, Any]] = {}
 
     def settings(self, name: str, cell_type: str) -> Tuple[Any, Any]:
         """(parameter section, ConfigSection view) of the cell ``name`` of ``cell_type``."""
+        found, config, _ = self._settings(name, cell_type)
+        return found, config
+
+    def _settings(self, name: str, cell_type: str) -> Tuple[Any, Any, Any]:
+        """Also the plain ConfigSection view, which solvers and the quantizer read (a
+        ConfigView hides their keys)."""
         if (name, cell_type) in self._views:
             return self._views[(name, cell_type)]
         found = None
@@ -186,25 +192,25 @@ class _State:
                 if candidate in self.ini and "Input" not in self.ini[candidate]:
                     found = self.ini[candidate]
                     break
-        config = None
+        config = view = None
         if found is not None:
             names = config_names(found, self.model)
             check_config_names(self.ini, found, self.model, names)
             if names:
-                config = ConfigView(self.ini.view(names, context=found.name),
-                                    routed_prefixes(cell_type))
-        self._views[(name, cell_type)] = (found, config)
-        return found, config
+                view = self.ini.view(names, context=found.name)
+                config = ConfigView(view, routed_prefixes(cell_type))
+        self._views[(name, cell_type)] = (found, config, view)
+        return found, config, view
 
     def add(self, built: Built, input_shapes: List[Optional[Shape]]) -> None:
-        section, config = self.settings(built.name, built.cell_type) \
-            if built.cell_type in CONFIGURED else (None, None)
+        section, config, view = self._settings(built.name, built.cell_type) \
+            if built.cell_type in CONFIGURED else (None, None, None)
         solvers: Dict[str, SolverSpec] = {}
         if section is not None:
             if config is not None and built.cell_type in CELL_PARAMS:
                 kwargs_from(config, CELL_PARAMS[built.cell_type])  # read, as an INI cell's
-            solvers = solver_specs(built.cell_type, section, config)
-            quantizer = weight_quantizer(built.cell_type, section, config,
+            solvers = solver_specs(built.cell_type, section, view)
+            quantizer = weight_quantizer(built.cell_type, section, view,
                                          self.seed + len(self.cells))
             if quantizer is not None:
                 built.module.quantizer = quantizer
