@@ -141,3 +141,18 @@ def test_n2prune_info_describes_an_onnx_file(residual, capsys):
     assert info_main([residual]) == 0
     out = capsys.readouterr().out
     assert "/dw/Conv_output_0" in out and "Conv" in out and "13 cells" in out
+
+
+def test_n2d2_transfer_sections_freeze_batchnorm_and_name_a_layer_with_the_onnx_prefix(
+        tmp_path, residual):
+    text = ("[onnx:BatchNorm_def]\nConfigSection=bn_notrain.config\n"
+            "[bn_notrain.config]\nMovingAverageMomentum=0.0\n"
+            "[onnx:/conv2/Conv_output_0]\nQWeight=Prune\nQWeight.PruningMode=Static\n"
+            "QWeight.Threshold=0.25\n")
+    net = load_network(str(write_ini(tmp_path, residual, text)))
+    bn = net.cells["/bn1/BatchNormalization_output_0"]
+    assert bn.moving_average_momentum == 0.0       # the file's momentum is 0.9 (0.1 in N2D2)
+    mean = bn.running_mean.clone()
+    net.train()(torch.randn(4, 3, 16, 16))
+    assert torch.equal(bn.running_mean, mean)       # statistics frozen while fine-tuning
+    assert list(net.pruned_cells()) == ["/conv2/Conv_output_0"]

@@ -90,7 +90,7 @@ def residual(tmp_path_factory):
 
 def test_an_input_of_another_size_is_refused_unless_ignore_input_size(tmp_path, residual):
     with pytest.raises(ConfigError, match=r"net.ini:8: \[onnx\] Input=sp: the ONNX input "
-                                          r"'input' is 3 x 16 x 16 \(C x H x W\), 'env' gives "
+                                          r"'input' is 3 x 16 x 16 \(C x H x W\), \[sp\] gives "
                                           r"3 x 8 x 8"):
         load_network(str(write_ini(tmp_path, residual, shape=(3, 8, 8))))
     net = load_network(str(write_ini(tmp_path, residual, shape=(3, 8, 8),
@@ -98,9 +98,13 @@ def test_an_input_of_another_size_is_refused_unless_ignore_input_size(tmp_path, 
     assert net.info["/conv1/Conv_output_0"].output_shape == (8, 8, 8)
 
 
-def test_a_misspelt_key_of_the_onnx_section_is_an_error(tmp_path, residual):
-    with pytest.raises(ConfigError, match=r"net.ini:11: \[onnx\] ONNX_Init.*ONNX_init"):
-        load_network(str(write_ini(tmp_path, residual, extra="ONNX_Init=0")))
+@pytest.mark.parametrize("extra, words", [
+    ("ONNX_Init=0", r"ONNX_Init=0: unknown key .*did you mean 'ONNX_init'"),
+    ("ConfigSection=cfg", r"ConfigSection=cfg: unknown key"),   # N2D2 reads none here
+    ("Transpose=1", r"Transpose=1: is not supported")])
+def test_a_key_the_onnx_section_does_not_take_is_an_error(tmp_path, residual, extra, words):
+    with pytest.raises(ConfigError, match=r"net.ini:11: \[onnx\] " + words):
+        load_network(str(write_ini(tmp_path, residual, "[cfg]\n", extra=extra)))
 
 
 def test_qweight_in_the_batchnorm_default_section_is_refused(tmp_path, residual):
@@ -148,3 +152,9 @@ def test_an_imported_network_learns_the_digits_and_prunes_its_conv(tmp_path):
     assert report["test_accuracy"] > 0.8
     conv = report["cells"]["/conv/Conv_output_0"]
     assert conv["threshold"] == 0.5 and conv["sparsity"] >= 0.5
+    assert (output / "weights" / "conv" / "Conv_output_0_masks.syntxt").is_file()
+    tested = tmp_path / "test"
+    assert train_main([str(ini), "-test", "-w", str(output / "weights"), "-seed", "3",
+                       "--threads", "1", "--quiet", "--output", str(tested)]) == 0
+    again = json.loads((tested / "test_report.json").read_text())   # the files read back
+    assert again["test_accuracy"] == report["test_accuracy"]

@@ -149,9 +149,10 @@ def _graph_inputs(section: Any, graph, inputs: List[str], shapes: Dict[str, Shap
         wanted = tuple(dims) + (1, 1) if rank == 2 else dims
         if not ignore_size and wanted is not None and None not in wanted \
                 and tuple(wanted) != tuple(shape):
-            raise section.error("Input", f"the ONNX input {name!r} is {' x '.join(map(str, wanted))} "
-                                         f"(C x H x W), {parent!r} gives "
-                                         f"{' x '.join(map(str, shape))} "
+            raise section.error("Input", f"the ONNX input {name!r} is "
+                                         f"{' x '.join(map(str, wanted))} (C x H x W), "
+                                         f"{'[sp]' if parent == 'env' else repr(parent)} "
+                                         f"gives {' x '.join(map(str, shape))} "
                                          f"(IgnoreInputSize=1 uses the given size)")
         values[name] = Value(parent, tuple(shape), rank)
     return values
@@ -159,7 +160,7 @@ def _graph_inputs(section: Any, graph, inputs: List[str], shapes: Dict[str, Shap
 
 def _check_section_keys(section: Any) -> None:
     for key in section.unread_keys():
-        if key not in COMMON_KEYS and not key.startswith("ConfigSection"):
+        if key not in COMMON_KEYS:
             raise section.unknown_key(key, "key", " for an ONNX section (keys: "
                                                   f"{', '.join(SECTION_KEYS)})")
 

@@ -79,7 +79,8 @@ def build_concat(ctx: NodeContext) -> Built:
                         f"concatenated")
     sizes = {v.shape[1:] for v in values}
     if len(sizes) != 1:
-        raise ctx.error(f"inputs of different sizes: {', '.join(f'{v.cell} {v.shape}' for v in values)}")
+        described = ", ".join(f"{v.cell} {v.shape}" for v in values)
+        raise ctx.error(f"inputs of different sizes: {described}")
     channels = sum(v.shape[0] for v in values)
     shape = (channels, *values[0].shape[1:])
     return Built("Concat", Concat(channels), shape, [v.cell for v in values], rank=rank)
