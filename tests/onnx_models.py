@@ -30,8 +30,8 @@ class Residual(nn.Module):
 
 class Mixed(nn.Module):
     """The other operators: LeakyRelu, Sigmoid, Tanh, AveragePool without counting padding,
-    MaxPool in ceil mode, Concat, Pad, Resize, arithmetic with constants and between tensors,
-    a Shape-computed Reshape and a MatMul head."""
+    MaxPool in ceil mode, Concat, Pad, Resize, ReduceMean, arithmetic with constants and
+    between tensors, a Shape-computed Reshape and a MatMul head."""
 
     def __init__(self):
         super().__init__()
@@ -47,6 +47,7 @@ class Mixed(nn.Module):
         y = F.avg_pool2d(y, 3, stride=2, padding=1, count_include_pad=False)
         y = F.interpolate(F.pad(y, (1, 0, 0, 1)), scale_factor=2.0, mode="nearest")
         y = F.max_pool2d(self.same(y), 3, stride=2, ceil_mode=True)
+        y = y + y.mean((2, 3), keepdim=True)   # ReduceMean
         return y.view(y.size(0), -1) @ self.w
 
 

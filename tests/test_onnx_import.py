@@ -69,6 +69,8 @@ def test_the_other_operators_match_onnxruntime(tmp_path):
     # asymmetric "same" padding of the even kernel: a Padding cell before the Conv (N2D2)
     assert {"Padding", "Resize", "Concat", "Reshape", "OnnxPool", "Fc"} <= types
     assert net.info["/same/Conv_output_0"].inputs == ["/same/Conv_output_0_padding"]
+    assert net.info["/ReduceMean_output_0"].type == "Pool"        # a global average
+    assert net.info["/Add_1_output_0"].type == "Add"              # (4, 6, 6) + (4, 1, 1)
 
 
 def test_qweight_prune_in_the_conv_default_section_prunes_every_imported_conv(tmp_path,

@@ -67,6 +67,15 @@ def test_a_dropout_node_is_a_dropout_cell_and_the_identity_at_inference(tmp_path
     assert torch.equal(net(x), x)
 
 
+def test_an_lrn_node_is_n2d2s_lrn_cell(tmp_path):
+    file = _one_node(tmp_path / "lrn.onnx", "LRN", "norm", size=3, alpha=0.5, beta=0.75,
+                     bias=2.0)
+    net = load_network(file).eval()
+    assert net.info["output"].type == "LRN"
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.allclose(net(x), run_onnxruntime(file, x), atol=1e-5)
+
+
 def test_a_missing_onnx_file_says_where_it_looked(tmp_path):
     ini = write_ini(tmp_path, "models/absent.onnx")
     with pytest.raises(ConfigError, match=rf"net.ini:10: \[onnx\] File=models/absent.onnx: ONNX "

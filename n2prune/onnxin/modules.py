@@ -1,5 +1,6 @@
 """The few ONNX operations N2D2 has no cell for, as small modules on N2D2 maps (N, C, H, W):
-channel concatenation, arithmetic with a constant, a clamp, and pooling with ONNX's
+channel concatenation, arithmetic with a constant or between maps that broadcast, a clamp,
+and pooling with ONNX's
 ``ceil_mode`` / ``count_include_pad=0`` (N2D2's Pool counts padding and floors sizes)."""
 
 from __future__ import annotations
@@ -46,6 +47,23 @@ class ConstantOperand(nn.Module):
     def extra_repr(self) -> str:
         side = "constant, x" if self.reverse else "x, constant"
         return f"{self.op}({side}), constant {tuple(self.constant.shape)}"
+
+
+class Broadcast(nn.Module):
+    """``a <op> b`` of two computed maps of different shapes that broadcast (a squeeze-and-
+    excitation scale: (N, C, H, W) * (N, C, 1, 1)), which N2D2's ElemWise does not take."""
+
+    def __init__(self, op: str):
+        super().__init__()
+        if op not in ARITHMETIC:
+            raise ValueError(f"Broadcast: op={op!r}, expected one of {sorted(ARITHMETIC)}")
+        self.op = op
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return ARITHMETIC[self.op](a, b)
+
+    def extra_repr(self) -> str:
+        return self.op
 
 
 class Clamp(nn.Module):

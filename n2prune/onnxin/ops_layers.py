@@ -11,6 +11,7 @@ import torch
 from n2prune.cells.activation import ActivationCell
 from n2prune.cells.activation_functions import Logistic, Rectifier, Softplus, Tanh
 from n2prune.cells.dropout import Dropout
+from n2prune.cells.lrn import LRN
 from n2prune.cells.pool import Pool
 from n2prune.cells.softmax import Softmax
 from n2prune.onnxin.geometry import output_size, read_window
@@ -19,7 +20,7 @@ from n2prune.onnxin.ops import OPS, Built, NodeContext
 from n2prune.onnxin.ops_weighted import need_rank
 
 POOLINGS = {"MaxPool": "Max", "AveragePool": "Average", "GlobalMaxPool": "Max",
-            "GlobalAveragePool": "Average"}
+            "GlobalAveragePool": "Average", "ReduceMax": "Max", "ReduceMean": "Average"}
 
 
 def _pool(ctx: NodeContext) -> List[Built]:
@@ -27,7 +28,16 @@ def _pool(ctx: NodeContext) -> List[Built]:
     need_rank(ctx, x, 4)
     channels, height, width = x.shape
     pooling = POOLINGS[ctx.node.op_type]
-    if ctx.node.op_type.startswith("Global"):
+    rank = 4
+    if ctx.node.op_type.startswith("Reduce"):   # over the spatial axes: a global pooling
+        axes = ctx.attr("axes")
+        if axes is None and ctx.has_input(1):
+            axes = ctx.constant(1, "the axes").reshape(-1).tolist()
+        if sorted(int(a) % 4 for a in axes or []) != [2, 3]:
+            raise ctx.error(f"axes={axes}: only the two spatial axes are reduced (a global "
+                            f"pooling)")
+        rank = 4 if ctx.attr("keepdims", 1) else 2
+    if ctx.node.op_type.startswith(("Global", "Reduce")):
         window = read_window(ctx, (height, width), [height, width])
     else:
         if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
@@ -50,7 +60,7 @@ def _pool(ctx: NodeContext) -> List[Built]:
         module = Pool(channels, kernel, stride, (left, top), pooling,
                       mapping=torch.eye(channels, dtype=torch.bool))
         if module.output_size(height, width) == (out_h, out_w):
-            return [Built("Pool", module, (channels, out_h, out_w), [x.cell])]
+            return [Built("Pool", module, (channels, out_h, out_w), [x.cell], rank=rank)]
     if not window.symmetric and pooling == "Average" and not include_pad:
         raise ctx.error("AveragePool with asymmetric pads and count_include_pad=0 is not "
                         "imported")
@@ -118,3 +128,16 @@ def build_dropout(ctx: NodeContext) -> Built:
     x = ctx.value(0)
     return Built("Dropout", Dropout(x.shape[0], ratio), x.shape,
                  [x.cell], rank=x.rank)
+
+
+@OPS.register("LRN")
+def build_lrn(ctx: NodeContext) -> Built:
+    """Cross-channel LRN of an odd window (ONNX's and N2D2's windows agree only then)."""
+    x = ctx.value(0)
+    need_rank(ctx, x, 4)
+    size = int(ctx.attr("size", 0))
+    if size < 1 or size % 2 == 0:
+        raise ctx.error(f"size={size}: only odd windows are imported")
+    module = LRN(x.shape[0], n=size, alpha=float(ctx.attr("alpha", 1e-4)),
+                 beta=float(ctx.attr("beta", 0.75)), k=float(ctx.attr("bias", 1.0)))
+    return Built("LRN", module, x.shape, [x.cell])

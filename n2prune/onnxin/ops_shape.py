@@ -1,8 +1,9 @@
 """ONNX element-wise arithmetic, Concat, the shape operators (Flatten, Reshape, Squeeze,
 Unsqueeze, Identity), Pad and Resize.
 
-Two computed tensors of one shape combine in N2D2's ElemWise cell (Add, Sub, Mul, Sum, Max);
-a computed tensor with a constant in a :class:`~n2prune.onnxin.modules.ConstantOperand`.
+Two computed tensors of one shape combine in N2D2's ElemWise cell (Add, Sub, Mul, Sum, Max),
+of shapes that broadcast in a :class:`~n2prune.onnxin.modules.Broadcast`; a computed tensor
+with a constant in a :class:`~n2prune.onnxin.modules.ConstantOperand`.
 Shape operators that leave an N2D2 map unchanged (``(N, C)`` <-> ``(N, C, 1, 1)``) make no
 cell; a real reshape is N2D2's Reshape cell."""
 
@@ -16,7 +17,7 @@ from n2prune.cells.elemwise import ElemWise
 from n2prune.cells.padding import Padding
 from n2prune.cells.reshape import Reshape
 from n2prune.cells.resize import Resize
-from n2prune.onnxin.modules import ConstantOperand, Concat
+from n2prune.onnxin.modules import ARITHMETIC, Broadcast, ConstantOperand, Concat
 from n2prune.onnxin.ops import OPS, Built, NodeContext, Value, same_maps
 from n2prune.onnxin.ops_weighted import need_rank
 
@@ -53,13 +54,29 @@ def _arithmetic(ctx: NodeContext) -> Built:
         constant = _as_map(ctx, ctx.constant(0 if reverse else 1, "the constant operand"), x)
         return Built(op, ConstantOperand(op, constant, reverse), x.shape, [x.cell],
                      rank=x.rank)
-    if op not in ELEMWISE:
-        raise ctx.error(f"{op} of two computed tensors is not imported (only with a constant)")
     values = [ctx.value(i) for i in range(len(ctx.node.inputs))]
+    if len(values) == 2 and values[0].shape != values[1].shape and op in ARITHMETIC:
+        return _broadcast(ctx, op, values)
+    if op not in ELEMWISE:
+        raise ctx.error(f"{op} of two computed tensors of one shape is not imported (only with "
+                        f"a constant or a broadcast operand)")
     shape = same_maps(ctx, values, op)
     operation, weights = ELEMWISE[op]
     module = ElemWise(shape[0], operation, weights=weights or ())
     return Built("ElemWise", module, shape, [v.cell for v in values], rank=values[0].rank)
+
+
+def _broadcast(ctx: NodeContext, op: str, values: List[Value]) -> Built:
+    """Two maps of different shapes: the result must have the shape of one of them."""
+    a, b = values
+    try:
+        shape = tuple(torch.broadcast_shapes(a.shape, b.shape))
+    except RuntimeError:
+        shape = None
+    if shape not in (a.shape, b.shape) or a.rank != b.rank:
+        raise ctx.error(f"{op} of {a.cell!r} {a.shape} and {b.cell!r} {b.shape}: the operands "
+                        f"do not broadcast to the shape of one of them")
+    return Built(op, Broadcast(op), shape, [a.cell, b.cell], rank=a.rank)
 
 
 for _op in ("Add", "Sub", "Mul", "Div", "Sum", "Max"):
