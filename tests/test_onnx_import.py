@@ -158,3 +158,18 @@ def test_n2d2_transfer_sections_freeze_batchnorm_and_name_a_layer_with_the_onnx_
     net.train()(torch.randn(4, 3, 16, 16))
     assert torch.equal(bn.running_mean, mean)       # statistics frozen while fine-tuning
     assert list(net.pruned_cells()) == ["/conv2/Conv_output_0"]
+
+
+def test_channel_pruned_imported_convolutions_compact_through_the_residual(tmp_path, residual):
+    from n2prune.compact.compaction import compact
+    text = ("[onnx:Conv_def]\nQWeight=Prune\nQWeight.PruningMode=Static\n"
+            "QWeight.PruningFiller=Magnitude\nQWeight.PruningPattern=Channel\n"
+            "QWeight.Threshold=0.5\n")
+    net = load_network(str(write_ini(tmp_path, residual, text))).eval()
+    small = compact(net)
+    kept = small.info["/Add_output_0"].output_shape[0]   # the residual ties conv1 and conv2
+    assert 4 <= kept < 8
+    assert small.cells["/fc/Gemm_output_0"].weight.shape == (5, kept)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(small(x), net(x), atol=1e-5)

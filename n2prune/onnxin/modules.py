@@ -13,6 +13,8 @@ from torch import nn
 
 # op -> f(x, constant); the constant is broadcast on (N, C, H, W)
 ARITHMETIC = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div}
+# Each module has ``nb_outputs``: compaction keeps the channels of a cell type it has no rule
+# for (``n2prune.cells.channels.fix_all``), reading the count there.
 
 
 class Concat(nn.Module):
@@ -33,11 +35,11 @@ class ConstantOperand(nn.Module):
     """``x <op> constant`` (or ``constant <op> x`` with ``reverse``); the constant is a
     buffer already shaped to broadcast on (N, C, H, W)."""
 
-    def __init__(self, op: str, constant: torch.Tensor, reverse: bool = False):
+    def __init__(self, nb_outputs: int, op: str, constant: torch.Tensor, reverse: bool = False):
         super().__init__()
         if op not in ARITHMETIC:
             raise ValueError(f"ConstantOperand: op={op!r}, expected one of {sorted(ARITHMETIC)}")
-        self.op, self.reverse = op, bool(reverse)
+        self.nb_outputs, self.op, self.reverse = nb_outputs, op, bool(reverse)
         self.register_buffer("constant", constant.to(torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,11 +55,11 @@ class Broadcast(nn.Module):
     """``a <op> b`` of two computed maps of different shapes that broadcast (a squeeze-and-
     excitation scale: (N, C, H, W) * (N, C, 1, 1)), which N2D2's ElemWise does not take."""
 
-    def __init__(self, op: str):
+    def __init__(self, nb_outputs: int, op: str):
         super().__init__()
         if op not in ARITHMETIC:
             raise ValueError(f"Broadcast: op={op!r}, expected one of {sorted(ARITHMETIC)}")
-        self.op = op
+        self.nb_outputs, self.op = nb_outputs, op
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return ARITHMETIC[self.op](a, b)
@@ -69,9 +71,9 @@ class Broadcast(nn.Module):
 class Clamp(nn.Module):
     """ONNX Clip with bounds other than N2D2's Rectifier clipping [0, max]."""
 
-    def __init__(self, low: float, high: float):
+    def __init__(self, nb_outputs: int, low: float, high: float):
         super().__init__()
-        self.low, self.high = float(low), float(high)
+        self.nb_outputs, self.low, self.high = nb_outputs, float(low), float(high)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp(self.low, self.high)
@@ -83,9 +85,11 @@ class Clamp(nn.Module):
 class OnnxPool(nn.Module):
     """Per-channel pooling with ONNX's options; ``pads`` is (left, right, top, bottom)."""
 
-    def __init__(self, pooling: str, kernel: Sequence[int], stride: Sequence[int],
-                 pads: Sequence[int], ceil_mode: bool, count_include_pad: bool):
+    def __init__(self, nb_outputs: int, pooling: str, kernel: Sequence[int],
+                 stride: Sequence[int], pads: Sequence[int], ceil_mode: bool,
+                 count_include_pad: bool):
         super().__init__()
+        self.nb_outputs = nb_outputs
         if pooling not in ("Max", "Average"):
             raise ValueError(f"OnnxPool: pooling={pooling!r}, expected 'Max' or 'Average'")
         self.pooling, self.kernel, self.stride = pooling, tuple(kernel), tuple(stride)

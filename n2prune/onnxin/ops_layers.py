@@ -65,8 +65,8 @@ def _pool(ctx: NodeContext) -> List[Built]:
         raise ctx.error("AveragePool with asymmetric pads and count_include_pad=0 is not "
                         "imported")
     top, left, bottom, right = window.pads
-    module = OnnxPool(pooling, window.kernel, window.stride, (left, right, top, bottom),
-                      ceil_mode, include_pad)
+    module = OnnxPool(channels, pooling, window.kernel, window.stride,
+                      (left, right, top, bottom), ceil_mode, include_pad)
     return [Built("OnnxPool", module, (channels, out_h, out_w), [x.cell])]
 
 
@@ -101,7 +101,7 @@ def build_clip(ctx: NodeContext) -> Built:
     if low == 0.0 and high == float("inf"):
         return _activation(ctx, Rectifier())
     x = ctx.value(0)
-    return Built("Clip", Clamp(low, high), x.shape, [x.cell], rank=x.rank)
+    return Built("Clip", Clamp(x.shape[0], low, high), x.shape, [x.cell], rank=x.rank)
 
 
 @OPS.register("Softmax")

@@ -52,7 +52,7 @@ def _arithmetic(ctx: NodeContext) -> Built:
         reverse = constants[0]
         x = ctx.value(1 if reverse else 0)
         constant = _as_map(ctx, ctx.constant(0 if reverse else 1, "the constant operand"), x)
-        return Built(op, ConstantOperand(op, constant, reverse), x.shape, [x.cell],
+        return Built(op, ConstantOperand(x.shape[0], op, constant, reverse), x.shape, [x.cell],
                      rank=x.rank)
     values = [ctx.value(i) for i in range(len(ctx.node.inputs))]
     if len(values) == 2 and values[0].shape != values[1].shape and op in ARITHMETIC:
@@ -76,7 +76,7 @@ def _broadcast(ctx: NodeContext, op: str, values: List[Value]) -> Built:
     if shape not in (a.shape, b.shape) or a.rank != b.rank:
         raise ctx.error(f"{op} of {a.cell!r} {a.shape} and {b.cell!r} {b.shape}: the operands "
                         f"do not broadcast to the shape of one of them")
-    return Built(op, Broadcast(op), shape, [a.cell, b.cell], rank=a.rank)
+    return Built(op, Broadcast(shape[0], op), shape, [a.cell, b.cell], rank=a.rank)
 
 
 for _op in ("Add", "Sub", "Mul", "Div", "Sum", "Max"):
