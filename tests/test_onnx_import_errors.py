@@ -20,9 +20,9 @@ from onnx_models import Residual, export, randomized, run_onnxruntime  # noqa: E
 from test_onnx_import import write_ini  # noqa: E402
 
 
-def _one_node(path, op, name, **attrs):
+def _one_node(path, op, name, inputs=("input",), **attrs):
     """An ONNX file of one ``op`` node on a (N, 3, 4, 4) input."""
-    node = helper.make_node(op, ["input"], ["output"], name=name, **attrs)
+    node = helper.make_node(op, list(inputs), ["output"], name=name, **attrs)
     graph = helper.make_graph(
         [node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 4, 4])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 4, 4])])
@@ -74,6 +74,14 @@ def test_an_lrn_node_is_n2d2s_lrn_cell(tmp_path):
     assert net.info["output"].type == "LRN"
     x = torch.randn(2, 3, 4, 4)
     assert torch.allclose(net(x), run_onnxruntime(file, x), atol=1e-5)
+
+
+def test_a_node_the_importer_cannot_take_is_located_with_the_reason(tmp_path):
+    _one_node(tmp_path / "mm.onnx", "MatMul", "square", inputs=("input", "input"))
+    with pytest.raises(ConfigError, match=r"net.ini:10: \[onnx\] File=mm.onnx: node 'square' "
+                                          r"\(MatMul, output 'output'\): MatMul of two "
+                                          r"computed tensors is not imported"):
+        load_network(str(write_ini(tmp_path, "mm.onnx", shape=(3, 4, 4))))
 
 
 def test_a_missing_onnx_file_says_where_it_looked(tmp_path):

@@ -104,9 +104,11 @@ def import_section(ini: Any, section: Any, inputs: List[str], shapes: Dict[str, 
                           lambda cell_type, node=node: state.settings(node.name, cell_type))
         try:
             result = build_node(ctx)
-        except (OnnxOpError, ValueError) as error:
-            if isinstance(error, ConfigError):
-                raise
+        except ConfigError:
+            raise       # a key of a parameter section, located there
+        except (OnnxOpError, ValueError, TypeError, IndexError, KeyError, RuntimeError) as error:
+            # a node unlike what its builder expects (a malformed attribute, a shape torch
+            # refuses): located at the node rather than a traceback
             raise section.error("File", f"{node.describe()}: {error}") from None
         if isinstance(result, torch.Tensor):
             graph.constants[node.name] = result
