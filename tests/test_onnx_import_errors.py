@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime", reason="the reference outputs need onnxruntim
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from n2prune.cli import train_main  # noqa: E402
+from n2prune.cli import sensitivity_main, train_main  # noqa: E402
 from n2prune.errors import ConfigError  # noqa: E402
 from n2prune.network.build import load_network  # noqa: E402
 from n2prune.onnxin import OPS, Built  # noqa: E402
@@ -137,8 +137,10 @@ def test_an_imported_cell_named_like_an_ini_cell_is_refused(tmp_path, residual):
         load_network(str(write_ini(tmp_path, residual, text)))
 
 
-def test_n2prune_train_on_an_onnx_file_is_a_one_line_refusal(residual, capsys):
-    assert train_main([residual, "-learn", "1", "--quiet"]) == 2
+@pytest.mark.parametrize("main, extra", [(train_main, ["-learn", "1"]), (sensitivity_main, [])])
+def test_learning_or_evaluating_an_onnx_file_is_a_one_line_refusal(residual, capsys, main,
+                                                                   extra, tmp_path):
+    assert main([residual, *extra, "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "an ONNX file has no database" in err
 

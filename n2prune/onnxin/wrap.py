@@ -56,9 +56,10 @@ def onnx_ini(path: str, environ: Optional[Mapping[str, str]] = None):
 
 def refuse_training(path: Any) -> None:
     """A ConfigError when ``path`` is an ONNX file: it has no database nor target to learn
-    from (N2D2 would learn on an empty database)."""
+    or evaluate on (N2D2 would learn on an empty database)."""
     if is_onnx_path(path):
-        raise ConfigError("an ONNX file has no database nor target to learn from: write an "
+        raise ConfigError("an ONNX file has no database nor target to learn or evaluate on: "
+                          "write an "
                           "INI file with [database], [sp], a Type=ONNX section (File=...) and "
                           "a [<cell>.Target] section (docs/n2d2.md, ONNX models); "
                           "n2prune-info takes the ONNX file itself", path=str(path))

@@ -24,6 +24,7 @@ from n2prune.compact.ini_writer import COMMENT_OUT, edited_ini_text
 from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.n2d2io.read import read_weights
+from n2prune.onnxin import refuse_training
 from n2prune.network.build import build_network
 from n2prune.network.routing import config_names
 from n2prune.ini.values import read_word
@@ -71,6 +72,7 @@ def analyse_ini(ini_path: str, output: str, weights_dir: Optional[str] = None, s
     write ``output/sensitivity.csv`` and ``output/sensitivity.png``. ``seed`` also draws the
     database split: give the seed of the run that trained the weights, so the Validation set
     is the one it validated on. A CSV already there is continued (``overwrite``: replaced)."""
+    refuse_training(ini_path)
     ini = ini_module.load(ini_path, os.environ if environ is None else environ)
     net = build_network(ini, seed=seed)
     if weights_dir is not None:
