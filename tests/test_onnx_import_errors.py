@@ -12,7 +12,9 @@ pytest.importorskip("onnxruntime", reason="the reference outputs need onnxruntim
 
 from onnx import TensorProto, helper  # noqa: E402
 
+from n2prune import ini as ini_module  # noqa: E402
 from n2prune.cli import sensitivity_main, train_main  # noqa: E402
+from n2prune.data.build import build_provider  # noqa: E402
 from n2prune.errors import ConfigError  # noqa: E402
 from n2prune.network.build import load_network  # noqa: E402
 from n2prune.onnxin import OPS, Built  # noqa: E402
@@ -177,3 +179,27 @@ def test_an_imported_network_learns_the_digits_and_prunes_its_conv(tmp_path):
                        "--threads", "1", "--quiet", "--output", str(tested)]) == 0
     again = json.loads((tested / "test_report.json").read_text())   # the files read back
     assert again["test_accuracy"] == report["test_accuracy"]
+
+
+def test_an_onnx_file_exports_through_n2prune_train_with_its_own_weights(residual, tmp_path,
+                                                                         capsys):
+    """``n2prune-train net.onnx -export ONNX`` (N2D2's ``n2d2 net.onnx -export ONNX``): no
+    database and no trained run needed; the written graph computes what the imported one
+    does."""
+    output = tmp_path / "out"
+    assert train_main([residual, "-export", "ONNX", "--output", str(output)]) == 0
+    written = output / "export_ONNX_float32" / "residual.onnx"
+    assert written.is_file(), capsys.readouterr()
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(run_onnxruntime(str(written), x), run_onnxruntime(residual, x),
+                          atol=1e-5, rtol=0)
+
+
+def test_an_ini_without_a_database_section_warns_and_has_empty_sets(tmp_path, residual):
+    """N2D2: no [database] section is a warning and an empty database."""
+    ini = tmp_path / "net.ini"
+    ini.write_text(f"[sp]\nSizeX=16\nSizeY=16\nNbChannels=3\n\n"
+                   f"[onnx]\nInput=sp\nType=ONNX\nFile={residual}\n")
+    with pytest.warns(UserWarning, match=r"no \[database\] section: an empty database"):
+        provider = build_provider(ini_module.load(str(ini)))
+    assert [provider.size(s) for s in ("Learn", "Validation", "Test")] == [0, 0, 0]

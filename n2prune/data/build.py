@@ -9,11 +9,12 @@ must be known: a typo is a located ConfigError with "did you mean".
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
-from n2prune.data.databases import DATABASES, Database, n2d2_data
+from n2prune.data.databases import DATABASES, Database, empty_database, n2d2_data
 from n2prune.data.exceptions import ParameterError, TransformationError
 from n2prune.data.partition import SET_NAMES, N2D2Random
 from n2prune.data.provider import Step, StimuliProvider, value_stats
@@ -141,11 +142,15 @@ def build_provider(ini: Any, seed: int = 0, rng: Optional[N2D2Random] = None,
     the random transformations drawn while caching or computing statistics. Sets
     ``[sp]_EpochSize`` (|Learn|) before the sub-sections are read, as N2D2 does.
     """
-    for name in ("database", "sp"):
-        if name not in ini:
-            raise ConfigError(f"missing [{name}] section", path=getattr(ini, "path", None))
-    database = build_database(ini["database"], rng if rng is not None else N2D2Random(seed),
-                              getattr(ini, "environ", None))
+    if "sp" not in ini:
+        raise ConfigError("missing [sp] section", path=getattr(ini, "path", None))
+    rng = rng if rng is not None else N2D2Random(seed)
+    if "database" in ini:
+        database = build_database(ini["database"], rng, getattr(ini, "environ", None))
+    else:  # N2D2: a warning and an empty database (learning and testing then refuse)
+        warnings.warn(f"{getattr(ini, 'path', None) or 'the network'}: no [database] section: "
+                      f"an empty database (N2D2's behaviour)", stacklevel=2)
+        database = empty_database(rng)
     sp = ini["sp"]
     settings = read_keys(sp, SP_KEYS)
     _reject_unsupported(sp, settings, SP_KEYS)

@@ -132,6 +132,14 @@ class Database:
         return f"{type(self).__name__}({sizes}; {self.nb_labels} labels)"
 
 
+def empty_database(seed: Seed = 0) -> Database:
+    """N2D2's database when the INI has no ``[database]`` section: every set empty, no
+    labels (a network that is only described, exported or compacted)."""
+    database = Database(seed=seed)
+    database._finish()
+    return database
+
+
 def _pool(chunks: List[Images]) -> Images:
     """All loaded images: one array when every chunk is an array of one image size."""
     if chunks and all(isinstance(c, np.ndarray) for c in chunks) \

@@ -62,7 +62,7 @@ def refuse_training(path: Any) -> None:
                           "write an "
                           "INI file with [database], [sp], a Type=ONNX section (File=...) and "
                           "a [<cell>.Target] section (docs/n2d2.md, ONNX models); "
-                          "n2prune-info takes the ONNX file itself", path=str(path))
+                          "n2prune-info and -export ONNX take the ONNX file itself", path=str(path))
 
 
 def load_description(path: str, environ: Optional[Mapping[str, str]] = None):

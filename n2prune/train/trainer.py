@@ -15,13 +15,14 @@ import copy
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
 
 from n2prune import ini as ini_module
-from n2prune.onnxin import refuse_training
+from n2prune.onnxin import is_onnx_path, load_description, refuse_training
 from n2prune.ini.files import recording_reads
 from n2prune.train.distributed import Ranks
 from n2prune.train.identity import RecordingEnviron, run_identity
@@ -71,9 +72,10 @@ class Trainer(RunState):
         # what defines the run is recorded as it is read: files, environment variables
         self.environ = RecordingEnviron(os.environ if options.environ is None
                                         else options.environ)
-        refuse_training(ini_path)
+        if not options.export:  # an ONNX file has no data: it can only be exported
+            refuse_training(ini_path)
         with recording_reads() as self._files_read:
-            self.ini = ini_module.load(ini_path, self.environ)
+            self.ini = load_description(ini_path, self.environ)
         self.ranks = Ranks.start(options.device)  # one process: every call is the identity
         # rank 0 reads the checkpoint and picks the seed; the other ranks receive them
         self.checkpoint, seed = self.ranks.from_writer(self._checkpoint_and_seed)
@@ -81,12 +83,15 @@ class Trainer(RunState):
         self.threads = set_threads(options.threads)  # 1 unless --threads (train/threads.py)
         torch.manual_seed(seed)
         self.device = self.ranks.device
-        self.provider = build_provider(self.ini, seed=seed, device=self.device)
+        with warnings.catch_warnings():
+            if is_onnx_path(ini_path):  # an ONNX file has no database, as expected
+                warnings.simplefilter("ignore")
+            self.provider = build_provider(self.ini, seed=seed, device=self.device)
         self.net = build_network(self.ini, seed=seed).to(self.device)
         self.identity = run_identity(self._files_read, self.environ.reads,
                                      defining_options(options))
         self._check_same_run()
-        if not self.net.targets:
+        if not self.net.targets and not options.export:
             raise ConfigError("missing target: add a [<cell>.Target] section (for example "
                               "[softmax.Target]) naming the cell to learn", path=ini_path)
         nb_labels = max(self.provider.nb_labels, 1)
@@ -177,7 +182,8 @@ class Trainer(RunState):
         if self.options.find_lr:
             return find_learning_rate(self)
         if self.options.reads_trained:
-            if not self.options.weights_dir:
+            if not self.options.weights_dir and not is_onnx_path(self.ini_path):
+                # (an ONNX file carries its trained weights: ONNX_init)
                 self._load_trained()
         elif self.options.learns:
             if self.provider.epoch_size == 0:
