@@ -5,8 +5,10 @@ A kind carries its behaviour, so a new cell type is its builder in ``CELLS`` plu
 here, and no other table changes: the solvers its parameters get and whether ``QWeight=``
 applies (network routing), whether N2D2 rejects unknown keys in its section (key checks),
 how its channels follow its inputs and how it loses channels (compaction), how many
-multiply-accumulates it costs (``compact.costs``). A type without a kind gets
-:data:`PLAIN`: no solver, no quantizer, fixed channels, no cost.
+multiply-accumulates it costs (``compact.costs``), how its parameters read as N2D2's weight
+files (``n2d2io``), what becomes of it when removed channels leave a constant (compaction).
+A type without a kind gets :data:`PLAIN`: no solver, no quantizer, fixed channels, no cost,
+no weight files.
 
 >>> from n2prune.cells.fc import Fc
 >>> class ToyFc(Fc): ...
@@ -31,6 +33,9 @@ from n2prune.cells.channels import (conv_rule, elemwise_rule, fc_rule, pass_thro
 from n2prune.cells.conv import Conv
 from n2prune.cells.deconv import Deconv
 from n2prune.cells.fc import Fc
+from n2prune.cells.layouts import (BATCHNORM_COLUMNS, CONV_LAYOUT, DECONV_LAYOUT, FC_LAYOUT,
+                                   ColumnFile, WeightLayout)
+from n2prune.cells.shifted import Shifted, ShiftedConv, ShiftedFc
 from n2prune.registry import Registry
 
 # (type key, parameter): the INI key naming the solver of a parameter, e.g. WeightsSolver
@@ -53,7 +58,17 @@ class CellKind:
     ``checked``: N2D2 rejects unknown keys in the section (spec §1.6);
     ``channel_rule``: see :mod:`n2prune.cells.channels` (None: channels fixed);
     ``shrinker``: see :mod:`n2prune.cells.shrinkers` (None: nothing sliced);
-    ``macs``: a :data:`MacCounter` (None: the cell costs no multiply-accumulates).
+    ``macs``: a :data:`MacCounter` (None: the cell costs no multiply-accumulates);
+    ``layout``: its weight as N2D2 kernels, a :class:`~n2prune.cells.layouts.WeightLayout`
+    (weight files ``_weights``, ``_biases``, ``_masks``; None: no weight files);
+    ``columns``: per-channel parameter files for a cell without a ``layout`` (BatchNorm's
+    scales, biases, means, variances), :class:`~n2prune.cells.layouts.ColumnFile` s;
+    ``shifted``: the :class:`~n2prune.cells.shifted.Shifted` class compaction turns the cell
+    into when removed input channels leave a constant map (None: it reads no removable
+    channel with a weight);
+    ``absorb_input_offset``: ``f(cell, offset)`` makes the cell (in eval mode) compute what it
+    computed when ``offset`` (one value per input channel) is added to its input, e.g.
+    BatchNorm's running mean (None: it cannot).
     """
 
     cell_class: Optional[type] = None
@@ -63,6 +78,10 @@ class CellKind:
     channel_rule: Optional[Callable] = None
     shrinker: Optional[Callable] = None
     macs: Optional[MacCounter] = None
+    layout: Optional[WeightLayout] = None
+    columns: Tuple[ColumnFile, ...] = ()
+    shifted: Optional[type] = None
+    absorb_input_offset: Optional[Callable[[nn.Module, torch.Tensor], None]] = None
 
     def __post_init__(self) -> None:
         for role in self.solver_roles:
@@ -74,6 +93,18 @@ class CellKind:
             raise ValueError("CellKind: quantized=True needs a weight, hence solver_roles")
         if self.cell_class is not None and not isinstance(self.cell_class, type):
             raise TypeError(f"CellKind: cell_class must be a class, got {self.cell_class!r}")
+        if self.layout is not None and not isinstance(self.layout, WeightLayout):
+            raise TypeError(f"CellKind: layout must be a WeightLayout (n2prune.cells.layouts), "
+                            f"got {self.layout!r}")
+        if self.layout is not None and self.columns:
+            raise ValueError("CellKind: a kind has a weight layout or column files, not both")
+        if not all(isinstance(column, ColumnFile) for column in self.columns):
+            raise TypeError(f"CellKind: columns holds ColumnFile objects "
+                            f"(n2prune.cells.layouts), got {self.columns!r}")
+        if self.shifted is not None and not (isinstance(self.shifted, type)
+                                             and issubclass(self.shifted, Shifted)):
+            raise TypeError(f"CellKind: shifted must be a Shifted subclass "
+                            f"(n2prune.cells.shifted), got {self.shifted!r}")
 
 
 CELL_KINDS: Registry = Registry("cell kind")
@@ -125,16 +156,26 @@ def deconv_macs(module, inputs, output, weight) -> Tuple[int, int]:
     return _counts(weight, inputs[0][0, 0].numel())
 
 
+def subtract_from_running_mean(cell: nn.Module, offset: torch.Tensor) -> None:
+    """A BatchNorm's ``absorb_input_offset``: in eval mode, ``x + offset`` normalised with
+    ``running_mean + offset`` is ``x`` normalised with ``running_mean``."""
+    with torch.no_grad():
+        cell.running_mean.sub_(offset)
+
+
 # ----------------------------------------------------------------------------- built-ins
 CELL_KINDS.register("Conv")(CellKind(Conv, WEIGHT_ROLES, quantized=True, checked=True,
                                      channel_rule=conv_rule, shrinker=shrinkers.shrink_conv,
-                                     macs=conv_macs))
+                                     macs=conv_macs, layout=CONV_LAYOUT, shifted=ShiftedConv))
 CELL_KINDS.register("Fc")(CellKind(Fc, WEIGHT_ROLES, quantized=True, channel_rule=fc_rule,
-                                   shrinker=shrinkers.shrink_fc, macs=fc_macs))
-CELL_KINDS.register("Deconv")(CellKind(Deconv, WEIGHT_ROLES, checked=True, macs=deconv_macs))
+                                   shrinker=shrinkers.shrink_fc, macs=fc_macs, layout=FC_LAYOUT,
+                                   shifted=ShiftedFc))
+CELL_KINDS.register("Deconv")(CellKind(Deconv, WEIGHT_ROLES, checked=True, macs=deconv_macs,
+                                       layout=DECONV_LAYOUT))
 CELL_KINDS.register("BatchNorm")(CellKind(
     BatchNorm, (("ScaleSolver", "weight"), ("BiasSolver", "bias")), checked=True,
-    channel_rule=pass_through_rule, shrinker=shrinkers.shrink_batchnorm))
+    channel_rule=pass_through_rule, shrinker=shrinkers.shrink_batchnorm,
+    columns=BATCHNORM_COLUMNS, absorb_input_offset=subtract_from_running_mean))
 CELL_KINDS.register("Unpool")(CellKind(checked=True))
 for _type in ("Padding", "Dropout", "Activation"):
     CELL_KINDS.register(_type)(CellKind(channel_rule=pass_through_rule,

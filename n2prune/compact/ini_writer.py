@@ -79,9 +79,9 @@ def _mapping_edits(small, name, cell, section, info, edits: Edits) -> None:
     before = small.compaction["inputs_before"][name]
     if [c for c, _, _ in info.input_shapes] == before:
         return
-    if "Mapping.NbGroups" in section and info.type == "Conv" and cell.groups > 1 \
-            and cell.nb_inputs == cell.groups:
-        edits.setdefault(name, {})["Mapping.NbGroups"] = str(cell.groups)
+    groups = getattr(cell, "groups", 1)   # a grouped cell's shrinker may have changed it
+    if "Mapping.NbGroups" in section and groups > 1 and cell.nb_inputs == groups:
+        edits.setdefault(name, {})["Mapping.NbGroups"] = str(groups)
     table = _map_of(cell)
     if table is None:
         return

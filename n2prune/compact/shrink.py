@@ -10,8 +10,13 @@ of the cells reading them: it is computed once, by a forward pass, and folded
   away from zero padding),
 * else, when the reader has no bias and no activation and a BatchNorm alone reads it, into
   that BatchNorm's running mean,
-* else into a ``shift`` map added before the activation (``ShiftedConv``/``ShiftedFc``:
-  exact in torch and ONNX, but not expressible in N2D2's INI; see ``compact.ini_writer``).
+* else into a ``shift`` map added before the activation (the kind's ``shifted`` class,
+  ``ShiftedConv``/``ShiftedFc``: exact in torch and ONNX, but not expressible in N2D2's INI;
+  see ``compact.ini_writer``).
+
+Each step asks the cell's :class:`~n2prune.cells.kinds.CellKind`: its ``shrinker``, its
+``shifted`` class (which computes the contribution and holds the shift map), and the reader's
+``absorb_input_offset`` (BatchNorm's running mean).
 
 >>> small = compact(net)                                  # doctest: +SKIP
 >>> torch.allclose(small(x), net(x), atol=1e-5)          # doctest: +SKIP
@@ -24,15 +29,11 @@ import copy
 from typing import Dict, Set
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from n2prune.cells.batchnorm import BatchNorm
-from n2prune.cells.conv import Conv
-from n2prune.cells.fc import Fc
-from n2prune.compact.groups import ChannelGraph, channel_graph
 from n2prune.cells.kinds import kind_of
 from n2prune.cells.shrinkers import Plan
+from n2prune.compact.groups import ChannelGraph, channel_graph
 from n2prune.compact.widths import round_widths
 
 # ----------------------------------------------------------------------------- detection
@@ -83,44 +84,15 @@ def make_plan(net, graph: ChannelGraph, removed: Set[int]) -> Plan:
     return plan
 
 
-# ----------------------------------------------------------------------------- linear parts
-def conv_linear(cell: Conv, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """What ``Conv.forward`` computes before bias and activation."""
-    crop, stride, padding, dilation = cell._geometry
-    if crop is not None:
-        x = F.pad(x, crop)
-    return F.conv2d(x, weight, None, stride, padding, dilation, cell.groups)
-
-
-class ShiftedConv(Conv):
-    """A Conv whose removed input channels left a position-dependent constant ``shift``."""
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
-        y = conv_linear(self, x, self.effective_weight()) + self.shift
-        if self.bias is not None:
-            y = y + self.bias[:, None, None]
-        return self.activate(y, owned=True)
-
-
-class ShiftedFc(Fc):
-    """An Fc whose removed input channels left a constant ``shift`` and which has no bias."""
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        flat = [x.reshape(x.shape[0], -1) for x in inputs]
-        x = flat[0] if len(flat) == 1 else torch.cat(flat, dim=1)
-        y = F.linear(x, self.effective_weight(), self.bias) + self.shift
-        return self.activate(y, owned=True)
-
-
 @torch.no_grad()
 def removed_contributions(net, graph: ChannelGraph, removed: Set[int],
                           plan: Plan) -> Dict[str, torch.Tensor]:
-    """For each Conv/Fc reading removed channels: their contribution to its kept outputs
-    (``[O', H, W]`` for Conv, ``[O']`` for Fc), from one forward pass on a zero input."""
+    """For each cell with a ``shifted`` kind reading removed channels: their contribution to
+    its kept outputs (``[O', H, W]`` for Conv, ``[O']`` for Fc), from one forward pass on a
+    zero input."""
     wanted = {}
-    for name, cell in net.cells.items():
-        if isinstance(cell, (Conv, Fc)):
+    for name in net.cells:
+        if kind_of(net.info[name].type).shifted is not None:
             gone = [graph.find(a) in removed for a in graph.inputs[name]]
             if any(gone) and plan.keep_out[name].numel():
                 wanted[name] = torch.tensor(gone)
@@ -141,17 +113,8 @@ def removed_contributions(net, graph: ChannelGraph, removed: Set[int],
     result = {}
     for name, gone in wanted.items():
         cell, inputs = net.cells[name], captured[name]
-        keep = plan.keep_out[name]
-        if isinstance(cell, Fc):
-            x = torch.cat([t.reshape(1, -1) for t in inputs], dim=1)
-            sizes = [t[0].numel() // t.shape[1] for t in inputs]
-            column_gone = torch.cat([g.repeat_interleave(s) for g, s in
-                                     zip(gone.split([t.shape[1] for t in inputs]), sizes)])
-            y = F.linear(x * column_gone, cell.effective_weight())[0]
-        else:
-            x = torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0]
-            y = conv_linear(cell, x * gone[None, :, None, None], cell.effective_weight())[0]
-        result[name] = y[keep]
+        y = kind_of(net.info[name].type).shifted.contribution(cell, inputs, gone)
+        result[name] = y[plan.keep_out[name]]
     return result
 
 
@@ -210,10 +173,9 @@ def _fold(net, graph: ChannelGraph, name: str, value: torch.Tensor, atol: float)
         return "bias"
     readers = graph.readers.get(name, [])
     if uniform and _is_identity(cell.activation) and len(readers) == 1:
-        bn = net.cells[readers[0]]
-        if isinstance(bn, BatchNorm) and net.info[readers[0]].inputs == [name]:
-            bn.running_mean.sub_(mean)
+        absorb = kind_of(net.info[readers[0]].type).absorb_input_offset
+        if absorb is not None and net.info[readers[0]].inputs == [name]:
+            absorb(net.cells[readers[0]], mean)
             return "batchnorm"
-    cell.__class__ = ShiftedConv if isinstance(cell, Conv) else ShiftedFc
-    cell.register_buffer("shift", value.clone() if isinstance(cell, Conv) else value[None])
+    kind_of(net.info[name].type).shifted.attach_shift(cell, value)
     return "shift"

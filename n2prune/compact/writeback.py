@@ -22,10 +22,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from n2prune.atomic import atomic_write_text, make_folder
-from n2prune.cells.batchnorm import BatchNorm
+from n2prune.cells.kinds import kind_of
+from n2prune.cells.shifted import Shifted
 from n2prune.compact.ini_writer import compacted_ini_text
 from n2prune.compact.onnx_export import export_onnx
-from n2prune.compact.shrink import ShiftedConv, ShiftedFc, compact
+from n2prune.compact.shrink import compact
 from n2prune.n2d2io.read import read_weights
 from n2prune.n2d2io.write import write_weights
 from n2prune.network.build import load_network
@@ -39,20 +40,20 @@ def n2d2_ready(small) -> "tuple":
     ready = copy.deepcopy(small)
     changes: Dict[str, float] = {}
     for name, cell in ready.cells.items():
-        if not isinstance(cell, (ShiftedConv, ShiftedFc)):
+        if not isinstance(cell, Shifted):
             continue
-        shift = cell._buffers.pop("shift")
-        shift = shift[0] if isinstance(cell, ShiftedFc) else shift
+        shift = cell.unshift()
         mean = shift.reshape(shift.shape[0], -1).mean(1)
-        cell.__class__ = cell.__class__.__mro__[1]
         readers = [r for r, info in ready.info.items() if name in info.inputs]
+        absorb = kind_of(ready.info[readers[0]].type).absorb_input_offset \
+            if len(readers) == 1 else None
         with torch.no_grad():
             if cell.bias is not None:
                 cell.bias.add_(mean)
                 lost = shift - mean.reshape(-1, *([1] * (shift.dim() - 1)))
-            elif len(readers) == 1 and isinstance(ready.cells[readers[0]], BatchNorm) and \
-                    ready.info[readers[0]].inputs == [name] and cell.activation is None:
-                ready.cells[readers[0]].running_mean.sub_(mean)
+            elif absorb is not None and ready.info[readers[0]].inputs == [name] and \
+                    cell.activation is None:
+                absorb(ready.cells[readers[0]], mean)
                 lost = shift - mean.reshape(-1, *([1] * (shift.dim() - 1)))
             else:
                 lost = shift

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from n2prune.cells.batchnorm import BatchNorm
-from n2prune.cells.conv import Conv
-from n2prune.cells.deconv import Deconv
-from n2prune.cells.fc import Fc
-from n2prune.n2d2io.write import BN_FILES, Kernels, PathLike, cell_path, named_cells, suffixed
+from n2prune.cells.kinds import CellKind
+from n2prune.cells.layouts import ColumnFile
+from n2prune.n2d2io.write import Kernels, PathLike, cell_path, kinded_cells, suffixed
 
 _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:nan|inf|infinity))")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -34,26 +32,23 @@ class _BadValue(ValueError):
 def read_weights(net, directory: PathLike, ignore_missing: bool = True) -> List[Path]:
     """Import N2D2 weight files (the ``-w DIR`` option) into the cells; returns files read.
 
-    Reads ``<cell>_weights.syntxt``/``_biases.syntxt`` (BatchNorm: ``_scales``, ``_biases``,
-    ``_means``, ``_variances``) or the combined ``<cell>.syntxt`` (per output: its weights,
-    then its bias), and ``<cell>_masks.syntxt`` for a cell with a PruneCell (masks are not
-    recomputed otherwise, as in N2D2). The files hold connected kernels only: as in N2D2,
-    unconnected kernels keep their values after an ``OCHW`` file and become 0 after an
-    ``HWCO`` one (N2D2 sets every kernel from a zeroed table there). A cell whose weights file
+    Reads, for a cell whose kind has a weight ``layout``, ``<cell>_weights.syntxt`` and
+    ``_biases.syntxt`` or the combined ``<cell>.syntxt`` (per output: its weights, then its
+    bias); for one with ``columns`` (BatchNorm: ``_scales``, ``_biases``, ``_means``,
+    ``_variances``) a file per column or the combined file (per channel, a value of each);
+    and ``<cell>_masks.syntxt`` for a cell with a PruneCell (masks are not recomputed
+    otherwise, as in N2D2). The files hold connected kernels only: as in N2D2, unconnected
+    kernels keep their values after an ``OCHW`` file and become 0 after an ``HWCO`` one
+    (N2D2 sets every kernel from a zeroed table there). A cell whose weights file
     is missing is skipped when ``ignore_missing`` (N2D2's ``-w``), an error otherwise. Every
     file is parsed before any cell changes; on an error nothing is imported.
     """
     directory = Path(directory)
     imports: List[Tuple[nn.Module, Callable[[], None], List[Path]]] = []
-    for name, cell in named_cells(net):
-        if isinstance(cell, (Conv, Deconv, Fc)):
-            plan = _plan_weighted
-        elif isinstance(cell, BatchNorm):
-            plan = _plan_batchnorm
-        else:
-            continue
+    for name, cell, kind in kinded_cells(net):
+        plan = _plan_weighted if kind.layout is not None else _plan_columns
         try:
-            found = plan(name, cell, cell_path(directory, name), ignore_missing)
+            found = plan(name, cell, kind, cell_path(directory, name), ignore_missing)
         except _BadValue as error:
             raise ValueError(f"{error} (cell {name!r})") from None
         if found is not None:
@@ -71,8 +66,9 @@ def read_weights(net, directory: PathLike, ignore_missing: bool = True) -> List[
     return [path for _, _, files in imports for path in files]
 
 
-def _plan_weighted(name: str, cell: nn.Module, base: Path, ignore_missing: bool):
-    kernels = Kernels.of(cell)
+def _plan_weighted(name: str, cell: nn.Module, kind: CellKind, base: Path,
+                   ignore_missing: bool):
+    kernels = Kernels.of(cell, kind.layout)
     has_bias = cell.bias is not None
     combined = suffixed(base, "")
     if combined.is_file():
@@ -118,42 +114,52 @@ def _masks_file(name: str, cell: nn.Module, base: Path, ignore_missing: bool) ->
     raise ValueError(f"{path}: masks file not found for cell {name!r} (it has a PruneCell)")
 
 
-def _plan_batchnorm(name: str, cell: BatchNorm, base: Path, ignore_missing: bool):
-    count = cell.nb_outputs
+def _plan_columns(name: str, cell: nn.Module, kind: CellKind, base: Path,
+                  ignore_missing: bool):
+    columns: Sequence[ColumnFile] = kind.columns
+    count, what = cell.nb_outputs, type(cell).__name__
     combined = suffixed(base, "")
     if combined.is_file():
-        stream = _Stream(combined, 4 * count, f"{count} channels x (scale, bias, mean, "
-                                              f"variance)")
-        table = stream.values.reshape(count, 4)
-        columns, files = [table[:, i] for i in range(4)], [combined]
+        stream = _Stream(combined, len(columns) * count,
+                         f"{count} channels x ({', '.join(c.what for c in columns)})")
+        table = stream.values.reshape(count, len(columns))
+        values, files = [table[:, i] for i in range(len(columns))], [combined]
     else:
-        biases = suffixed(base, "_biases")
-        if not biases.is_file():
+        first = _first_required(columns)
+        if not suffixed(base, "_" + first.suffix).is_file():
             if ignore_missing:
                 return None
-            raise ValueError(f"{biases}: biases file not found for BatchNorm cell {name!r} "
-                             f"(nor a combined {combined.name})")
-        columns, files = [], []
-        for suffix, _ in BN_FILES:
-            path = suffixed(base, "_" + suffix)
-            if suffix == "scales" and ignore_missing and not path.is_file():
-                columns.append(np.ones(count, dtype=np.float32))  # N2D2: scales default to 1
+            raise ValueError(f"{suffixed(base, '_' + first.suffix)}: {first.suffix} file not "
+                             f"found for {what} cell {name!r} (nor a combined "
+                             f"{combined.name})")
+        values, files = [], []
+        for column in columns:
+            path = suffixed(base, "_" + column.suffix)
+            if column.default is not None and ignore_missing and not path.is_file():
+                values.append(np.full(count, column.default, dtype=np.float32))
                 continue
-            files.append(_require(path, f"BatchNorm cell {name!r} needs it"))
-            columns.append(_read_column(path, count, suffix[:-1]))
-    negative = np.flatnonzero(columns[3] < 0)
-    if negative.size:
-        where = combined if combined.is_file() else suffixed(base, "_variances")
-        raise ValueError(f"{where}: negative variance {columns[3][negative[0]]:g} for channel "
-                         f"{negative[0]}")
+            files.append(_require(path, f"{what} cell {name!r} needs it"))
+            values.append(_read_column(path, count, column.what))
+    for column, value in zip(columns, values):
+        below = np.flatnonzero(value < column.minimum) if column.minimum is not None else ()
+        if len(below):
+            where = combined if combined.is_file() else suffixed(base, "_" + column.suffix)
+            how = "negative " if column.minimum == 0 else f"below {column.minimum:g}: "
+            raise ValueError(f"{where}: {how}{column.what} {value[below[0]]:g} for channel "
+                             f"{below[0]}")
 
     def apply() -> None:
         with torch.no_grad():
-            for (_, attr), column in zip(BN_FILES, columns):
-                target = getattr(cell, attr)
-                target.copy_(torch.from_numpy(np.asarray(column, np.float32)).to(target))
+            for column, value in zip(columns, values):
+                target = getattr(cell, column.attribute)
+                target.copy_(torch.from_numpy(np.asarray(value, np.float32)).to(target))
 
     return apply, files
+
+
+def _first_required(columns: Sequence[ColumnFile]) -> ColumnFile:
+    """The file whose absence means the cell has no files (not one with a default)."""
+    return next((column for column in columns if column.default is None), columns[0])
 
 
 def _read_combined(path: Path, kernels: Kernels, has_bias: bool):
@@ -261,16 +267,12 @@ def _require(path: Path, why: str) -> Path:
 
 # ----------------------------------------------------------------------------- a whole folder
 def missing_weight_files(net, directory: PathLike) -> Dict[str, Path]:
-    """Cell name -> the file each weighted or BatchNorm cell of ``net`` would read first
+    """Cell name -> the file each cell of ``net`` with weight files would read first
     from ``directory`` and that is not there (nor its combined ``<cell>.syntxt``)."""
     directory, missing = Path(directory), {}
-    for name, cell in named_cells(net):
-        if isinstance(cell, (Conv, Deconv, Fc)):
-            first = "_weights"
-        elif isinstance(cell, BatchNorm):
-            first = "_biases"
-        else:
-            continue
+    for name, _, kind in kinded_cells(net):
+        first = "_weights" if kind.layout is not None else \
+            "_" + _first_required(kind.columns).suffix
         base = cell_path(directory, name)
         if not suffixed(base, "").is_file() and not suffixed(base, first).is_file():
             missing[name] = suffixed(base, first)
@@ -291,7 +293,7 @@ def read_weight_folder(net, directory: PathLike, allow_partial: bool = False,
         raise ValueError(f"{option} {directory}: no N2D2 weight files there (no such "
                          f"directory)")
     missing = missing_weight_files(net, directory)
-    expected = sum(isinstance(c, (Conv, Deconv, Fc, BatchNorm)) for _, c in named_cells(net))
+    expected = len(kinded_cells(net))
     if expected and len(missing) == expected:
         raise ValueError(f"{option} {directory}: no N2D2 weight file of this network's cells "
                          f"found there (<cell>_weights.syntxt)")

@@ -21,16 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from n2prune.cells.batchnorm import BatchNorm
-from n2prune.cells.conv import Conv
-from n2prune.cells.deconv import Deconv
-from n2prune.cells.fc import Fc
 from n2prune.atomic import atomic_write_text
+from n2prune.cells.kinds import CellKind, kind_of_module
+from n2prune.cells.layouts import BATCHNORM_COLUMNS, ColumnFile, WeightLayout
 
 PathLike = Union[str, Path]
 _FORBIDDEN = frozenset('<>:"|?*')
-BN_FILES = (("scales", "weight"), ("biases", "bias"), ("means", "running_mean"),
-            ("variances", "running_var"))   # N2D2's BatchNorm file suffixes, in combined order
+BN_FILES = tuple((column.suffix, column.attribute) for column in BATCHNORM_COLUMNS)
 
 
 def cell_file_stem(name: str) -> str:
@@ -44,10 +41,12 @@ def cell_file_stem(name: str) -> str:
 # ----------------------------------------------------------------------------- kernel layout
 @dataclass
 class Kernels:
-    """A Conv, Deconv or Fc weight as N2D2 stores it: one (kh, kw) kernel per (output,
-    channel), ``connected`` (O, C) telling which exist, exported as OCHW or HWCO lines."""
+    """A weighted cell's weight as N2D2 stores it: its kind's
+    :class:`~n2prune.cells.layouts.WeightLayout` (one (kh, kw) kernel per (output, channel),
+    ``connected`` (O, C) telling which exist), exported as OC, OCHW or HWCO lines."""
 
     cell: nn.Module
+    layout: WeightLayout
     connected: torch.Tensor
     kh: int
     kw: int
@@ -55,10 +54,9 @@ class Kernels:
     flip: bool
 
     @classmethod
-    def of(cls, cell: nn.Module) -> "Kernels":
-        if isinstance(cell, Fc):
-            return cls(cell, torch.ones(cell.nb_outputs, cell.nb_inputs, dtype=torch.bool),
-                       1, 1, "OC", False)
+    def of(cls, cell: nn.Module, layout: WeightLayout) -> "Kernels":
+        if not layout.kernels:
+            return cls(cell, layout, layout.connected(cell), 1, 1, "OC", False)
         options = getattr(cell, "export_options", None) or {}
         fmt = options.get("weights_export_format", "OCHW")
         if fmt not in ("OCHW", "HWCO"):
@@ -67,39 +65,16 @@ class Kernels:
         if options.get("outputs_remap"):
             raise ValueError(f"{type(cell).__name__}: OutputsRemap is not supported in "
                              f"weight files")
-        nb_out, nb_in, groups = cell.nb_outputs, cell.nb_inputs, cell.groups
-        if cell.connection is not None:
-            connected = cell.connection[:, :, 0, 0].detach().cpu().ne(0)
-            connected = connected.t() if isinstance(cell, Deconv) else connected
-        else:
-            og, cg = nb_out // groups, nb_in // groups
-            connected = torch.block_diag(*[torch.ones(og, cg)] * groups).bool()
-        return cls(cell, connected.contiguous(), cell.weight.shape[2], cell.weight.shape[3],
-                   fmt, bool(options.get("weights_export_flip", False)))
+        return cls(cell, layout, layout.connected(cell), *layout.kernel_size(cell), fmt,
+                   bool(options.get("weights_export_flip", False)))
 
     @property
     def shape(self) -> Tuple[int, int]:
         return tuple(self.connected.shape)
 
-    def _blocks(self) -> List[Tuple[slice, slice]]:
-        nb_out, nb_in = self.shape
-        groups = getattr(self.cell, "groups", 1)
-        og, cg = nb_out // groups, nb_in // groups
-        return [(slice(g * og, (g + 1) * og), slice(g * cg, (g + 1) * cg))
-                for g in range(groups)]
-
     def dense(self, weight: torch.Tensor) -> torch.Tensor:
         """The cell's weight as an (O, C, kh, kw) tensor, zero where unconnected."""
-        weight = weight.detach().cpu()
-        if isinstance(self.cell, Fc):
-            return weight[:, :, None, None]
-        transposed = isinstance(self.cell, Deconv)
-        if getattr(self.cell, "groups", 1) == 1:
-            return weight.transpose(0, 1) if transposed else weight
-        out = weight.new_zeros(*self.shape, self.kh, self.kw)
-        for rows, cols in self._blocks():
-            out[rows, cols] = weight[cols].transpose(0, 1) if transposed else weight[rows]
-        return out
+        return self.layout.dense(self.cell, weight)
 
     def keep_unconnected(self, dense: torch.Tensor) -> torch.Tensor:
         """``dense`` with the cell's current values where no kernel is connected (what a
@@ -111,12 +86,7 @@ class Kernels:
 
     def store(self, dense: torch.Tensor) -> None:
         """Copy an (O, C, kh, kw) tensor into the cell's weight (its own layout)."""
-        if isinstance(self.cell, Fc):
-            new = dense[:, :, 0, 0]
-        elif isinstance(self.cell, Deconv):
-            new = torch.cat([dense[r, c].transpose(0, 1) for r, c in self._blocks()])
-        else:
-            new = torch.cat([dense[r, c] for r, c in self._blocks()])
+        new = self.layout.from_dense(self.cell, dense)
         with torch.no_grad():
             self.cell.weight.copy_(new.to(self.cell.weight))
 
@@ -162,7 +132,8 @@ class Kernels:
 
 # ----------------------------------------------------------------------------- writing
 def write_weights(net, directory: PathLike) -> List[Path]:
-    """Write every Conv, Deconv, Fc and BatchNorm cell's parameters in N2D2's text format.
+    """Write the parameters of every cell whose kind has a weight ``layout`` (Conv, Deconv,
+    Fc) or ``columns`` (BatchNorm) in N2D2's text format.
 
     ``net`` is a Network or a mapping of cell names to cells. Weights files hold the
     full-precision, unmasked weights; a cell with a PruneCell also gets
@@ -173,16 +144,16 @@ def write_weights(net, directory: PathLike) -> List[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     with torch.no_grad():
-        for name, cell in named_cells(net):
-            if isinstance(cell, (Conv, Deconv, Fc)):
-                written += _write_weighted(cell, cell_path(directory, name))
-            elif isinstance(cell, BatchNorm):
-                written += _write_batchnorm(cell, cell_path(directory, name))
+        for name, cell, kind in kinded_cells(net):
+            if kind.layout is not None:
+                written += _write_weighted(cell, kind.layout, cell_path(directory, name))
+            else:
+                written += _write_columns(cell, kind.columns, cell_path(directory, name))
     return written
 
 
-def _write_weighted(cell: nn.Module, base: Path) -> List[Path]:
-    kernels = Kernels.of(cell)
+def _write_weighted(cell: nn.Module, layout: WeightLayout, base: Path) -> List[Path]:
+    kernels = Kernels.of(cell, layout)
     quantizer = getattr(cell, "quantizer", None)
     digits = 6 if quantizer is None else 10
     files = [_write(base, "_weights", _lines(kernels.rows(kernels.dense(cell.weight)), digits))]
@@ -196,9 +167,9 @@ def _write_weighted(cell: nn.Module, base: Path) -> List[Path]:
     return files
 
 
-def _write_batchnorm(cell: BatchNorm, base: Path) -> List[Path]:
-    return [_write(base, "_" + suffix, _column(getattr(cell, attr), 6))
-            for suffix, attr in BN_FILES]
+def _write_columns(cell: nn.Module, columns: Sequence[ColumnFile], base: Path) -> List[Path]:
+    return [_write(base, "_" + column.suffix, _column(getattr(cell, column.attribute), 6))
+            for column in columns]
 
 
 def _lines(rows: Iterable[torch.Tensor], digits: int) -> str:
@@ -226,6 +197,14 @@ def named_cells(net) -> Iterable[Tuple[str, nn.Module]]:
         raise TypeError(f"net must be a Network or a mapping of cell names to cells, got "
                         f"{type(net).__name__}")
     return list(cells.items())
+
+
+def kinded_cells(net) -> List[Tuple[str, nn.Module, CellKind]]:
+    """``(name, cell, kind)`` of each cell of ``net`` that has N2D2 weight files (its kind
+    has a weight ``layout`` or ``columns``), in order."""
+    found = [(name, cell, kind_of_module(cell)) for name, cell in named_cells(net)]
+    return [(name, cell, kind) for name, cell, kind in found
+            if kind is not None and (kind.layout is not None or kind.columns)]
 
 
 def cell_path(directory: Path, name: str) -> Path:

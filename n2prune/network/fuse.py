@@ -1,4 +1,5 @@
-"""N2D2's ``-fuse``: each BatchNorm folded into the Conv or Fc cell that feeds it (eval mode).
+"""N2D2's ``-fuse``: each BatchNorm folded into the Conv or Fc cell that feeds it (eval mode);
+any cell whose kind's weight ``layout`` has its outputs first can take one.
 
 ``fuse_batchnorm(net)`` returns a copy of ``net`` in which a BatchNorm cell whose only input is
 a Conv or Fc cell (with no activation of its own, and read by nothing else) becomes a cell that
@@ -25,8 +26,7 @@ from torch import nn
 
 from n2prune.cells.activation_functions import ActivatedCell, Linear
 from n2prune.cells.batchnorm import BatchNorm
-from n2prune.cells.conv import Conv
-from n2prune.cells.fc import Fc
+from n2prune.cells.kinds import kind_of_module
 
 
 class FoldedBatchNorm(ActivatedCell):
@@ -81,8 +81,10 @@ def _why_not(name: str, inputs: List[str], cells, readers: Dict[str, int],
         return "its input is not one cell"
     parent_name = inputs[0]
     parent = cells[parent_name]
-    if not isinstance(parent, (Conv, Fc)):
-        return f"its input {parent_name} is a {type(parent).__name__}, not a Conv or Fc"
+    kind = kind_of_module(parent)
+    if kind is None or kind.layout is None or not kind.layout.outputs_first:
+        return (f"its input {parent_name} is a {type(parent).__name__}, not a cell whose "
+                f"weight rows are its outputs (Conv, Fc)")
     activation = getattr(parent, "activation", None)
     if activation is not None and not (isinstance(activation, Linear)
                                        and activation.clipping == 0):
