@@ -1,8 +1,11 @@
 """A weighted cell type is one builder in CELLS and one CellKind in CELL_KINDS: a toy registered
 from outside the package is routed (its own solver key, QWeight=Prune), checked, learnt,
-counted by costs and compacted like a built-in cell, from Python and from INI."""
+counted by costs, compacted (its shift map, a BatchNorm taking its offset), written to and
+read from N2D2 weight files, and written back as an INI, like a built-in cell, from Python and
+from INI."""
 
 import ast
+import contextlib
 import dataclasses
 import warnings
 from pathlib import Path
@@ -15,10 +18,15 @@ import n2prune.compact
 from n2prune.cells import CELL_KINDS, CELLS, CellKind, Fc
 from n2prune.cells.channels import fc_rule
 from n2prune.cells.kinds import WEIGHT_ROLES, fc_macs, kind_of
+from n2prune.cells.layouts import BATCHNORM_COLUMNS, FC_LAYOUT, ColumnFile
+from n2prune.cells.shifted import Shifted, ShiftedFc
 from n2prune.cells.shrinkers import shrink_fc
 from n2prune.compact import compact
 from n2prune.compact.costs import macs, parameters
+from n2prune.compact.writeback import write_compacted
 from n2prune.errors import ConfigError
+from n2prune.n2d2io.read import read_weight_folder, read_weights
+from n2prune.n2d2io.write import write_weights
 from n2prune.network.build import load_network
 from n2prune.solvers import SOLVERS
 
@@ -41,12 +49,22 @@ def build_toy(ctx):
 
 
 TOY_KIND = CellKind(ToyFc, (("ToyWeightsSolver", "weight"), ("BiasSolver", "bias")),
-                    quantized=True, channel_rule=fc_rule, shrinker=shrink_fc, macs=toy_macs)
+                    quantized=True, channel_rule=fc_rule, shrinker=shrink_fc, macs=toy_macs,
+                    layout=FC_LAYOUT, shifted=ShiftedFc)
+
+
+@contextlib.contextmanager
+def toy_kind(**changes):
+    """The toy registered (its builder and its kind, with ``changes``) for the block."""
+    with CELLS.registered("ToyFc", build_toy), \
+            CELL_KINDS.registered("ToyFc", dataclasses.replace(TOY_KIND, **changes)
+                                  if changes else TOY_KIND):
+        yield
 
 
 @pytest.fixture
 def toy():
-    with CELLS.registered("ToyFc", build_toy), CELL_KINDS.registered("ToyFc", TOY_KIND):
+    with toy_kind():
         yield
 
 
@@ -172,3 +190,140 @@ def test_compaction_modules_import_n2prune_only_at_module_level():
                            if isinstance(inner, ast.ImportFrom)
                            and (inner.module or "").startswith("n2prune")]
     assert hidden == []
+
+
+def test_the_toy_s_weight_files_follow_its_kind_s_layout(tmp_path):
+    with toy_kind():
+        _the_toy_s_weight_files_round_trip(tmp_path)
+    # the kind decides: without a layout the toy has no files, and a folder without them
+    # is complete
+    with toy_kind(layout=None):
+        net = _net(tmp_path)
+        names = {path.name for path in write_weights(net, tmp_path / "none")}
+        assert names and not any(name.startswith("toy") for name in names)
+        assert read_weight_folder(_net(tmp_path), tmp_path / "none")
+
+
+def _the_toy_s_weight_files_round_trip(tmp_path):
+    net = _net(tmp_path)
+    written = {path.name for path in write_weights(net, tmp_path / "w")}
+    assert {"toy_weights.syntxt", "toy_biases.syntxt", "toy_quant_weights.syntxt",
+            "toy_masks.syntxt"} <= written
+    lines = (tmp_path / "w" / "toy_weights.syntxt").read_text().splitlines()
+    assert [len(line.split()) for line in lines] == [4] * 5   # OC: one line per output
+    fresh = _net(tmp_path)
+    with torch.no_grad():
+        fresh.cells["toy"].weight.zero_()
+    read_weight_folder(fresh, tmp_path / "w")
+    toy, back = net.cells["toy"], fresh.cells["toy"]
+    assert torch.allclose(back.weight, toy.weight, atol=1e-6)
+    assert torch.equal(back.quantizer.get_pruned_masks(), toy.quantizer.get_pruned_masks())
+
+
+def test_a_kind_s_column_files_are_written_read_and_checked(tmp_path):
+    """A toy kind whose per-output parameters are column files (as BatchNorm's) of its own:
+    a ``gain`` buffer (1 when its file is absent) and a non-negative ``bias``."""
+    columns = (ColumnFile("gains", "gain", default=1.0), ColumnFile("offsets", "bias",
+                                                                     minimum=0.0))
+
+    def net_with_gains(values):
+        net = _net(tmp_path)
+        net.cells["toy"].register_buffer("gain", torch.tensor(values))
+        return net
+
+    with toy_kind(layout=None, columns=columns):
+        net = net_with_gains([0.5, 2.0, 3.0, 4.0, 5.0])
+        with torch.no_grad():
+            net.cells["toy"].bias.abs_()
+        written = {path.name for path in write_weights(net, tmp_path / "w")}
+        assert {"toy_gains.syntxt", "toy_offsets.syntxt"} <= written
+        fresh = net_with_gains([0.0] * 5)
+        read_weights(fresh, tmp_path / "w", ignore_missing=False)
+        assert torch.equal(fresh.cells["toy"].gain, net.cells["toy"].gain)
+        assert torch.allclose(fresh.cells["toy"].bias, net.cells["toy"].bias, atol=1e-6)
+        (tmp_path / "w" / "toy_gains.syntxt").unlink()   # a default: 1 when absent
+        read_weights(fresh, tmp_path / "w")
+        assert fresh.cells["toy"].gain.tolist() == [1.0] * 5
+        (tmp_path / "w" / "toy_offsets.syntxt").write_text("-1\n" + "1\n" * 4)
+        with pytest.raises(ValueError, match=r"toy_offsets.syntxt: negative offset -1 for "
+                                             r"channel 0"):
+            read_weights(fresh, tmp_path / "w")
+        (tmp_path / "w" / "toy_offsets.syntxt").unlink()   # the first file without default
+        with pytest.warns(UserWarning, match="partial folder: 1 cell"):
+            assert read_weight_folder(fresh, tmp_path / "w", allow_partial=True)
+        with pytest.raises(ValueError, match=r"toy_offsets.syntxt missing \(1 of 2 cells\)"):
+            read_weight_folder(fresh, tmp_path / "w")
+
+
+def test_the_toy_is_written_back_as_an_ini_that_reads_back(toy, tmp_path):
+    net = _net(tmp_path)
+    net.eval()
+    with torch.no_grad():
+        net.cells["toy"].weight[1:3] = 0
+        net.cells["toy"].bias[1:3] = 0
+    files, small = write_compacted(net, str(tmp_path / "toy.ini"), str(tmp_path / "out"),
+                                   onnx=False)   # every write-back is read back and compared
+    text = (tmp_path / "out" / "toy.ini").read_text()
+    assert "Type=ToyFc" in text and "NbOutputs=3" in text
+    assert (tmp_path / "out" / "weights" / "toy_weights.syntxt").is_file()
+    x = torch.randn(6, 1, 2, 2)
+    assert torch.allclose(small(x), net(x), atol=1e-6)
+
+
+SHIFT_NET = """\
+[sp]
+SizeX=2
+SizeY=2
+NbChannels=1
+[fc1]
+Input=sp
+Type=Fc
+NbOutputs=4
+[toy]
+Input=fc1
+Type=ToyFc
+NbOutputs=3
+ActivationFunction=Linear
+[out]
+Input=toy
+Type=Fc
+NbOutputs=2
+[out.Target]
+"""
+
+
+def test_the_toy_takes_a_removed_channel_s_constant_by_its_kind_s_shifted_class(toy,
+                                                                               tmp_path):
+    net = _net(tmp_path, SHIFT_NET)
+    net.eval()
+    net.cells["toy"].bias = None   # nothing else can take the constant
+    with torch.no_grad():   # fc1's channel 1 carries its bias only: a constant
+        net.cells["fc1"].weight[1] = 0
+        net.cells["fc1"].bias[1] = 2.0
+    small = compact(net)
+    assert small.compaction["folds"]["toy"] == "shift"
+    assert isinstance(small.cells["toy"], Shifted) and small.cells["toy"].weight.shape == (3, 3)
+    x = torch.randn(6, 1, 2, 2)
+    assert torch.allclose(small(x), net(x), atol=1e-5)
+    # a kind whose next cell absorbs the offset takes it instead
+    absorbed = []
+    taker = dataclasses.replace(kind_of("Fc"), absorb_input_offset=lambda cell, offset:
+                                absorbed.append(offset))
+    with CELL_KINDS.registered("ToyTaker", taker), CELLS.registered("ToyTaker",
+                                                                    CELLS.get("Fc")):
+        net = _net(tmp_path, SHIFT_NET.replace("Type=Fc\nNbOutputs=2", "Type=ToyTaker\n"
+                                                                           "NbOutputs=3"))
+        net.cells["toy"].bias = None
+        with torch.no_grad():
+            net.cells["fc1"].weight[1] = 0
+            net.cells["fc1"].bias[1] = 2.0
+        assert compact(net).compaction["folds"]["toy"] == "batchnorm" and len(absorbed) == 1
+
+
+def test_a_kind_s_layout_columns_and_shifted_are_checked():
+    with pytest.raises(TypeError, match="layout must be a WeightLayout"):
+        CellKind(layout="OC")
+    with pytest.raises(ValueError, match="a weight layout or column files, not both"):
+        CellKind(layout=FC_LAYOUT, columns=BATCHNORM_COLUMNS)
+    with pytest.raises(TypeError, match="shifted must be a Shifted subclass"):
+        CellKind(shifted=Fc)

@@ -5,8 +5,8 @@ BatchNorm shifts passed through activations) and that no bias or BatchNorm could
 A :class:`~n2prune.cells.kinds.CellKind`'s ``shifted`` is such a class (a :class:`Shifted`
 subclass of the kind's cell class): it computes those channels' contribution
 (:meth:`Shifted.contribution`), turns a cell into its shifted form
-(:meth:`Shifted.attach_shift`)
-and back (:meth:`Shifted.unshift`, for N2D2 files, which cannot hold the map).
+(:meth:`Shifted.attach_shift`) and back (:meth:`Shifted.unshift`, for N2D2 files, which
+cannot hold the map).
 """
 
 from __future__ import annotations
