@@ -133,7 +133,7 @@ def test_every_strategy_is_one_call(name):
     pruner = strategies.prune(model, 2, name, data=_data(2), seed=0)
     strategy = strategies.STRATEGIES.get(name)
     for cell in pruner.cells.values():
-        assert (cell.prune_filler, cell.scope, str(cell._pattern)) == \
+        assert (cell.prune_filler, cell.scope, str(cell.pattern_rule)) == \
             (strategy.criterion, strategy.scope, strategy.pattern)
     if strategy.pattern == "Channel":
         for cell in pruner.cells.values():

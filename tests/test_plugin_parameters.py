@@ -56,7 +56,7 @@ def test_a_registered_pattern_class_takes_its_registered_name():
         layer = nn.Linear(4, 2)
         n2prune.attach(layer, prune_mode="Static", prune_filler="Magnitude", threshold=0.5,
                        pattern="EveryOther")
-        assert str(layer.quantizer._pattern) == "EveryOther"
+        assert str(layer.quantizer.pattern_rule) == "EveryOther"
 
 
 @pytest.mark.parametrize("args, message", [

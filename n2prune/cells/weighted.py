@@ -43,7 +43,7 @@ class WeightCell(ActivatedCell):
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
         if self.__dict__.get("_modules", {}).get("quantizer") is not None:
-            self._modules["quantizer"]._rebind(self)
+            self._modules["quantizer"].rebind(self)
 
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward pass uses: masked when a quantizer is attached."""
@@ -52,7 +52,7 @@ class WeightCell(ActivatedCell):
         if connection is not None:
             weight = weight * connection
         if self.quantizer is not None:
-            self.quantizer._rebind(self)
+            self.quantizer.rebind(self)
             weight = self.quantizer.quantize(weight)
         return weight
 

@@ -70,7 +70,7 @@ def _masked_weight_pre_hook(layer: nn.Module, args: Any) -> None:
     if _STASH in layer.__dict__:  # re-entered (a layer calling itself): already masked
         return
     layer.__dict__[_STASH] = weight
-    cell._rebind(layer)
+    cell.rebind(layer)
     layer._parameters["weight"] = cell.quantize(weight)
 
 
@@ -205,10 +205,12 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
             extra = {} if seed is None else {"seed": seed + index}
             cell = PruneCell(**prunecell_args, **extra)
             # cells of a shared scope skip their own mask: one ranking of them all follows
-            cell._ranked_later = scope_of(cell).shared
+            cell.ranked_later = scope_of(cell).shared
             layer.quantizer = cell  # attaches (WeightCell.__setattr__ or the registration hook)
             cells[name] = cell
-        ranked = [cell for cell in cells.values() if cell.__dict__.pop("_ranked_later")]
+        ranked = [cell for cell in cells.values() if cell.ranked_later]
+        for cell in ranked:
+            cell.ranked_later = False
         for name, team in teams(ranked).items():
             SCOPES.get(name).rank(team)
     except BaseException:
@@ -227,7 +229,7 @@ def _undo(layers: Dict[str, nn.Module], cells: Dict[str, PruneCell]) -> None:
             layer._modules.pop("quantizer", None)
             _remove_hooks(layer)
     for cell in cells.values():
-        cell.__dict__.pop("_ranked_later", None)
+        cell.ranked_later = False
 
 
 def unprunable(layer: nn.Module) -> Optional[str]:

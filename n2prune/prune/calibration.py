@@ -277,7 +277,7 @@ class StatisticsCollector:
         self.restart()
         self.calibrating = True
         for cell in self.cells.values():
-            cell.__dict__["_calibrating"] = True
+            cell.calibrating = True
         try:
             with left_as_found(model, train, keep_grads=bool(gradients)), \
                     torch.set_grad_enabled(bool(gradients)):
@@ -292,7 +292,7 @@ class StatisticsCollector:
         finally:
             self.calibrating = False
             for cell in self.cells.values():
-                cell.__dict__["_calibrating"] = False
+                cell.calibrating = False
         self.seen = self.batches  # the window is complete even with fewer batches
         self._reduce()
         if self._pruner is not None:

@@ -121,10 +121,10 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     criteria = [CRITERIA.get(name) for name in split_criteria(cell.prune_filler)]
     if any(criterion.missing(cell.stats) for criterion in criteria):
         return None
-    weight, parts = cell.cell.weight, cell._slices()
-    each = [criterion_masks(criterion, cell._pattern, weight, cell.criterion_inputs, parts,
+    weight, parts = cell.cell.weight, cell.input_parts()
+    each = [criterion_masks(criterion, cell.pattern_rule, weight, cell.criterion_inputs, parts,
                             target, cell.criterion_params(criterion), out_view(cell.cell),
-                            cell.pruned_parts(), cell._compare)
+                            cell.pruned_parts(), cell.comparison)
             for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 

@@ -57,7 +57,7 @@ def reconstruct_cells(model: nn.Module, cells: Dict[str, Any],
     targets = []
     for name, cell in cells.items():
         cell.mask.fill_(1.0)  # SparseGPT reads the dense weight
-        pattern = cell._pattern
+        pattern = cell.pattern_rule
         nm = (pattern.args["n"], pattern.args["m"]) if str(pattern).count(":") == 1 else None
         params = cell.criterion_params(CRITERIA.get("SparseGPT"))
         targets.append(SparseGPTLayer(name, cell.cell, float(cell.current_threshold), nm,
@@ -66,7 +66,7 @@ def reconstruct_cells(model: nn.Module, cells: Dict[str, Any],
                        transformer_blocks(model, [cell.cell for cell in cells.values()]))
     for name, cell in cells.items():
         cell.mask.copy_(done[name].keep)
-        cell.__dict__["_waiting"] = False
+        cell.waiting = False
 
 
 def _score(weight: torch.Tensor, stats: Dict[str, torch.Tensor], **_: Any) -> torch.Tensor:

@@ -2,7 +2,7 @@
 schedule), the group scores a Global ranking compares, and keep-masks written back.
 
 Needs the PruneCell's ``mask``, ``prune_mode``, ``regrow``, ``prune_filler``, ``params``,
-``stats`` / ``criterion_inputs``, ``cell``, ``_pattern`` and ``_slices()``.
+``stats`` / ``criterion_inputs``, ``cell``, ``pattern_rule`` and ``input_parts()``.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ class GroupMasks:
         """Per input block, the bool tensor of pruned weights when ``sticky``, else None."""
         if not self.sticky:
             return None
-        return [self.mask[:, part] == 0 for part in self._slices()]
+        return [self.mask[:, part] == 0 for part in self.input_parts()]
 
     def dead_groups(self) -> List[torch.Tensor]:
         """Per input block, the bool group tensor of the groups the masks prune entirely."""
-        return criterion_masks.dead_groups(self._pattern, [self.mask[:, part] == 0
-                                                           for part in self._slices()],
+        pruned = [self.mask[:, part] == 0 for part in self.input_parts()]
+        return criterion_masks.dead_groups(self.pattern_rule, pruned,
                                            criterion_masks.out_view(self.cell))
 
     def group_scores(self, name: Optional[str] = None) -> List[torch.Tensor]:
@@ -61,8 +61,8 @@ class GroupMasks:
         if missing:
             raise ValueError(f"PruneCell: criterion {name!r} needs the statistics "
                              f"{', '.join(missing)}; a Pruner gathers them")
-        return criterion_masks.group_scores(criterion, self._pattern, self.cell.weight,
-                                            self.criterion_inputs, self._slices(),
+        return criterion_masks.group_scores(criterion, self.pattern_rule, self.cell.weight,
+                                            self.criterion_inputs, self.input_parts(),
                                             self.criterion_params(criterion),
                                             criterion_masks.out_view(self.cell))
 
@@ -76,8 +76,8 @@ class GroupMasks:
         """Set the masks of each input block from bool keep-masks (of groups when ``groups``,
         expanded by the pattern)."""
         weight = self.cell.weight
-        for keep, part in zip(keeps, self._slices()):
+        for keep, part in zip(keeps, self.input_parts()):
             if groups:
-                keep = criterion_masks.expand_groups(self._pattern, keep, weight[:, part],
+                keep = criterion_masks.expand_groups(self.pattern_rule, keep, weight[:, part],
                                                      criterion_masks.out_view(self.cell))
             copy_into(self.mask[:, part], keep)

@@ -12,17 +12,17 @@ from n2prune.n2d2io.masks import PathLike, read_masks, write_masks
 
 
 class N2D2Access:
-    """Needs ``mask``, ``current_threshold``, ``cell`` and ``_slices()`` (PruneCell's)."""
+    """Needs ``mask``, ``current_threshold``, ``cell`` and ``input_parts()`` (PruneCell's)."""
 
     mask: torch.Tensor
     current_threshold: torch.Tensor
 
-    def _slices(self) -> List[slice]:  # pragma: no cover - PruneCell's
+    def input_parts(self) -> List[slice]:  # pragma: no cover - PruneCell's
         raise NotImplementedError
 
     # ----------------------------------------------------------------- N2D2's getters
     def _part(self, input_idx: int) -> slice:
-        parts = self._slices()
+        parts = self.input_parts()
         if isinstance(input_idx, bool) or not isinstance(input_idx, int) \
                 or not 0 <= input_idx < len(parts):
             raise IndexError(f"PruneCell: input_idx={input_idx!r} out of range; this cell has "
@@ -44,7 +44,7 @@ class N2D2Access:
     # ----------------------------------------------------------------- files
     def export_masks(self, path: PathLike) -> None:
         """Write N2D2's ``<cell>_masks.syntxt``: for each input, one 0/1 line per output."""
-        write_masks(path, [self.mask[:, part] for part in self._slices()])
+        write_masks(path, [self.mask[:, part] for part in self.input_parts()])
 
     @torch.no_grad()
     def import_masks(self, path: PathLike) -> None:
@@ -54,7 +54,7 @@ class N2D2Access:
         input's restores that one, as N2D2 does.
         """
         values = torch.from_numpy(read_masks(path))
-        parts = self._slices()
+        parts = self.input_parts()
         sizes = [self.mask[:, part].numel() for part in parts]
         if values.numel() == sum(sizes):
             count = len(parts)

@@ -78,7 +78,20 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     0, and, as in N2D2's Python API, a step then fires on every ``update`` call. The trainer or
     Pruner also sets ``horizon`` (stimuli in the run) and ``epoch_size`` for the position-based
     schedules.
+
+    One class in four modules, each a part of its interface: this one (attaching, filling the
+    masks, the forward, the schedule, state), :class:`~n2prune.prune.n2d2access.N2D2Access`
+    (N2D2's getters and mask files), :class:`~n2prune.prune.statbuffers.StatBuffers`
+    (statistics as buffers) and :class:`~n2prune.prune.groupmasks.GroupMasks` (the masks by
+    groups). What other modules use is public: the members the arguments name
+    (``pattern_rule``, ``comparison``, ``schedule_rule``), ``input_parts()``,
+    ``attached_cell``, ``refill()``, ``rebind()`` and the flags below (class defaults, so a
+    copy or an old pickle has them).
     """
+
+    waiting = False        # a criterion's masks wait for statistics (nothing pruned yet)
+    calibrating = False    # a Pruner's calibration pass runs (no "waiting" warning)
+    ranked_later = False   # attach ranks this shared-scope cell with its team afterwards
 
     def __init__(self, **kwargs: Any):
         super().__init__()
@@ -86,9 +99,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         for key in PRUNE_KEYS:
             setattr(self, key.arg, args[key.arg])
         self.params: Dict[str, Dict[str, Any]] = args["params"]
-        self._pattern = args["pattern_member"]
-        self._compare = args["compare_member"]
-        self._schedule = args["schedule_member"]
+        self.pattern_rule = args["pattern_member"]
+        self.comparison = args["compare_member"]
+        self.schedule_rule = args["schedule_member"]
         self.budget_target: float = self.threshold  # a budget's common target (OWL)
         self.default_period, self.horizon, self.epoch_size = 0, 0, 0
         seed = args["seed"]
@@ -131,7 +144,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         if not isinstance(weight, torch.Tensor):
             raise TypeError(f"PruneCell: can only be attached to a cell with a weight tensor "
                             f"(Conv, Fc), not {type(cell).__name__}")
-        owner = self._cell_ref() if self._cell_ref is not None else None
+        owner = self.attached_cell
         if owner is not None and owner is not cell:
             raise ValueError("PruneCell: this PruneCell is already attached to another cell; "
                              "create one PruneCell per cell")
@@ -145,13 +158,22 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         self._save_rewind()
 
     @property
+    def attached_cell(self) -> Optional[nn.Module]:
+        """The cell this PruneCell is attached to, or None (never attached, or the cell is
+        gone)."""
+        return self._cell_ref() if self._cell_ref is not None else None
+
+    @property
     def cell(self) -> nn.Module:
-        cell = self._cell_ref() if self._cell_ref is not None else None
+        """The cell this PruneCell is attached to (an error when there is none)."""
+        cell = self.attached_cell
         if cell is None:
-            raise RuntimeError("PruneCell: not attached to a cell; use cell.quantizer = PruneCell(...)")
+            raise RuntimeError("PruneCell: not attached to a cell; use cell.quantizer = "
+                               "PruneCell(...)")
         return cell
 
-    def _slices(self) -> List[slice]:
+    def input_parts(self) -> List[slice]:
+        """The weight's column slice of each input of the cell (one for a single input)."""
         return list(getattr(self.cell, "input_slices", None) or [slice(None)])
 
     def _initial_threshold(self) -> float:
@@ -161,7 +183,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
 
     def schedule_initial(self) -> float:
         """The Gradual threshold before the first step (``start`` for Linear)."""
-        return self._schedule.initial(self.start, self.threshold)
+        return self.schedule_rule.initial(self.start, self.threshold)
 
     def recompute(self) -> None:
         """Reset the current threshold to its initial value and refill the masks from the
@@ -174,13 +196,15 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         shared scope's cell (Global) ranks its own scores here, its team ranks it later."""
         scope = scope_of(self)
         if scope.shared:
-            self._refill()
+            self.refill()
         else:
             scope.rank([self])
 
     @torch.no_grad()
-    def _refill(self) -> None:
-        if self.__dict__.get("_ranked_later"):
+    def refill(self) -> None:
+        """The masks from this cell's own scores at its current threshold (the Layer scope's
+        ranking of one cell)."""
+        if self.ranked_later:
             return  # n2prune.attach ranks its Global cells together right after attaching
         if self.prune_filler == "None":
             self.mask.fill_(1.0)
@@ -189,24 +213,24 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         weight = self.cell.weight
         if is_combined(self.prune_filler):  # several criteria (n2prune.prune.criteria_combined)
             keeps = combined_masks(self, target)
-            self.__dict__["_waiting"] = keeps is None
+            self.waiting = keeps is None
             if keeps is not None:
                 self.apply_keep(keeps)
             return
-        self.__dict__["_waiting"] = False
+        self.waiting = False
         if self.prune_filler not in MASK_FILLERS:
             criterion = CRITERIA.get(self.prune_filler)
             if criterion.missing(self.stats):
-                self.__dict__["_waiting"] = True
+                self.waiting = True
                 return  # the statistics arrive later (a Pruner gathers them and recomputes)
             keeps = criterion_masks.criterion_masks(
-                criterion, self._pattern, weight, self.criterion_inputs, self._slices(),
+                criterion, self.pattern_rule, weight, self.criterion_inputs, self.input_parts(),
                 target, self.criterion_params(criterion), criterion_masks.out_view(self.cell),
-                self.pruned_parts(), self._compare)
+                self.pruned_parts(), self.comparison)
             self.apply_keep(keeps)
             return
         filler, count = MASK_FILLERS.get(self.prune_filler), PRUNING_COUNTS.get(self.count)
-        for part in self._slices():
+        for part in self.input_parts():
             new = fill_counted(filler, weight[:, part], self.mask[:, part],
                                count.counted(self.cell, part), target, delta=self.delta,
                                generator=self.generator)
@@ -218,8 +242,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         if self.mask.shape != weight.shape:
             raise RuntimeError(f"PruneCell: mask shape {tuple(self.mask.shape)} does not match "
                                f"the weight shape {tuple(weight.shape)}; re-attach the PruneCell")
-        if self.__dict__.get("_waiting") and not self.cell.training \
-                and not self.__dict__.get("_calibrating"):
+        if self.waiting and not self.cell.training and not self.calibrating:
             self._warn_waiting()
         return weight * self.mask
 
@@ -245,7 +268,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
             raise ValueError(f"PruneCell.update: batch_size must be a positive integer, "
                              f"got {batch_size!r}")
         position = int(self.position) + int(batch_size)
-        if self._schedule.staircase:
+        if self.schedule_rule.staircase:
             if int(self.increment) == 0:
                 self.increment.fill_(int(batch_size))
             counter, fired = gradual_tick(int(self.counter), int(self.increment), self.period)
@@ -255,7 +278,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
                                         self.threshold))
         else:
             new = float(np.float32(scheduled_fraction(  # raises before any state changes
-                self._schedule, position, self.start, self.threshold, self.period,
+                self.schedule_rule, position, self.start, self.threshold, self.period,
                 self.horizon, self.epoch_size)))
             fired = new != float(self.current_threshold)
             if fired:
@@ -295,7 +318,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
 
     def sparsity(self) -> float:
         """Fraction of the connected weights the masks prune (``n2prune.prune.sparsity``)."""
-        cell = self._cell_ref() if self._cell_ref is not None else None
+        cell = self.attached_cell
         return mask_sparsity(self.mask, getattr(cell, "connection", None))
 
     # ----------------------------------------------------------------- state
@@ -303,15 +326,15 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         """Refuse masks the cell's pattern forbids (saved under another pattern, or edited)
         before anything is copied."""
         mask = state_dict.get(prefix + "mask")
-        attached = self._cell_ref is not None and self._cell_ref() is not None
+        attached = self.attached_cell is not None
         if isinstance(mask, torch.Tensor) and attached and mask.shape == self.mask.shape:
             threshold = state_dict.get(prefix + "current_threshold", self.current_threshold)
             seen = criterion_masks.out_view(self.cell).first(mask)
-            bad, groups = self._pattern.violations(seen, float(threshold))
+            bad, groups = self.pattern_rule.violations(seen, float(threshold))
             if bad:
-                raise ValueError(f"PruneCell ({self._pattern}): the mask in {prefix}mask breaks "
-                                 f"the pattern in {bad} of {groups} groups (saved under another "
-                                 f"pattern?); attach with the pattern it was saved with")
+                raise ValueError(f"PruneCell ({self.pattern_rule}): the mask in {prefix}mask "
+                                 f"breaks the pattern in {bad} of {groups} groups (saved under "
+                                 f"another pattern?); attach with the pattern it was saved with")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def get_extra_state(self) -> torch.Tensor:
@@ -349,24 +372,32 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         generator_state = state["generator"]
         state = {**state, "generator": torch.Generator()}
+        for old, new in _RENAMED.items():   # pickled before these members were public
+            if old in state:
+                state.setdefault(new, state.pop(old))
         super().__setstate__(state)
         self.generator.set_state(generator_state)
 
-    def _rebind(self, cell: nn.Module) -> None:
+    def rebind(self, cell: nn.Module) -> None:
+        """Re-link to ``cell`` (a copy or unpickled cell calls it before using its masks)."""
         if self._cell_ref is None or self._cell_ref() is not cell:
             self._cell_ref = weakref.ref(cell)
 
     def extra_repr(self) -> str:
-        attached = self._cell_ref is not None and self._cell_ref() is not None
+        attached = self.attached_cell is not None
         sparsity = f"{self.sparsity():.4f}" if attached else "n/a (not attached)"
         extra = "".join(f", {name}={value!r}" for name, value in
-                        (("pattern", str(self._pattern)), ("scope", self.scope),
+                        (("pattern", str(self.pattern_rule)), ("scope", self.scope),
                          ("group", self.group), ("budget", self.budget),
                          ("schedule", self.schedule), ("count", self.count)) if value not in
                         ("Unstructured", "Layer", "Linear", "Uniform", "All"))
         return (f"prune_mode={self.prune_mode!r}, prune_filler={self.prune_filler!r}, "
                 f"threshold={self.threshold:g}{extra}, "
                 f"current={self.get_current_threshold():.6g}, sparsity={sparsity}")
+
+
+_RENAMED = {"_pattern": "pattern_rule", "_compare": "comparison",
+            "_schedule": "schedule_rule", "_waiting": "waiting", "_calibrating": "calibrating"}
 
 
 def _describe(value: Any) -> str:

@@ -282,7 +282,7 @@ class Pruner:
         stats: Dict[str, Dict[str, float]] = {}
         pruned_all = weights_all = 0
         for name, cell in self.cells.items():
-            layer = cell._cell_ref() if cell._cell_ref is not None else None
+            layer = cell.attached_cell
             pruned, weights = mask_counts(cell.mask, getattr(layer, "connection", None))
             stats[name] = {"weights": weights, "pruned": pruned,
                            "sparsity": pruned / weights if weights else 0.0,
@@ -303,7 +303,7 @@ class Pruner:
         width = max([len(name) for name in self.cells] + [5])
         lines = []
         for name, cell in self.cells.items():
-            layer = cell._cell_ref() if cell._cell_ref is not None else None
+            layer = cell.attached_cell
             shape = "x".join(str(d) for d in cell.mask.shape)
             how = " ".join(str(v) for v in (cell.prune_mode, cell.prune_filler,
                                             getattr(cell, "pattern", "Unstructured"),

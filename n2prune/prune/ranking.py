@@ -35,7 +35,7 @@ class Scope:
 
 def _each_alone(cells: Sequence[Any]) -> None:
     for cell in cells:
-        cell._refill()
+        cell.refill()
 
 
 SCOPES: Registry = Registry("pruning scope")
@@ -121,7 +121,7 @@ def apply_global(cells: Sequence, keeps: Sequence[torch.Tensor]) -> None:
     """Hand each cell its blocks' group keep-masks (``keeps`` in the order of rank_cells)."""
     start = 0
     for q in cells:
-        count = len(q._slices())
+        count = len(q.input_parts())
         q.apply_keep(list(keeps[start:start + count]), groups=True)
         start += count
 

@@ -25,13 +25,13 @@ def slack(cell: Any) -> float:
     pattern's rounding alone."""
     shape = cell.mask.shape
     weights = max(1, cell.mask.numel())
-    group = cell._pattern.group_size(shape)
+    group = cell.pattern_rule.group_size(shape)
     rows = shape[0] if getattr(cell, "group", "Layer") == "Row" else 1
     return group * rows / weights + 1e-6
 
 
 def _counts(cell: Any):
-    layer = cell._cell_ref() if cell._cell_ref is not None else None
+    layer = cell.attached_cell
     return mask_counts(cell.mask, getattr(layer, "connection", None))
 
 
@@ -43,7 +43,7 @@ def missed(cells: Dict[str, Any]) -> List[Tuple[Any, float, str]]:
     messages = []
     teams: Dict[float, List[str]] = {}
     for name, cell in cells.items():
-        if cell.prune_filler not in CRITERIA or cell.__dict__.get("_waiting"):
+        if cell.prune_filler not in CRITERIA or cell.waiting:
             continue  # N2D2's fillers round as N2D2 does; combinations prune a union
         if scope_of(cell).shared:
             teams.setdefault(float(cell.current_threshold), []).append(name)
@@ -69,7 +69,7 @@ def missed(cells: Dict[str, Any]) -> List[Tuple[Any, float, str]]:
 
 def _message(name: str, cell: Any, target: float, reached: float) -> str:
     shape = "x".join(str(d) for d in cell.mask.shape)
-    pattern = str(cell._pattern)
+    pattern = str(cell.pattern_rule)
     why = (f"pattern {pattern} cannot prune this {shape} weight to {target:.4f}"
            if pattern != "Unstructured" else "its comparison groups round it so")
     return (f"{name or '<model>'} ({type(cell.cell).__name__} {shape}): target {target:.4f}, "

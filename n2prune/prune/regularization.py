@@ -144,7 +144,7 @@ def cell_penalty(cell: Any, position: float) -> Optional[torch.Tensor]:
     kind = getattr(cell, "regularization", "None")
     if kind == "None":
         return None
-    pattern = getattr(cell, "_pattern", None)
+    pattern = getattr(cell, "pattern_rule", None)
     name = getattr(pattern, "name", "Unstructured")
     layer = cell.cell
     return penalty(out_view(layer).first(layer.weight * cell.mask), kind,
