@@ -79,14 +79,13 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     Pruner also sets ``horizon`` (stimuli in the run) and ``epoch_size`` for the position-based
     schedules.
 
-    One class in four modules, each a part of its interface: this one (attaching, filling the
-    masks, the forward, the schedule, state), :class:`~n2prune.prune.n2d2access.N2D2Access`
-    (N2D2's getters and mask files), :class:`~n2prune.prune.statbuffers.StatBuffers`
-    (statistics as buffers) and :class:`~n2prune.prune.groupmasks.GroupMasks` (the masks by
-    groups). What other modules use is public: the members the arguments name
-    (``pattern_rule``, ``comparison``, ``schedule_rule``), ``input_parts()``,
-    ``attached_cell``, ``refill()``, ``rebind()`` and the flags below (class defaults, so a
-    copy or an old pickle has them).
+    One class in four modules: this one (attach, masks, forward, schedule, state), and the
+    parts :class:`~n2prune.prune.n2d2access.N2D2Access` (N2D2's getters and mask files),
+    :class:`~n2prune.prune.statbuffers.StatBuffers` (statistics) and
+    :class:`~n2prune.prune.groupmasks.GroupMasks` (masks by groups). Other modules use only
+    public members: ``pattern_rule``, ``comparison``, ``schedule_rule`` (the members the
+    arguments name), ``input_parts()``, ``attached_cell``, ``refill()``, ``rebind()`` and
+    the flags below (class defaults, so a copy or an old pickle has them).
     """
 
     waiting = False        # a criterion's masks wait for statistics (nothing pruned yet)
