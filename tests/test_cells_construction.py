@@ -16,6 +16,14 @@ from n2prune.cells.batchnorm import BatchNorm
 from n2prune.cells.deconv import Deconv
 from n2prune.cells.elemwise import ElemWise
 from n2prune.cells.pool import Pool
+from n2prune.cells.shifted import ShiftedConv, ShiftedFc
+
+
+def _shifted(cls, cell, shift):
+    """``cell`` turned into ``cls`` (what compaction does) with a zero shift map."""
+    cls.attach_shift(cell, shift)
+    return cell
+
 
 # One small instance of every cell class that takes an ``activation``, with its input.
 WITH_ACTIVATION = {
@@ -27,6 +35,11 @@ WITH_ACTIVATION = {
     BatchNorm: (lambda act: BatchNorm(2, activation=act), (4, 2, 3, 3)),
     ElemWise: (lambda act: ElemWise(2, "Sum", activation=act), (1, 2, 3, 3)),
     ActivationCell: (lambda act: ActivationCell(2, activation=act), (1, 2, 3, 3)),
+    ShiftedConv: (lambda act: _shifted(ShiftedConv, Conv(2, 3, kernel_dims=[2, 2],
+                                                         activation=act), torch.zeros(3, 3, 3)),
+                  (1, 2, 4, 4)),
+    ShiftedFc: (lambda act: _shifted(ShiftedFc, Fc(8, 3, activation=act), torch.zeros(3)),
+                (1, 2, 2, 2)),
 }
 
 
