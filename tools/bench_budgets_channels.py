@@ -2,7 +2,7 @@
 sensitivity budget, same loop, same schedule, paired over seeds (issue 20's second row).
 
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
-                                           [--width 8] [--metric loss]
+                                           [--width 8] [--metric loss] [--dense]
                                            [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
@@ -29,9 +29,11 @@ of the run, a mask step every quarter epoch, each cell in its own (Layer) scope:
   interactions between neighbours). Its target is what the uniform network removes (at least
   ``1 - macs``): it prunes at least as much.
 
-Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. Prints the
-test accuracy per seed, each method's compacted MACs, the mean and the paired difference
-(sensitivity minus uniform, mean ± standard error), and the analysis time.
+Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. ``--dense``
+also trains the unpruned network on each seed (same loop, no pruner): the room there is, i.e.
+how much uniform pruning loses at all. Prints the test accuracy per seed, each method's
+compacted MACs, the mean and the paired difference (sensitivity minus each other method,
+mean ± standard error), and the analysis time.
 """
 
 from __future__ import annotations
@@ -230,6 +232,17 @@ def _how() -> Dict[str, str]:
     return {"criterion": PRUNE["prune_filler"], "pattern": PRUNE["pattern"]}
 
 
+LABELS = {"dense": "dense (no pruning)", "uniform": "uniform channel targets",
+          "sensitivity": "sensitivity budget"}
+
+
+def _paired(ours: List[float], theirs: List[float]) -> str:
+    """Mean ± standard error of the paired differences, in points."""
+    diff = [100 * (a - b) for a, b in zip(ours, theirs)]
+    err = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    return f"{statistics.mean(diff):+.2f} ± {err:.2f}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -238,6 +251,8 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--metric", choices=sorted(METRICS), default="loss",
                         help="the analysis' score on Validation (default: minus the loss)")
+    parser.add_argument("--dense", action="store_true",
+                        help="also train the unpruned network on each seed (a reference row)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     if not (args.data / "train-images-idx3-ubyte.gz").exists() and \
@@ -248,8 +263,9 @@ def main(argv=None) -> int:
     uniform, keep = uniform_sparsity(args.width, args.macs)
     print(f"uniform channel sparsity for at most {100 * args.macs:g} % of the MACs: "
           f"{uniform:.4f}, keeping {100 * keep:.2f} %")
-    results: Dict[str, List[float]] = {"uniform": [], "sensitivity": []}
-    kept: Dict[str, List[float]] = {"uniform": [], "sensitivity": []}
+    methods = (["dense"] if args.dense else []) + ["uniform", "sensitivity"]
+    results: Dict[str, List[float]] = {method: [] for method in methods}
+    kept: Dict[str, List[float]] = {method: [] for method in methods}
     timings: List[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         environ = _environ(args.data, Path(tmp))
@@ -262,17 +278,15 @@ def main(argv=None) -> int:
                 kept[method].append(fraction)
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
                       f"{100 * fraction:.2f} %", flush=True)
-    diff = [100 * (s - u) for s, u in zip(results["sensitivity"], results["uniform"])]
-    err = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
     print(f"\n| method (ResNet-18 width {args.width}, digits 16x16, {args.epochs} epochs, "
           f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
           f"accuracy | sensitivity − method, paired |")
     print("|---|---|---|---|")
-    print(f"| uniform channel targets | {100 * max(kept['uniform']):.1f} % (max) | "
-          f"{100 * statistics.mean(results['uniform']):.2f} % | "
-          f"{statistics.mean(diff):+.2f} ± {err:.2f} |")
-    print(f"| sensitivity budget | {100 * max(kept['sensitivity']):.1f} % (max) | "
-          f"{100 * statistics.mean(results['sensitivity']):.2f} % | – |")
+    for method in methods:
+        paired = "–" if method == "sensitivity" else _paired(results["sensitivity"],
+                                                            results[method])
+        print(f"| {LABELS[method]} | {100 * max(kept[method]):.1f} % (max) | "
+              f"{100 * statistics.mean(results[method]):.2f} % | {paired} |")
     if timings:
         print(f"\nanalysis ({len(CELLS)} cells x {len(DEFAULT_SPARSITIES)} points, 800 "
               f"validation images, and the MACs model): median {statistics.median(timings):.1f}"
