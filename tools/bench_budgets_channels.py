@@ -2,12 +2,14 @@
 sensitivity budget, same loop, same schedule, paired over seeds (issue 20's second row).
 
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
-                                           [--width 8] [--metric loss] [--dense]
+                                           [--width 16] [--metric loss] [--dense]
                                            [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
-four stages of two BasicBlocks, strides 1 2 2 2, global average pool, one Fc) at base width 8
-instead of 64 (8-16-32-64 channels, 2.2 M MACs per image), on mnist-10k's digits resized to
+four stages of two BasicBlocks, strides 1 2 2 2, global average pool, one Fc) at base width 16
+instead of 64 (16-32-64-128 channels, 8.7 M MACs per image; ``--width 8``: 2.2 M, the first
+measurement, where channel steps of 12.5 % leave uniform and budgeted allocations nearly the
+same; ``--width 32``: 34.7 M), on mnist-10k's digits resized to
 16x16 (Learn 7,200, Validation 800, Test 2,000 images, as networks/lenet.ini splits them), 3
 epochs of SGD (momentum 0.9, weight decay 5e-4, lr 0.05 with cosine decay, batch 64).
 
@@ -19,7 +21,7 @@ of the run, a mask step every quarter epoch, each cell in its own (Layer) scope:
 
 - uniform: every cell at the least sparsity whose compacted network keeps at most ``--macs``
   of the dense MACs (bisection on the compacted network's MACs). Channel counts are coarse at
-  this width (8 channels: steps of 12.5 %), so it keeps somewhat less than ``--macs``;
+  these widths (16 channels: steps of 6.25 %), so it keeps somewhat less than ``--macs``;
 - sensitivity: at the end of epoch 1, ``n2prune.sensitivity`` prunes each cell alone at
   0.1 ... 0.9, 0.95 (L1Norm, Channel) scored on Validation (``--metric``: minus the loss, the
   default, as ``n2prune-train --budget sensitivity`` scores, or the accuracy);
@@ -248,7 +250,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--macs", type=float, default=0.5, help="MACs kept (fraction)")
-    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--width", type=int, default=16,
+                        help="base width (16: 16-32-64-128 channels; CIFAR's ResNet-18 has 64)")
     parser.add_argument("--metric", choices=sorted(METRICS), default="loss",
                         help="the analysis' score on Validation (default: minus the loss)")
     parser.add_argument("--dense", action="store_true",
