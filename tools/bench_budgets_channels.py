@@ -3,6 +3,7 @@ sensitivity budget, same loop, same schedule, paired over seeds (issue 20's seco
 
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
                                            [--width 16] [--metric loss] [--dense]
+                                           [--analyse 1]
                                            [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
@@ -17,7 +18,8 @@ The pruned cells are each BasicBlock's first convolution (``blocks.i.conv1``): i
 channels feed only the block's second convolution, so compaction (``n2prune.compact``) removes
 the rows and the next convolution's inputs; the residual sums stay whole. Both methods prune
 by channel L1 norm (pattern ``Channel``) along a Cubic schedule from the end of epoch 1 to 75 %
-of the run, a mask step every quarter epoch, each cell in its own (Layer) scope:
+of the run, a mask step every quarter epoch, each cell in its own (Layer) scope
+(``--analyse E``: from the end of epoch E instead, both methods, the analysis then):
 
 - uniform: every cell at the least sparsity whose compacted network keeps at most ``--macs``
   of the dense MACs (bisection on the compacted network's MACs). Channel counts are coarse at
@@ -174,8 +176,10 @@ METRICS = {"loss": minus_loss, "accuracy": accuracy}
 
 
 def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width: int,
-        sets, timings: List[float], metric: str = "loss") -> Tuple[float, float]:
-    """Train once; returns (test accuracy, compacted MACs / dense MACs)."""
+        sets, timings: List[float], metric: str = "loss",
+        analyse: int = 1) -> Tuple[float, float]:
+    """Train once, pruning from the end of epoch ``analyse``; returns (test accuracy,
+    compacted MACs / dense MACs)."""
     torch.manual_seed(seed)
     model = ResNet18(width)
     dense_macs = compacted_macs(model)
@@ -192,14 +196,15 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
                                          begin=begin, end=stop, **common)[name]
         return n2prune.Pruner(cells, epoch_size=size, horizon=epochs * size)
 
-    pruner = attach({n: uniform for n in CELLS}, size, end) if method == "uniform" else None
+    pruner = (attach({n: uniform for n in CELLS}, analyse * size, end) if method == "uniform"
+              else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
                                                            epochs * math.ceil(size / BATCH))
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for epoch in range(epochs):
-        if epoch == 1 and method == "sensitivity":
+        if epoch == analyse and method == "sensitivity":
             started = time.perf_counter()
             score = METRICS[metric]
             result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
@@ -210,7 +215,7 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
             timings.append(time.perf_counter() - started)
             print(f"  seed {seed} budget: " + ", ".join(
                 f"{n.split('.')[1]} {s:.3f}" for n, s in budget.sparsities.items()), flush=True)
-            pruner = attach(budget.sparsities, 0, end - size)
+            pruner = attach(budget.sparsities, 0, end - analyse * size)
         if pruner:
             pruner.on_epoch_begin(epoch)
         order = torch.randperm(size, generator=generator)
@@ -254,10 +259,17 @@ def main(argv=None) -> int:
                         help="base width (16: 16-32-64-128 channels; CIFAR's ResNet-18 has 64)")
     parser.add_argument("--metric", choices=sorted(METRICS), default="loss",
                         help="the analysis' score on Validation (default: minus the loss)")
+    parser.add_argument("--analyse", type=int, default=1, metavar="EPOCH",
+                        help="epoch at whose end the analysis runs and both methods start "
+                             "pruning (default 1; later: the analysis sees trained weights)")
     parser.add_argument("--dense", action="store_true",
                         help="also train the unpruned network on each seed (a reference row)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
+    if not 1 <= args.analyse < HORIZON_FRACTION * args.epochs:
+        parser.error(f"--analyse {args.analyse}: must be an epoch from 1 to before the end of "
+                     f"pruning ({HORIZON_FRACTION * args.epochs:g} epochs of --epochs "
+                     f"{args.epochs})")
     if not (args.data / "train-images-idx3-ubyte.gz").exists() and \
             not (args.data / "train-images-idx3-ubyte").exists():
         print(f"no MNIST data in {args.data}", file=sys.stderr)
@@ -276,12 +288,13 @@ def main(argv=None) -> int:
             sets = digits(environ, seed, Path(tmp) / "run")
             for method in results:
                 acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
-                                    sets, timings, args.metric)
+                                    sets, timings, args.metric, args.analyse)
                 results[method].append(acc)
                 kept[method].append(fraction)
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
                       f"{100 * fraction:.2f} %", flush=True)
     print(f"\n| method (ResNet-18 width {args.width}, digits 16x16, {args.epochs} epochs, "
+          f"pruning from epoch {args.analyse}, "
           f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
           f"accuracy | sensitivity − method, paired |")
     print("|---|---|---|---|")
