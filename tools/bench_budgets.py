@@ -43,7 +43,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import n2prune  # noqa: E402
-from bench_prune_accuracy import BATCH, DEFAULT_DATA, ROOT, _environ, accuracy, build  # noqa: E402
+from bench_prune_accuracy import (BATCH, DEFAULT_DATA, ROOT, _environ, accuracy, build,  # noqa: E402
+                                  learn_epoch, paired_difference)
 from n2prune.prune.schedules import HORIZON_FRACTION  # noqa: E402
 from n2prune.sensitivity import DEFAULT_SPARSITIES, allocate  # noqa: E402
 
@@ -99,23 +100,9 @@ def run(method: str, target: float, seed: int, epochs: int, environ, scratch: Pa
                 f"{n} {s:.3f}" for n, s in budget.sparsities.items()), flush=True)
             net.train()
             pruner = attach(budget.sparsities, "Layer", 0, end - size)
-        if pruner:
-            pruner.on_epoch_begin(epoch)
-        order = torch.randperm(size, generator=generator)
-        for first in range(0, size, BATCH):
-            index = order[first:first + BATCH]
-            outputs = net.outputs(x.index_select(0, index), [objective.source])
-            loss = objective.loss(outputs, labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            if pruner:
-                pruner.on_before_optimizer_step()
-            optimizer.step()
-            scheduler.step()
-            if pruner:
-                pruner.on_step_end(len(index))
-        if pruner:
-            pruner.on_epoch_end()
+        learn_epoch(epoch, lambda index: objective.loss(
+            net.outputs(x.index_select(0, index), [objective.source]), labels[index]),
+            size, optimizer, scheduler, generator, pruner)
     sparsity = pruner.sparsity()
     stats = pruner.statistics()
     print(f"  {method} seed {seed} final: " + ", ".join(
@@ -161,10 +148,9 @@ def _table(results: Dict[tuple, List[float]], methods: List[str], target: float,
         accs = results[(method, target)]
         cells = []
         for reference in references:
-            diff = [100 * (s - a) for s, a in zip(results[(reference, target)], accs)]
-            err = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+            mean, err = paired_difference(results[(reference, target)], accs)
             cells.append("–" if reference == method
-                         else f"{statistics.mean(diff):+.2f} ± {err:.2f}")
+                         else f"{mean:+.2f} ± {0.0 if math.isnan(err) else err:.2f}")
         lines.append(f"| {method} | {100 * statistics.mean(accs):.2f} % | " + " | ".join(cells)
                      + " |")
     return lines

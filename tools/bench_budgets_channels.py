@@ -57,7 +57,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import n2prune  # noqa: E402
-from bench_prune_accuracy import BATCH, DEFAULT_DATA, ROOT, _environ  # noqa: E402
+from bench_prune_accuracy import (BATCH, DEFAULT_DATA, ROOT, _environ,  # noqa: E402
+                                  learn_epoch, paired_difference)
 from n2prune.compact.compaction import compact  # noqa: E402
 from n2prune.compact.costs import macs  # noqa: E402
 from n2prune.prune.schedules import HORIZON_FRACTION  # noqa: E402
@@ -216,22 +217,9 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
             print(f"  seed {seed} budget: " + ", ".join(
                 f"{n.split('.')[1]} {s:.3f}" for n, s in budget.sparsities.items()), flush=True)
             pruner = attach(budget.sparsities, 0, end - analyse * size)
-        if pruner:
-            pruner.on_epoch_begin(epoch)
-        order = torch.randperm(size, generator=generator)
-        for first in range(0, size, BATCH):
-            index = order[first:first + BATCH]
-            loss = F.cross_entropy(model(x.index_select(0, index)), labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            if pruner:
-                pruner.on_before_optimizer_step()
-            optimizer.step()
-            scheduler.step()
-            if pruner:
-                pruner.on_step_end(len(index))
-        if pruner:
-            pruner.on_epoch_end()
+        learn_epoch(epoch, lambda index: F.cross_entropy(model(x.index_select(0, index)),
+                                                         labels[index]),
+                    size, optimizer, scheduler, generator, pruner)
     return accuracy(model, sets["Test"]), compacted_macs(model) / dense_macs
 
 
@@ -245,9 +233,8 @@ LABELS = {"dense": "dense (no pruning)", "uniform": "uniform channel targets",
 
 def _paired(ours: List[float], theirs: List[float]) -> str:
     """Mean ± standard error of the paired differences, in points."""
-    diff = [100 * (a - b) for a, b in zip(ours, theirs)]
-    err = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
-    return f"{statistics.mean(diff):+.2f} ± {err:.2f}"
+    mean, error = paired_difference(ours, theirs)
+    return f"{mean:+.2f} ± {0.0 if math.isnan(error) else error:.2f}"
 
 
 def main(argv=None) -> int:

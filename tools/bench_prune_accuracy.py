@@ -42,7 +42,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -93,6 +93,40 @@ def accuracy(net, objective, data) -> float:
     return correct / len(labels)
 
 
+def learn_epoch(epoch: int, loss_of: Callable[[torch.Tensor], torch.Tensor], size: int,
+                optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
+                pruner: Any = None, after_step: Optional[Callable[[int], None]] = None) -> None:
+    """One shuffled epoch of SGD in batches of BATCH, as every accuracy benchmark learns:
+    ``loss_of(index)`` is the loss of the stimuli ``index``; the Pruner's hooks run around
+    each step when one is given, ``after_step(len(index))`` after each step."""
+    if pruner:
+        pruner.on_epoch_begin(epoch)
+    order = torch.randperm(size, generator=generator)
+    for first in range(0, size, BATCH):
+        index = order[first:first + BATCH]
+        loss = loss_of(index)
+        optimizer.zero_grad()
+        loss.backward()
+        if pruner:
+            pruner.on_before_optimizer_step()
+        optimizer.step()
+        scheduler.step()
+        if pruner:
+            pruner.on_step_end(len(index))
+        if after_step:
+            after_step(len(index))
+    if pruner:
+        pruner.on_epoch_end()
+
+
+def paired_difference(ours: List[float], theirs: List[float]) -> Tuple[float, float]:
+    """Mean and standard error, in points, of the seed-by-seed differences ``ours - theirs``
+    (accuracies in [0, 1]); the error is NaN for one seed."""
+    diffs = [100 * (a - b) for a, b in zip(ours, theirs)]
+    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    return statistics.mean(diffs), error
+
+
 def run(method: str, target: float, seed: int, epochs: int, frequency: float, ini: Path,
         environ: Dict[str, str], scratch: Path) -> Tuple[float, float]:
     """Train once; returns (test accuracy, achieved sparsity)."""
@@ -121,37 +155,28 @@ def run(method: str, target: float, seed: int, epochs: int, frequency: float, in
     net.train()
     if pruner:
         pruner.on_train_begin()
+    def torch_prune(count: int) -> None:  # the torch side's cubic schedule, by position
+        nonlocal position, pruned_now
+        position += count
+        t = math.floor(position / step_every) * step_every
+        wanted = zeros_target(cubic(t, 0.0, end, 0.0, target), total_weights)
+        if wanted > pruned_now:
+            current = None if method == "torch" else {
+                (layer, "weight"): layer.weight_orig.detach() * layer.weight_mask
+                for layer in layers}
+            prune.global_unstructured([(layer, "weight") for layer in layers],
+                                      pruning_method=prune.L1Unstructured,
+                                      importance_scores=current,
+                                      amount=wanted - pruned_now)
+            pruned_now = wanted
+
+    def loss_of(index: torch.Tensor) -> torch.Tensor:
+        outputs = net.outputs(x.index_select(0, index), [objective.source])  # logits
+        return criterion(outputs, labels[index])
+
     for epoch in range(epochs):
-        if pruner:
-            pruner.on_epoch_begin(epoch)
-        order = torch.randperm(size, generator=generator)
-        for first in range(0, size, BATCH):
-            index = order[first:first + BATCH]
-            outputs = net.outputs(x.index_select(0, index), [objective.source])  # logits
-            loss = criterion(outputs, labels[index])
-            optimizer.zero_grad()
-            loss.backward()
-            if pruner:
-                pruner.on_before_optimizer_step()
-            optimizer.step()
-            scheduler.step()
-            position += len(index)
-            if pruner:
-                pruner.on_step_end(len(index))
-            else:
-                t = math.floor(position / step_every) * step_every
-                wanted = zeros_target(cubic(t, 0.0, end, 0.0, target), total_weights)
-                if wanted > pruned_now:
-                    current = None if method == "torch" else {
-                        (layer, "weight"): layer.weight_orig.detach() * layer.weight_mask
-                        for layer in layers}
-                    prune.global_unstructured([(layer, "weight") for layer in layers],
-                                              pruning_method=prune.L1Unstructured,
-                                              importance_scores=current,
-                                              amount=wanted - pruned_now)
-                    pruned_now = wanted
-        if pruner:
-            pruner.on_epoch_end()
+        learn_epoch(epoch, loss_of, size, optimizer, scheduler, generator, pruner,
+                    None if pruner else torch_prune)
     if pruner:
         pruner.on_train_end()
         sparsity = pruner.sparsity()
@@ -226,11 +251,11 @@ def main(argv=None) -> int:
 def paired(method: str, target: float, ours: List[float], theirs: List[float]) -> str:
     """One line comparing two methods seed by seed (same seed, same start, same batches):
     the mean difference in points, its standard error, and the seeds won, level and lost."""
-    diffs = [100 * (a - b) for a, b in zip(ours, theirs)]
-    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    mean, error = paired_difference(ours, theirs)
+    diffs = [a - b for a, b in zip(ours, theirs)]
     ahead = sum(d > 0 for d in diffs)
     level = sum(d == 0 for d in diffs)
-    return (f"{target:.0%}: {method} - torch = {statistics.mean(diffs):+.3f} points "
+    return (f"{target:.0%}: {method} - torch = {mean:+.3f} points "
             f"(standard error {error:.3f}; ahead on {ahead}, level on {level}, behind on "
             f"{len(diffs) - ahead - level} of {len(diffs)} seeds)")
 
