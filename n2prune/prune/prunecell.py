@@ -44,19 +44,6 @@ from n2prune.prune.sparsity import mask_sparsity
 __all__ = ["PRUNE_KEYS", "PRUNE_MODES", "QUANT_MODES", "PruneCell", "prune_keys"]
 
 
-def _ones_like(weight: torch.Tensor) -> torch.Tensor:
-    """A mask of ones, contiguous, in the weights' dtype (float32 for other weights); filled
-    through numpy on the CPU (one thread: torch's fill at 2 threads is several times slower
-    on a shared machine)."""
-    dtype = weight.dtype if weight.is_floating_point() else torch.float32
-    mask = torch.empty(weight.shape, dtype=dtype, device=weight.device)
-    if mask.device.type == "cpu" and dtype in (torch.float32, torch.float64, torch.float16):
-        mask.numpy().fill(1.0)
-    else:
-        mask.fill_(1.0)
-    return mask
-
-
 class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     """N2D2's pruning quantizer for one Conv or Fc cell.
 
@@ -149,7 +136,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
                              "create one PruneCell per cell")
         self._cell_ref = weakref.ref(cell)
         # the weights' dtype: weight × mask stays in it (a half or bfloat16 model computes so)
-        self.mask = _ones_like(weight)
+        self.mask = criterion_masks.ones_mask(weight)
         for buffer in (self.counter, self.increment, self.position):
             buffer.zero_()
         self.rewind_weight = None
