@@ -110,7 +110,7 @@ def weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _dense_copy(model: nn.Module, names: Iterable[str]) -> Tuple[nn.Module, Dict[str, nn.Module]]:
+def dense_copy(model: nn.Module, names: Iterable[str]) -> Tuple[nn.Module, Dict[str, nn.Module]]:
     """A copy of ``model`` with every PruneCell removed (all weights as trained), and its
     cells ``names``."""
     work = copy.deepcopy(model)
@@ -144,7 +144,7 @@ def sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float],
     chosen = prunable_cells(model, cells)
     methods = {name: _method_of(getattr(layer, "quantizer", None), criterion, pattern)
                for name, layer in chosen.items()}
-    work, layers = _dense_copy(model, chosen)
+    work, layers = dense_copy(model, chosen)
     shape = tuple(input_shape) if input_shape is not None else getattr(model, "input_shape", None)
     if shape is None:
         warnings.warn("sensitivity: no input_shape given and the model has none: the MACs "

@@ -21,7 +21,6 @@ request that meets it.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -32,7 +31,7 @@ from n2prune.compact.baking import baked
 from n2prune.compact.compaction import compact
 from n2prune.compact.costs import compare_latency
 from n2prune.prune.patterns import resolve_pattern
-from n2prune.prune.prunecell import PruneCell
+from n2prune.sensitivity.analysis import Method, dense_copy
 from n2prune.sensitivity.records import Sensitivity
 
 DEFAULT_WIDTHS: Tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
@@ -105,6 +104,7 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
 
 
 def _method(label: str) -> Tuple[str, str]:
+    """(criterion, pattern) of a cell from its label in the result (``criterion/pattern``)."""
     criterion, _, pattern = label.rpartition("/")
     return criterion, pattern
 
@@ -113,18 +113,9 @@ def _compacted(model: nn.Module, sparsities: Mapping[str, float],
                methods: Mapping[str, Tuple[str, str]], example, seed: int) -> nn.Module:
     """A copy of ``model``, PruneCells removed, the cells of ``sparsities`` pruned Static at
     them with their criterion and pattern, compacted, masks baked in."""
-    work = copy.deepcopy(model)
-    for module in work.modules():
-        if getattr(module, "quantizer", None) is not None:
-            module.quantizer = None
-    named = dict(work.named_modules())
-    if hasattr(work, "info"):
-        named.update(work.cells)
-    for cell, s in sparsities.items():
-        if s > 0.0:
-            criterion, pattern = methods[cell]
-            named[cell].quantizer = PruneCell(prune_mode="Static", prune_filler=criterion,
-                                              pattern=pattern, threshold=float(s), seed=seed)
+    work, layers = dense_copy(model, [cell for cell, s in sparsities.items() if s > 0.0])
+    for cell, layer in layers.items():
+        layer.quantizer = Method(*methods[cell]).prunecell(float(sparsities[cell]), seed)
     small = compact(work, example, strict=False) if example is not None else compact(work)
     return baked(small)
 
