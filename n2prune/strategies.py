@@ -45,7 +45,7 @@ from torch import nn
 
 from n2prune.prune.attach import attach, select
 from n2prune.prune.calibration import StatisticsCollector
-from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.pruner import Pruner
 from n2prune.registry import Registry
 

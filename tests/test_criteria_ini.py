@@ -9,7 +9,7 @@ import torch
 from n2prune import ConfigError, PruneCell, load_network
 from n2prune.cells import Fc
 from n2prune.prune import CRITERIA
-from n2prune.prune.criteria_combined import combine_keeps
+from n2prune.prune.criteria.combined import combine_keeps
 from nets import FC_STATIC as NET  # one pruned Fc cell; {extra} at line 13
 
 

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from n2prune.prune import statistics
-from n2prune.prune.criteria_activation import activation_magnitude, mag_act
-from n2prune.prune.criteria_channel import activation_norm, apoz, entropy, fpgm, variance
-from n2prune.prune.criteria_gradient import mag_grad, snip, snip_momentum, taylor
-from n2prune.prune.criteria_weight import magnitude_threshold, percentile, rule_fraction
+from n2prune.prune.criteria.activation import activation_magnitude, mag_act
+from n2prune.prune.criteria.channel import activation_norm, apoz, entropy, fpgm, variance
+from n2prune.prune.criteria.gradient import mag_grad, snip, snip_momentum, taylor
+from n2prune.prune.criteria.weight import magnitude_threshold, percentile, rule_fraction
 
 W = torch.tensor([[1.0, -2.0, 3.0], [0.5, 1.0, -1.0]])
 G = torch.tensor([[0.1, 0.3, -0.1], [2.0, -0.15, 0.2]])

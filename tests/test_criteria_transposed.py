@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import n2prune
-from n2prune.prune.criteria_channel import entropy
+from n2prune.prune.criteria.channel import entropy
 
 
 def _layer(layer: nn.Module, weight, bias=None) -> nn.Sequential:

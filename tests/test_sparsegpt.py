@@ -8,11 +8,12 @@ import torch
 from torch import nn
 
 import n2prune
-from n2prune.prune import hessian as hessian_module
-from n2prune.prune import sparsegpt, sparsegpt_model
-from n2prune.prune.hessian import HessianAccumulator, layer_view
+from n2prune.prune.sparsegpt import hessian as hessian_module
+from n2prune.prune.sparsegpt import model as sparsegpt_model
+from n2prune.prune.sparsegpt import obs as sparsegpt
+from n2prune.prune.sparsegpt.hessian import HessianAccumulator, layer_view
 from n2prune.prune.sparsegpt import obs_prune
-from n2prune.prune.sparsegpt_model import reconstruct
+from n2prune.prune.sparsegpt.model import reconstruct
 
 DAMP = 0.01
 

@@ -8,9 +8,7 @@ Importing this package installs the hook that makes ``layer.quantizer = PruneCel
 plain torch layers (``n2prune.prune.attach``).
 """
 
-from n2prune.prune.criteria import CRITERIA, register_criterion
-from n2prune.prune import (criteria_activation, criteria_channel,  # noqa: F401 (they register)
-                          criteria_gradient, criteria_sparsegpt, criteria_weight)
+from n2prune.prune.criteria.registry import CRITERIA, register_criterion
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.patterns import PATTERNS
 from n2prune.prune.prunecell import PruneCell

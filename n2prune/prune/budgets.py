@@ -36,7 +36,7 @@ import torch
 
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_float
-from n2prune.prune.criteria_activation import broadcast_inputs
+from n2prune.prune.criteria.activation import broadcast_inputs
 from n2prune.prune.masks import out_view
 from n2prune.prune.statistics import gathered
 from n2prune.registry import Registry

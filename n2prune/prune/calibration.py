@@ -32,8 +32,8 @@ from torch import nn
 from n2prune.prune import statistics
 from n2prune.prune.batches import Forward, feed, left_as_found
 from n2prune.prune.budgets import BUDGETS
-from n2prune.prune.criteria import CRITERIA
-from n2prune.prune.criteria_combined import criterion_names
+from n2prune.prune.criteria.registry import CRITERIA
+from n2prune.prune.criteria.combined import criterion_names
 from n2prune.prune.layer_inputs import finite_or_refuse, layer_input, unfolder
 from n2prune.prune.ranking import rank_by_scope
 

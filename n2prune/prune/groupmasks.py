@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from n2prune.prune import masks as criterion_masks
-from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.options import PRUNE_MODES
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from n2prune.prune.comparison import LAYER, Comparison
-from n2prune.prune.criteria import Criterion
+from n2prune.prune.criteria.registry import Criterion
 from n2prune.prune.patterns import Pattern
 
 

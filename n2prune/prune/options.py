@@ -13,9 +13,9 @@ from n2prune.ini.params import Choice, Flag, Key, Range
 from n2prune.ini.values import read_bool, read_enum, read_float, read_uint, read_word
 from n2prune.prune.budgets import BUDGETS
 from n2prune.prune.comparison import COMPARISONS
-from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.counting import PRUNING_COUNTS
-from n2prune.prune.criteria_combined import (COMBINE_KEY, FillerChoice, combined_problem,
+from n2prune.prune.criteria.combined import (COMBINE_KEY, FillerChoice, combined_problem,
                                              criterion_keys, is_combined, read_filler)
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.patterns import PATTERNS, resolve_pattern

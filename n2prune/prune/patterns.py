@@ -28,7 +28,7 @@ import torch
 
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_uint
-from n2prune.prune.criteria import group_norm
+from n2prune.prune.criteria.registry import group_norm
 from n2prune.prune.comparison import LAYER, Comparison
 from n2prune.prune.scope import pruned_first
 from n2prune.registry import Registry, did_you_mean

@@ -30,8 +30,8 @@ from torch import nn
 
 from n2prune.prune import masks as criterion_masks
 from n2prune.prune.counting import PRUNING_COUNTS, fill_counted
-from n2prune.prune.criteria import CRITERIA
-from n2prune.prune.criteria_combined import combined_masks, is_combined
+from n2prune.prune.criteria.registry import CRITERIA
+from n2prune.prune.criteria.combined import combined_masks, is_combined
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.n2d2access import N2D2Access
 from n2prune.prune.groupmasks import GroupMasks
@@ -197,7 +197,7 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
             return
         target = float(self.current_threshold)
         weight = self.cell.weight
-        if is_combined(self.prune_filler):  # several criteria (n2prune.prune.criteria_combined)
+        if is_combined(self.prune_filler):  # several criteria (n2prune.prune.criteria.combined)
             keeps = combined_masks(self, target)
             self.waiting = keeps is None
             if keeps is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import torch
 
-from n2prune.prune.criteria_combined import (combine_keeps, is_combined, split_criteria,
+from n2prune.prune.criteria.combined import (combine_keeps, is_combined, split_criteria,
                                              waiting)
 from n2prune.prune.scope import global_keep, pruned_first
 from n2prune.registry import Registry

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Dict, List, Tuple
 
-from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.ranking import scope_of
 from n2prune.prune.sparsity import mask_counts
 

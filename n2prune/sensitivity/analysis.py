@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from n2prune.compact.costs import macs as count_macs
 from n2prune.prune.attach import select
-from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.sparsity import cell_counts
 from n2prune.sensitivity.plot import plot_sensitivity

@@ -54,7 +54,7 @@ def layer_view(layer: nn.Module, name: str = "") -> "LayerView":
             return LAYER_VIEWS.get(_qualified(cls))
     raise TypeError(f"SparseGPT: layer {name or '?'!r} ({type(layer).__name__}) has no "
                     f"Hessian view; supported: {', '.join(LAYER_VIEWS.names())} (register one "
-                    f"in n2prune.prune.hessian.LAYER_VIEWS)")
+                    f"in n2prune.prune.sparsegpt.hessian.LAYER_VIEWS)")
 
 
 class LayerView:

@@ -3,9 +3,9 @@ inputs that the already pruned layers before it produce (:func:`reconstruct`).
 
 The caller says how to run the model: a list of callables, each pushing one calibration batch
 through it. For every layer, a forward pre-hook accumulates the layer's Hessian
-(:class:`n2prune.prune.hessian.HessianAccumulator`) and stops the batch there (a private
+(:class:`n2prune.prune.sparsegpt.hessian.HessianAccumulator`) and stops the batch there (a private
 exception caught around each call), so a layer costs the forward passes up to itself; then
-:func:`n2prune.prune.sparsegpt.obs_prune` prunes and updates its weight in place.
+:func:`n2prune.prune.sparsegpt.obs.obs_prune` prunes and updates its weight in place.
 
 >>> import torch
 >>> torch.manual_seed(0) and None
@@ -27,8 +27,8 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 import torch
 from torch import nn
 
-from n2prune.prune.hessian import HessianAccumulator, layer_view
-from n2prune.prune.sparsegpt import obs_prune
+from n2prune.prune.sparsegpt.hessian import HessianAccumulator, layer_view
+from n2prune.prune.sparsegpt.obs import obs_prune
 
 __all__ = ["LayerResult", "SparseGPTLayer", "reconstruct"]
 

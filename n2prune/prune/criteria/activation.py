@@ -30,7 +30,7 @@ from typing import Any, Dict
 
 import torch
 
-from n2prune.prune.criteria import register_criterion
+from n2prune.prune.criteria.registry import register_criterion
 from n2prune.prune.statistics import CALIBRATION_BATCHES, gathered
 
 Stats = Dict[str, torch.Tensor]

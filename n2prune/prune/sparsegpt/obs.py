@@ -2,7 +2,7 @@
 
 Frantar & Alistarh 2023, "SparseGPT: Massive Language Models Can Be Accurately Pruned in One
 Shot". Given a layer's weight ``W`` [rows, cols] and the Hessian of its reconstruction error
-``H = 2/n Σ x xᵀ`` over calibration inputs (:mod:`n2prune.prune.hessian`), ``obs_prune``
+``H = 2/n Σ x xᵀ`` over calibration inputs (:mod:`n2prune.prune.sparsegpt.hessian`), ``obs_prune``
 removes weights and compensates each removal on the not yet visited columns with the optimal
 brain surgeon update, so that ``‖(W − Ŵ) X‖`` stays small:
 

@@ -20,7 +20,7 @@ import torch
 
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_float
-from n2prune.prune.criteria import register_criterion
+from n2prune.prune.criteria.registry import register_criterion
 
 Stats = Dict[str, torch.Tensor]
 

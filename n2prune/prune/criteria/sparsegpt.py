@@ -1,6 +1,6 @@
 """SparseGPT as a criterion (``prune_filler="SparseGPT"``, ``QWeight.PruningFiller=SparseGPT``):
 the cells' layers pruned one after another in forward order by optimal-brain-surgeon
-reconstruction (Frantar & Alistarh 2023, :mod:`n2prune.prune.sparsegpt_model`) when
+reconstruction (Frantar & Alistarh 2023, :mod:`n2prune.prune.sparsegpt.model`) when
 ``Pruner.calibrate`` has its batches; the surviving weights are updated in place.
 
 Static mode, Layer scope, Unstructured or N:M. Parameters: ``blocksize``
@@ -22,8 +22,8 @@ from torch import nn
 
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_float, read_uint
-from n2prune.prune.criteria import CRITERIA, register_criterion
-from n2prune.prune.sparsegpt_model import SparseGPTLayer, reconstruct
+from n2prune.prune.criteria.registry import CRITERIA, register_criterion
+from n2prune.prune.sparsegpt.model import SparseGPTLayer, reconstruct
 from n2prune.prune.statistics import CALIBRATION_BATCHES
 
 PARAMS = (

@@ -25,7 +25,7 @@ import torch
 
 from n2prune.ini.params import Key, Range
 from n2prune.ini.values import read_float
-from n2prune.prune.criteria import register_criterion
+from n2prune.prune.criteria.registry import register_criterion
 from n2prune.prune.statistics import CALIBRATION_BATCHES, gathered
 
 Stats = Dict[str, torch.Tensor]

@@ -30,7 +30,7 @@ import torch
 
 from n2prune.ini.params import Choice, Key
 from n2prune.ini.values import read_enum
-from n2prune.prune.criteria import CRITERIA
+from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.masks import criterion_masks, out_view
 from n2prune.prune.patterns import PATTERNS
