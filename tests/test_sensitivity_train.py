@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from n2prune.cli import train_main
+from n2prune.cli import sensitivity_main, train_main
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "networks" / "digits.ini")
@@ -127,3 +127,30 @@ def test_bad_ini_budget_values_are_located(tmp_path, capsys, lines, message):
     assert message in err
     line = 86 + len(lines)   # the last key added, after QWeight.Threshold=0.75 (line 86)
     assert f"digits.ini:{line}:" in err and "[common.config]" in err
+
+
+def _curves(path):
+    rows = [line.split(",") for line in path.read_text().splitlines()
+            if line and not line.startswith("#") and not line.startswith("cell,")]
+    return {(cell, float(s)): float(metric) for cell, s, metric, *_ in rows}
+
+
+def test_the_command_scores_by_loss_as_the_training_budget_does(tmp_path):
+    """``n2prune-sensitivity -valid-metric Loss`` on the weights a ``--budget sensitivity``
+    run analysed gives the same points as that run's analysis (the same metric, the same set)."""
+    first = tmp_path / "first"
+    assert train_main([DIGITS, "-learn-epoch", "1", "-seed", "3", "--output", str(first),
+                       "--quiet"]) == 0
+    warm = tmp_path / "warm"
+    assert train_main([DIGITS, "-learn-epoch", "1", "-seed", "3", "--output", str(warm),
+                       "--quiet", "-w", str(first / "weights"), "--budget", "sensitivity",
+                       "--target-sparsity", "0.9"]) == 0
+    out = tmp_path / "cli"
+    assert sensitivity_main([DIGITS, "-w", str(first / "weights"), "-seed", "3", "--quiet",
+                             "-valid-metric", "Loss", "--output", str(out),
+                             "--sparsities", "0.5", "0.9"]) == 0
+    trained, command = _curves(warm / "sensitivity.csv"), _curves(out / "sensitivity.csv")
+    assert len(command) == 1 + 4 * 2 and command[("(dense)", 0.0)] < 0
+    assert command == pytest.approx({k: trained[k] for k in command}, abs=1e-6)
+    assert sensitivity_main([DIGITS, "--quiet", "-valid-metric", "Lost", "--output",
+                             str(tmp_path / "bad")]) == 2

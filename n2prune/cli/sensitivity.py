@@ -37,7 +37,9 @@ def sensitivity_main(argv: Optional[List[str]] = None) -> int:
                         help="seed of the database split (give the training run's seed, in "
                         "its report.json, so Validation is the same set; default 1)")
     parser.add_argument("-valid-metric", default="Sensitivity", metavar="M",
-                        help="metric, averaged over classes as N2D2 does (default Sensitivity)")
+                        help="metric, averaged over classes as N2D2 does (default Sensitivity), or "
+                        "Loss: minus the mean loss, as n2prune-train --budget sensitivity "
+                        "scores")
     parser.add_argument("--output", "-o", metavar="DIR",
                         help="folder of the outputs (default runs/<ini name>/sensitivity)")
     parser.add_argument("--sparsities", type=float, nargs="+", metavar="S",

@@ -4,7 +4,8 @@ back into the INI file.
 ``analyse_ini("net.ini", "out", weights_dir=...)`` builds the network and its data, loads the
 weights, and runs :func:`~n2prune.sensitivity.analysis.sensitivity` with the trainer's
 evaluation (``n2prune.train.evaluation``: the Validation set, N2D2's metric averaged over the
-classes). ``write_budget_ini`` writes the INI with each cell's ``QWeight.Threshold`` set to its
+classes; ``metric="Loss"``: minus the objective's mean loss there, which is what
+``n2prune-train --budget sensitivity`` scores). ``write_budget_ini`` writes the INI with each cell's ``QWeight.Threshold`` set to its
 budget, everything else as written (``n2prune.compact.ini_writer`` keeps comments, key order,
 ``${VAR}`` and ``$(...)``; a template instance holding a cell is expanded in place).
 """
@@ -31,11 +32,12 @@ from n2prune.ini.values import read_word
 from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, sensitivity
 from n2prune.sensitivity.budget import TARGETS, allocate
 from n2prune.sensitivity.records import Sensitivity
-from n2prune.train.evaluation import evaluate_set
+from n2prune.train.evaluation import evaluate_set, mean_loss
 from n2prune.train.metrics import METRICS
 from n2prune.train.objective import make_objective
 
 CSV, PNG = "sensitivity.csv", "sensitivity.png"
+LOSS = "Loss"   # minus the mean loss: continuous, as n2prune-train --budget sensitivity scores
 
 
 @dataclass
@@ -49,9 +51,11 @@ class IniAnalysis:
 def network_evaluator(net, provider, seed: int, metric: str = "Sensitivity",
                       set_name: str = "Validation"):
     """``evaluate(model) -> float``: ``metric`` of ``net``'s primary target on ``set_name``,
-    computed as ``n2prune-train`` validates (``model`` is ``net`` or a copy of it)."""
-    if metric not in METRICS:
-        raise ValueError(f"metric {metric!r}: known metrics are {', '.join(METRICS)}")
+    computed as ``n2prune-train`` validates (``model`` is ``net`` or a copy of it); ``Loss``:
+    minus the objective's mean loss, as ``n2prune-train --budget sensitivity`` scores."""
+    if metric not in METRICS and metric != LOSS:
+        raise ValueError(f"metric {metric!r}: known metrics are {', '.join(METRICS)} and "
+                         f"{LOSS} (minus the mean loss)")
     if provider.size(set_name) == 0:
         raise ValueError(f"the {set_name} set is empty: the sensitivity analysis scores the "
                          f"network on it (check [database] and its fractions)")
@@ -59,6 +63,9 @@ def network_evaluator(net, provider, seed: int, metric: str = "Sensitivity",
         raise ConfigError("missing target: add a [<cell>.Target] section naming the cell to "
                           "score", path=getattr(net.ini, "path", None))
     objective = make_objective(net, net.targets[0], max(provider.nb_labels, 1))
+    if metric == LOSS:
+        return lambda model: -mean_loss(model, provider, objective, set_name, seed,
+                                        provider.batch_size)
     return lambda model: evaluate_set(model, provider, objective, set_name, seed,
                                       provider.batch_size).score(metric)
 
