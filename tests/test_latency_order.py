@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 import torch
+from torch import nn
 
 from n2prune.compact.costs import balanced_orders, compare_latency, latency_samples
 
@@ -37,3 +38,14 @@ def test_latency_samples_follow_the_orders_and_give_one_value_per_round():
     after = Counter((x, y) for x, y in zip(rounds, rounds[1:]) if x != y)
     assert after[("a", "b")] >= 2 and after[("b", "a")] >= 2   # not one cyclic order
     assert compare_latency(nets, (2,), repeats=3, warmup=0, min_seconds=0.0).keys() == set("abc")
+
+
+def test_every_submodules_mode_is_left_as_found():
+    """Timing runs in eval mode and gives back each submodule's own mode (a model learning
+    with one frozen BatchNorm stays so; restoring the top module's mode alone would not)."""
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout(0.5))
+    net.train()
+    net[1].eval()
+    samples = latency_samples({"net": net}, (2,), batch=2, repeats=2, warmup=0, min_seconds=0.0)
+    assert len(samples["net"]) == 2
+    assert [m.training for m in net.modules()] == [True, True, False, True]

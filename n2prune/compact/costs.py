@@ -13,9 +13,7 @@ noise hits them alike.
 from __future__ import annotations
 
 import functools
-import statistics
-import time
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +22,8 @@ from n2prune.cells.kinds import MacCounter, conv_macs, deconv_macs, fc_macs, kin
 from n2prune.compact.baking import baked, unmasked, used_weight
 from n2prune.compact.compaction import compact
 from n2prune.examples import run
+from n2prune.timing import (CLOCKS, balanced_orders, compare_latency,  # noqa: F401 (public
+                             latency_samples)                          # here too)
 
 
 # Plain torch layers (models given to ``attach``); n2prune cells count by their kind.
@@ -75,85 +75,6 @@ def parameters(net: nn.Module) -> Dict[str, int]:
         if mac_counter(module) is not None and getattr(module, "weight", None) is not None:
             zeros += int((used_weight(module) == 0).sum())
     return {"total": total, "nonzero": total - zeros}
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-@torch.no_grad()
-def compare_latency(nets: Mapping[str, nn.Module], input_shape: Optional[Sequence[int]] = None,
-                    batch: int = 1, repeats: int = 15, threads: Optional[int] = None,
-                    warmup: int = 3, min_seconds: float = 0.02,
-                    clock: str = "wall", example=None) -> Dict[str, float]:
-    """Median seconds per forward pass of each network on a ``(batch, *input_shape)`` input
-    (or on ``example``: a tensor, a tuple of arguments or a dict of keyword arguments),
-    repeats alternating between the networks (:func:`latency_samples`). ``threads`` sets
-    torch's intra-op threads for the measurement (restored after). Each repeat runs enough
-    passes to last ``min_seconds``. ``clock="cpu"`` counts this process's CPU time instead of
-    wall time: with one thread, the latency a process would see alone on its core, much less
-    disturbed by other processes (with more threads it adds theirs up)."""
-    samples = latency_samples(nets, input_shape, batch, repeats, threads, warmup, min_seconds,
-                              clock, example)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-@torch.no_grad()
-def latency_samples(nets: Mapping[str, nn.Module], input_shape: Optional[Sequence[int]] = None,
-                    batch: int = 1, repeats: int = 15, threads: Optional[int] = None,
-                    warmup: int = 3, min_seconds: float = 0.02,
-                    clock: str = "wall", example=None) -> Dict[str, List[float]]:
-    """Seconds per forward pass of each network in each of ``repeats`` rounds (arguments as
-    :func:`compare_latency`). Each round runs every network once, in the orders of
-    :func:`balanced_orders`: what ran just before slows a network down (MiniLM compacted ran
-    about 2 % slower right after the dense model than after a model of its own size), so each
-    network runs first and right after each other one equally often (exactly so when
-    ``repeats`` is a multiple of the number of orders). Ratios of two networks' values in the
-    same round cancel the machine's slow drifts."""
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {clock!r}")
-    now = CLOCKS[clock]
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    x = torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(0)) \
-        if example is None else example
-    modes = {name: net.training for name, net in nets.items()}
-    orders = balanced_orders(len(nets))
-    names = list(nets)
-    try:
-        for net in nets.values():
-            net.eval()
-            for _ in range(warmup):
-                run(net, x)
-        loops = {name: _loops(net, x, min_seconds) for name, net in nets.items()}
-        times: Dict[str, List[float]] = {name: [] for name in nets}
-        for round_ in range(repeats):
-            for name in (names[i] for i in orders[round_ % len(orders)]):
-                start = now()
-                for _ in range(loops[name]):
-                    run(nets[name], x)
-                times[name].append((now() - start) / loops[name])
-    finally:
-        torch.set_num_threads(previous)
-        for name, net in nets.items():
-            net.train(modes[name])
-    return times
-
-
-def balanced_orders(count: int) -> List[List[int]]:
-    """Orders of ``count`` items in which each item comes first, and right after each other
-    item, equally often (a Williams Latin square: ``count`` orders, twice that for an odd
-    ``count``)."""
-    first = [0] + [(i + 1) // 2 if i % 2 else count - i // 2 for i in range(1, count)]
-    orders = [[(item + shift) % count for item in first] for shift in range(count)]
-    return orders + [order[::-1] for order in orders] if count % 2 and count > 1 else orders
-
-
-def _loops(net: nn.Module, x: torch.Tensor, min_seconds: float) -> int:
-    start = time.perf_counter()
-    run(net, x)
-    once = max(time.perf_counter() - start, 1e-6)
-    return max(1, int(min_seconds / once))
 
 
 def cost_report(net: nn.Module, small: Optional[nn.Module] = None,

@@ -1,21 +1,21 @@
 """Per-layer timing on real inputs: capture each layer's input in one forward pass of the
 example, then time the dense layer against sparse candidates on it, alternating.
 
-Timings on a shared machine are noisy, so each round runs every candidate once (dense first,
-then the others in turn) and the speed-up of a candidate is the median over rounds of dense
+Timings on a shared machine are noisy, so each round runs every candidate once (in balanced
+orders, :mod:`n2prune.timing`) and the speed-up of a candidate is the median over rounds of dense
 time / candidate time measured in the same round, never a ratio of two separate medians.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from n2prune.examples import run
+from n2prune.timing import latency_samples
 
 #: A round times each candidate over at least this many seconds (repeating small layers).
 MIN_SECONDS = 2e-4
@@ -46,30 +46,15 @@ def capture_inputs(model: nn.Module, layers: Dict[str, nn.Module],
     return seen, output
 
 
-def _repeats(call: Callable[[], Any]) -> int:
-    """How many calls make one timed measurement last at least ``MIN_SECONDS``."""
-    start = time.perf_counter()
-    call()
-    once = time.perf_counter() - start
-    return max(1, min(1000, int(MIN_SECONDS / max(once, 1e-7)) + 1))
-
-
 def time_candidates(candidates: Sequence[nn.Module], inputs: Tuple[Any, ...],
                     rounds: int) -> Tuple[List[float], List[float]]:
     """Median seconds per call of each candidate, and the median speed-up of each over the
-    first (the dense layer), from ``rounds`` alternating rounds on ``inputs``."""
-    calls = [(lambda module=module: module(*inputs)) for module in candidates]
-    with torch.no_grad():
-        counts = [_repeats(call) for call in calls]
-        for call in calls:   # warm every path (caches, allocator) before timing
-            call()
-        times: List[List[float]] = [[] for _ in calls]
-        for _ in range(rounds):
-            for index, (call, count) in enumerate(zip(calls, counts)):
-                start = time.perf_counter()
-                for _ in range(count):
-                    call()
-                times[index].append((time.perf_counter() - start) / count)
+    first (the dense layer), from ``rounds`` rounds on ``inputs`` in balanced orders
+    (:func:`n2prune.timing.latency_samples`)."""
+    samples = latency_samples({str(i): module for i, module in enumerate(candidates)},
+                              example=tuple(inputs), repeats=rounds, warmup=1,
+                              min_seconds=MIN_SECONDS)
+    times = list(samples.values())
     medians = [statistics.median(row) for row in times]
     speedups = [statistics.median(d / t for d, t in zip(times[0], row)) for row in times]
     return medians, speedups
