@@ -36,14 +36,20 @@ def test_budget_from_the_first_epoch_is_trained_to_and_survives_resume(tmp_path,
         pytest.approx(budget)
 
 
-def test_budget_from_warm_started_weights(tmp_path):
-    first = tmp_path / "first"
+def _warm_budget(tmp_path):
+    """A one-epoch run, then a run warm-started from its weights with the sensitivity budget
+    analysed on them: (the first run's folder, the second's)."""
+    first, out = tmp_path / "first", tmp_path / "warm"
     assert train_main([DIGITS, "-learn-epoch", "1", "-seed", "3", "--output", str(first),
                        "--quiet"]) == 0
-    out = tmp_path / "warm"
     assert train_main([DIGITS, "-learn-epoch", "1", "-seed", "3", "--output", str(out),
                        "--quiet", "-w", str(first / "weights"), "--budget", "sensitivity",
                        "--target-sparsity", "0.9"]) == 0
+    return first, out
+
+
+def test_budget_from_warm_started_weights(tmp_path):
+    _, out = _warm_budget(tmp_path)
     report = _report(out)
     assert report["budget"]["target_sparsity"] == 0.9
     # analysed before learning, scored by minus the validation loss: the warm-started
@@ -138,13 +144,7 @@ def _curves(path):
 def test_the_command_scores_by_loss_as_the_training_budget_does(tmp_path):
     """``n2prune-sensitivity -valid-metric Loss`` on the weights a ``--budget sensitivity``
     run analysed gives the same points as that run's analysis (the same metric, the same set)."""
-    first = tmp_path / "first"
-    assert train_main([DIGITS, "-learn-epoch", "1", "-seed", "3", "--output", str(first),
-                       "--quiet"]) == 0
-    warm = tmp_path / "warm"
-    assert train_main([DIGITS, "-learn-epoch", "1", "-seed", "3", "--output", str(warm),
-                       "--quiet", "-w", str(first / "weights"), "--budget", "sensitivity",
-                       "--target-sparsity", "0.9"]) == 0
+    first, warm = _warm_budget(tmp_path)
     out = tmp_path / "cli"
     assert sensitivity_main([DIGITS, "-w", str(first / "weights"), "-seed", "3", "--quiet",
                              "-valid-metric", "Loss", "--output", str(out),
