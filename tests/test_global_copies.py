@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from n2prune.prune.groupmasks import copy_into
+from n2prune.prune.masks import copy_into
 from n2prune.prune.scope import global_keep
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from n2prune.cells import Conv, Fc
 from n2prune.prune.prunecell import PruneCell
 
 PACKAGE = Path(n2prune.__file__).parent
-PARTS = {"prunecell.py", "n2d2access.py", "statbuffers.py", "groupmasks.py"}
+PARTS = {"prunecell.py"}
 OLD_FLAGS = ("_waiting", "_calibrating", "_ranked_later")
 
 

@@ -23,7 +23,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -73,3 +73,14 @@ def fill_counted(filler: Callable[..., torch.Tensor], weight: torch.Tensor, mask
     if bool(counted.any()):
         out[counted] = filler(weight[counted], mask[counted], target, **options).to(mask)
     return out
+
+
+def fill_blocks(filler: Callable[..., torch.Tensor], count: PruningCount, cell: nn.Module,
+                mask: torch.Tensor, parts: Sequence[slice], target: float,
+                **options: Any) -> None:
+    """Refill each input block ``mask[:, part]`` in place with ``filler``'s mask of ``cell``'s
+    weight block at ``target``, ranking the entries ``count`` says (:func:`fill_counted`)."""
+    for part in parts:
+        new = fill_counted(filler, cell.weight[:, part], mask[:, part], count.counted(cell, part),
+                           target, **options)
+        mask[:, part].copy_(new)  # converts dtype and device in the same pass

@@ -140,3 +140,15 @@ def ones_mask(weight: torch.Tensor) -> torch.Tensor:
     else:
         mask.fill_(1.0)
     return mask
+
+
+def copy_into(target: torch.Tensor, source: torch.Tensor) -> None:
+    """``target.copy_(source)``; on the CPU through numpy, one thread: torch's copy of a
+    strided view runs on every intra-op thread and is about 5x slower at 2 threads than at
+    one (0.17 s against 0.03 s for a 25M-weight Global ranking's masks)."""
+    if target.device.type == "cpu" and source.device.type == "cpu" and \
+            target.dtype != torch.bfloat16 and source.dtype != torch.bfloat16 and \
+            not target.requires_grad and target.shape == source.shape:
+        target.numpy()[...] = source.numpy()
+    else:
+        target.copy_(source)

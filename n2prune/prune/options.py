@@ -38,7 +38,8 @@ class PruneMode:
 PRUNE_MODES: Registry = Registry("prune mode")
 for _mode in (PruneMode("Identity", False, lambda cell: 0.0),
               PruneMode("Static", False, lambda cell: cell.threshold),
-              PruneMode("Gradual", True, lambda cell: cell.schedule_initial())):
+              PruneMode("Gradual", True,
+                        lambda cell: cell.schedule_rule.initial(cell.start, cell.threshold))):
     PRUNE_MODES.register(_mode.name)(_mode)
 
 QUANT_MODES = ("Default", "Symmetric", "Asymmetric", "FullRange")

@@ -1,14 +1,11 @@
 """PruneCell: N2D2's pruning quantizer, the one object that holds pruning state (spec §4).
 
-Attach it to a Conv or Fc cell with ``cell.quantizer = PruneCell(...)``. The masks are computed
-from the cell's weights **when it is attached**, at the current threshold (Identity 0, Static
-``threshold``, Gradual the schedule's first value), as N2D2's Python API does; ``recompute()``
-redoes it later. The forward pass uses weight × mask, so pruned weights get zero gradient while
-the weight stays the same Parameter. Masks, the current threshold, the schedule's counters,
-statistics and rewind weights are buffers: they travel in the cell's ``state_dict`` and
-``load_state_dict`` restores them exactly. Arguments are checked against one table
-(``n2prune.prune.options``); a filler, criterion, pattern or schedule registered later is
-accepted by name.
+``cell.quantizer = PruneCell(...)`` computes the masks from the cell's weights at once, at the
+current threshold (Identity 0, Static ``threshold``, Gradual the schedule's first value), as
+N2D2's Python API does. The forward pass uses weight × mask: pruned weights get zero gradient,
+the weight stays the same Parameter. Masks, threshold, schedule counters, statistics and rewind
+weights are buffers, so ``load_state_dict`` restores pruning exactly. Arguments are checked
+against one table (``n2prune.prune.options``), members registered later accepted by name.
 
 >>> import torch, n2prune
 >>> fc = n2prune.cells.Fc(8, 4)
@@ -28,23 +25,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from n2prune.n2d2io.masks import PathLike, import_cell_masks, write_masks
 from n2prune.prune import masks as criterion_masks
-from n2prune.prune.counting import PRUNING_COUNTS, fill_counted
-from n2prune.prune.criteria.registry import CRITERIA
+from n2prune.prune.counting import PRUNING_COUNTS, fill_blocks
 from n2prune.prune.criteria.combined import combined_masks, is_combined
+from n2prune.prune.criteria.registry import CRITERIA, Criterion
 from n2prune.prune.fillers import MASK_FILLERS
-from n2prune.prune.n2d2access import N2D2Access
-from n2prune.prune.groupmasks import GroupMasks
-from n2prune.prune.statbuffers import STAT_PREFIX, StatBuffers
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
 from n2prune.prune.ranking import scope_of
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
+from n2prune.seeds import generator_state, restore_generator
 
 __all__ = ["PRUNE_KEYS", "PRUNE_MODES", "QUANT_MODES", "PruneCell", "prune_keys"]
 
+STAT_PREFIX = "stat_"  # statistic ``name`` is the buffer ``stat_<name>``
 
-class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
+
+class PruneCell(nn.Module):
     """N2D2's pruning quantizer for one Conv or Fc cell.
 
     Arguments and defaults are those of N2D2's Python wrapper: ``prune_mode`` Identity |
@@ -60,19 +58,8 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
     ``n2prune.prune.counting``), ``stats`` (initial statistics for criteria), ``seed`` for the
     Random filler (by default drawn from torch's global generator).
 
-    Gradual period: ``stepsize`` when > 0, else ``default_period`` (the trainer sets it to
-    ``-log-epoch`` epochs of stimuli, as the ``n2d2`` program does); used stand-alone it stays
-    0, and, as in N2D2's Python API, a step then fires on every ``update`` call. The trainer or
-    Pruner also sets ``horizon`` (stimuli in the run) and ``epoch_size`` for the position-based
-    schedules.
-
-    One class in four modules: this one (attach, masks, forward, schedule, state), and the
-    parts :class:`~n2prune.prune.n2d2access.N2D2Access` (N2D2's getters and mask files),
-    :class:`~n2prune.prune.statbuffers.StatBuffers` (statistics) and
-    :class:`~n2prune.prune.groupmasks.GroupMasks` (masks by groups). Other modules use only
-    public members: ``pattern_rule``, ``comparison``, ``schedule_rule`` (the members the
-    arguments name), ``input_parts()``, ``attached_cell``, ``refill()``, ``rebind()`` and
-    the flags below (class defaults, so a copy or an old pickle has them).
+    The trainer or Pruner sets ``default_period`` (see :attr:`period`), ``horizon`` (stimuli
+    in the run) and ``epoch_size`` for the schedules. Other modules use only public members.
     """
 
     waiting = False        # a criterion's masks wait for statistics (nothing pruned yet)
@@ -143,10 +130,14 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         self.recompute()
         self._save_rewind()
 
+    def rebind(self, cell: nn.Module) -> None:
+        """Re-link to ``cell`` (a copy or unpickled cell calls it before using its masks)."""
+        if self._cell_ref is None or self._cell_ref() is not cell:
+            self._cell_ref = weakref.ref(cell)
+
     @property
     def attached_cell(self) -> Optional[nn.Module]:
-        """The cell this PruneCell is attached to, or None (never attached, or the cell is
-        gone)."""
+        """The cell this PruneCell is attached to, or None (never attached, or gone)."""
         return self._cell_ref() if self._cell_ref is not None else None
 
     @property
@@ -162,19 +153,13 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         """The weight's column slice of each input of the cell (one for a single input)."""
         return list(getattr(self.cell, "input_slices", None) or [slice(None)])
 
-    def _initial_threshold(self) -> float:
-        if self.prune_filler == "None":
-            return 0.0
-        return PRUNE_MODES.get(self.prune_mode).initial(self)
-
-    def schedule_initial(self) -> float:
-        """The Gradual threshold before the first step (``start`` for Linear)."""
-        return self.schedule_rule.initial(self.start, self.threshold)
-
+    # ----------------------------------------------------------------- masks
     def recompute(self) -> None:
         """Reset the current threshold to its initial value and refill the masks from the
         cell's current weights (N2D2's ``initialize()``; Random keeps existing zeros)."""
-        self.current_threshold.fill_(float(np.float32(self._initial_threshold())))
+        initial = 0.0 if self.prune_filler == "None" else \
+            PRUNE_MODES.get(self.prune_mode).initial(self)
+        self.current_threshold.fill_(float(np.float32(initial)))
         self._rank()
 
     def _rank(self) -> None:
@@ -188,39 +173,113 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
 
     @torch.no_grad()
     def refill(self) -> None:
-        """The masks from this cell's own scores at its current threshold (the Layer scope's
-        ranking of one cell)."""
+        """The masks from this cell's own scores at its current threshold (Layer scope), left
+        as they are while a criterion lacks statistics (``waiting``: a Pruner gathers them)."""
         if self.ranked_later:
             return  # n2prune.attach ranks its Global cells together right after attaching
         if self.prune_filler == "None":
             self.mask.fill_(1.0)
             return
         target = float(self.current_threshold)
-        weight = self.cell.weight
+        if self.prune_filler in MASK_FILLERS:  # N2D2's fillers
+            self.waiting = False
+            fill_blocks(MASK_FILLERS.get(self.prune_filler), PRUNING_COUNTS.get(self.count),
+                        self.cell, self.mask, self.input_parts(), target, delta=self.delta,
+                        generator=self.generator)
+            return
         if is_combined(self.prune_filler):  # several criteria (n2prune.prune.criteria.combined)
             keeps = combined_masks(self, target)
-            self.waiting = keeps is None
-            if keeps is not None:
-                self.apply_keep(keeps)
-            return
-        self.waiting = False
-        if self.prune_filler not in MASK_FILLERS:
+        else:
             criterion = CRITERIA.get(self.prune_filler)
-            if criterion.missing(self.stats):
-                self.waiting = True
-                return  # the statistics arrive later (a Pruner gathers them and recomputes)
-            keeps = criterion_masks.criterion_masks(
-                criterion, self.pattern_rule, weight, self.criterion_inputs, self.input_parts(),
-                target, self.criterion_params(criterion), criterion_masks.out_view(self.cell),
-                self.pruned_parts(), self.comparison)
+            keeps = None if criterion.missing(self.stats) else \
+                self.criterion_keeps(criterion, target)
+        self.waiting = keeps is None
+        if keeps is not None:
             self.apply_keep(keeps)
-            return
-        filler, count = MASK_FILLERS.get(self.prune_filler), PRUNING_COUNTS.get(self.count)
-        for part in self.input_parts():
-            new = fill_counted(filler, weight[:, part], self.mask[:, part],
-                               count.counted(self.cell, part), target, delta=self.delta,
-                               generator=self.generator)
-            self.mask[:, part].copy_(new)  # converts dtype and device in the same pass
+
+    def criterion_keeps(self, criterion: Criterion, target: float) -> List[torch.Tensor]:
+        """Bool keep-masks of each input block by ``criterion`` at ``target``, ranked alone."""
+        return criterion_masks.criterion_masks(
+            criterion, self.pattern_rule, self.cell.weight, self.criterion_inputs,
+            self.input_parts(), target, self.criterion_params(criterion),
+            criterion_masks.out_view(self.cell), self.pruned_parts(), self.comparison)
+
+    @torch.no_grad()
+    def apply_keep(self, keeps: List[torch.Tensor], groups: bool = False) -> None:
+        """Set the masks of each input block from bool keep-masks (of groups when ``groups``,
+        expanded by the pattern)."""
+        weight = self.cell.weight
+        for keep, part in zip(keeps, self.input_parts()):
+            if groups:
+                keep = criterion_masks.expand_groups(self.pattern_rule, keep, weight[:, part],
+                                                     criterion_masks.out_view(self.cell))
+            criterion_masks.copy_into(self.mask[:, part], keep)
+
+    # ----------------------------------------------------------------- masks by groups
+    @property
+    def sticky(self) -> bool:
+        """Whether masks only grow: Gradual mode without ``regrow`` (pruned groups are ranked
+        first whenever the new target prunes at least as many)."""
+        return PRUNE_MODES.get(self.prune_mode).scheduled and not self.regrow
+
+    def pruned_parts(self) -> Optional[List[torch.Tensor]]:
+        """Per input block, the bool tensor of pruned weights when ``sticky``, else None."""
+        if not self.sticky:
+            return None
+        return [self.mask[:, part] == 0 for part in self.input_parts()]
+
+    def dead_groups(self) -> List[torch.Tensor]:
+        """Per input block, the bool group tensor of the groups the masks prune entirely."""
+        pruned = [self.mask[:, part] == 0 for part in self.input_parts()]
+        return criterion_masks.dead_groups(self.pattern_rule, pruned,
+                                           criterion_masks.out_view(self.cell))
+
+    def group_scores(self, name: Optional[str] = None) -> List[torch.Tensor]:
+        """The group scores of each input block (for Global scope ranking) by the criterion
+        ``name`` (default: the cell's filler; one of a combined filler's criteria), with the
+        cell's parameters that criterion declares."""
+        name = self.prune_filler if name is None else name
+        if name not in CRITERIA:
+            raise ValueError(f"PruneCell: prune_filler={name!r} gives no scores")
+        criterion = CRITERIA.get(name)
+        missing = criterion.missing(self.stats)
+        if missing:
+            raise ValueError(f"PruneCell: criterion {name!r} needs the statistics "
+                             f"{', '.join(missing)}; a Pruner gathers them")
+        return criterion_masks.group_scores(criterion, self.pattern_rule, self.cell.weight,
+                                            self.criterion_inputs, self.input_parts(),
+                                            self.criterion_params(criterion),
+                                            criterion_masks.out_view(self.cell))
+
+    def criterion_params(self, criterion: Criterion) -> Dict[str, Any]:
+        """The cell's criterion parameters that ``criterion`` declares."""
+        params = self.params["criterion"]
+        return {key.arg: params[key.arg] for key in criterion.params if key.arg in params}
+
+    # ----------------------------------------------------------------- statistics
+    @property
+    def stats(self) -> Dict[str, torch.Tensor]:
+        """The statistics criteria read (buffers ``stat_<name>``, saved in state_dict)."""
+        return {name[len(STAT_PREFIX):]: value for name, value in self._buffers.items()
+                if name.startswith(STAT_PREFIX) and value is not None}
+
+    @property
+    def criterion_inputs(self) -> Dict[str, torch.Tensor]:
+        """What a criterion's ``stats`` argument holds: the statistics, plus ``"mask"`` (the
+        current mask, for criteria that score the effective weights, as LAMP does)."""
+        return {**self.stats, "mask": self.mask}
+
+    def set_stat(self, name: str, value: torch.Tensor) -> None:
+        """Store (or replace) the statistic ``name`` as a buffer."""
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"PruneCell: statistic {name!r} must be a tensor, got "
+                            f"{type(value).__name__}")
+        key = STAT_PREFIX + name
+        if key in self._buffers and self._buffers[key] is not None \
+                and self._buffers[key].shape == value.shape:
+            self._buffers[key].copy_(value.detach())
+        else:  # contiguous: safetensors refuses a transposed view's strides
+            self.register_buffer(key, value.detach().clone(memory_format=torch.contiguous_format))
 
     # ----------------------------------------------------------------- forward
     def quantize(self, weight: torch.Tensor) -> torch.Tensor:
@@ -292,7 +351,9 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
 
     @property
     def period(self) -> int:
-        """Gradual period in stimuli: ``stepsize`` if > 0, else ``default_period``."""
+        """Gradual period in stimuli: ``stepsize`` if > 0, else ``default_period`` (the trainer
+        sets ``-log-epoch`` epochs of stimuli, as the ``n2d2`` program does); stand-alone it
+        stays 0 and, as in N2D2's Python API, a step fires on every ``update`` call."""
         return self.stepsize if self.stepsize > 0 else int(self.default_period)
 
     @property
@@ -307,10 +368,41 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         cell = self.attached_cell
         return mask_sparsity(self.mask, getattr(cell, "connection", None))
 
-    # ----------------------------------------------------------------- state
+    # ----------------------------------------------------------------- N2D2's getters, files
+    def _part(self, input_idx: int) -> slice:
+        parts = self.input_parts()
+        if isinstance(input_idx, bool) or not isinstance(input_idx, int) \
+                or not 0 <= input_idx < len(parts):
+            raise IndexError(f"PruneCell: input_idx={input_idx!r} out of range; this cell has "
+                             f"{len(parts)} input(s)")
+        return parts[input_idx]
+
+    def get_pruned_masks(self, input_idx: int = 0) -> torch.Tensor:
+        """The mask (0 = pruned) of input ``input_idx``, same shape as its weight."""
+        return self.mask[:, self._part(input_idx)].detach().clone()
+
+    def get_quantized_weights(self, input_idx: int = 0) -> torch.Tensor:
+        """The masked weights of input ``input_idx``."""
+        part = self._part(input_idx)
+        return (self.cell.weight[:, part] * self.mask[:, part]).detach().clone()
+
+    def get_current_threshold(self) -> float:
+        return float(self.current_threshold)
+
+    def export_masks(self, path: PathLike) -> None:
+        """Write N2D2's ``<cell>_masks.syntxt``: for each input, one 0/1 line per output."""
+        write_masks(path, [self.mask[:, part] for part in self.input_parts()])
+
+    @torch.no_grad()
+    def import_masks(self, path: PathLike) -> None:
+        """Read N2D2's masks file (every input's masks, or only the first input's, as N2D2
+        does); the current threshold becomes the zero fraction of mask 0."""
+        self.current_threshold.fill_(import_cell_masks(path, self.mask, self.input_parts()))
+
+    # ----------------------------------------------------------------- saved state
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Refuse masks the cell's pattern forbids (saved under another pattern, or edited)
-        before anything is copied."""
+        before anything is copied; create the statistics and rewind buffers saved."""
         mask = state_dict.get(prefix + "mask")
         attached = self.attached_cell is not None
         if isinstance(mask, torch.Tensor) and attached and mask.shape == self.mask.shape:
@@ -321,31 +413,21 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
                 raise ValueError(f"PruneCell ({self.pattern_rule}): the mask in {prefix}mask "
                                  f"breaks the pattern in {bad} of {groups} groups (saved under "
                                  f"another pattern?); attach with the pattern it was saved with")
+        for key, value in state_dict.items():
+            name = key[len(prefix):]
+            saved = name.startswith(STAT_PREFIX) or name == "rewind_weight"
+            if key.startswith(prefix) and saved and "." not in name \
+                    and getattr(self, name, None) is None:
+                self.register_buffer(name, torch.empty_like(value))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def get_extra_state(self) -> torch.Tensor:
-        """The Random filler's generator state, saved as ``<cell>._extra_state``: a plain
-        uint8 tensor of its own (contiguous, no shared storage), so ``safetensors``, Hugging
-        Face ``save_pretrained`` and ``torch.onnx.export`` accept the state_dict."""
-        return self.generator.get_state().clone()
+        """The Random filler's generator state, saved as ``<cell>._extra_state``."""
+        return generator_state(self.generator)
 
     def set_extra_state(self, state: Any) -> None:
-        """The generator state from :meth:`get_extra_state`'s tensor, or from the dict
-        ``{"generator": tensor}`` checkpoints written before it was a tensor."""
-        if isinstance(state, dict):
-            state = state.get("generator")
-            if state is None:
-                return
-        if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 \
-                or state.dim() != 1:
-            raise ValueError(f"PruneCell: the saved extra state must be the generator state "
-                             f"(a 1-d uint8 tensor), got {_describe(state)}")
-        try:
-            self.generator.set_state(state.detach().cpu().contiguous())
-        except RuntimeError as exc:
-            raise ValueError(f"PruneCell: the saved generator state (uint8 tensor of "
-                             f"{state.numel()} bytes) does not fit a CPU torch.Generator "
-                             f"({str(exc).splitlines()[0]})") from None
+        """The generator state saved by :meth:`get_extra_state` (or by older versions)."""
+        restore_generator(self.generator, state, "PruneCell")
 
     def __getstate__(self) -> Dict[str, Any]:
         # Copies and pickles drop the link to the cell (the cell's own __setstate__ re-links)
@@ -356,18 +438,13 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        generator_state = state["generator"]
+        saved = state["generator"]
         state = {**state, "generator": torch.Generator()}
         for old, new in _RENAMED.items():   # pickled before these members were public
             if old in state:
                 state.setdefault(new, state.pop(old))
         super().__setstate__(state)
-        self.generator.set_state(generator_state)
-
-    def rebind(self, cell: nn.Module) -> None:
-        """Re-link to ``cell`` (a copy or unpickled cell calls it before using its masks)."""
-        if self._cell_ref is None or self._cell_ref() is not cell:
-            self._cell_ref = weakref.ref(cell)
+        self.generator.set_state(saved)
 
     def extra_repr(self) -> str:
         attached = self.attached_cell is not None
@@ -384,9 +461,3 @@ class PruneCell(N2D2Access, StatBuffers, GroupMasks, nn.Module):
 
 _RENAMED = {"_pattern": "pattern_rule", "_compare": "comparison",
             "_schedule": "schedule_rule", "_waiting": "waiting", "_calibrating": "calibrating"}
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    return f"a {type(value).__name__}"

@@ -32,7 +32,6 @@ from n2prune.ini.params import Choice, Key
 from n2prune.ini.values import read_enum
 from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.fillers import MASK_FILLERS
-from n2prune.prune.masks import criterion_masks, out_view
 from n2prune.prune.patterns import PATTERNS
 from n2prune.registry import did_you_mean
 
@@ -121,11 +120,7 @@ def combined_masks(cell: Any, target: float) -> Optional[List[torch.Tensor]]:
     criteria = [CRITERIA.get(name) for name in split_criteria(cell.prune_filler)]
     if any(criterion.missing(cell.stats) for criterion in criteria):
         return None
-    weight, parts = cell.cell.weight, cell.input_parts()
-    each = [criterion_masks(criterion, cell.pattern_rule, weight, cell.criterion_inputs, parts,
-                            target, cell.criterion_params(criterion), out_view(cell.cell),
-                            cell.pruned_parts(), cell.comparison)
-            for criterion in criteria]
+    each = [cell.criterion_keeps(criterion, target) for criterion in criteria]
     return [combine_keeps(list(keeps), cell.combine) for keeps in zip(*each)]
 
 
