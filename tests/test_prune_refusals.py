@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils import parametrizations, prune as torch_prune
 
 import n2prune
+from n2prune.cells import Conv
 from n2prune.prune import CRITERIA
 from n2prune.prune.attach import pruned_layers
 
@@ -40,6 +41,21 @@ def test_a_mask_saved_under_the_same_pattern_loads():
     _static(target, prune_filler="Magnitude", pattern="2:4")
     target.load_state_dict(source.state_dict())
     assert torch.equal(target.quantizer.mask, source.quantizer.mask)
+
+
+@pytest.mark.parametrize("pattern, filler", [("Channel", "L1Norm"), ("2:4", "Magnitude"),
+                                             ("2x2", "Magnitude")])
+def test_a_cell_with_two_inputs_reloads_its_own_masks(pattern, filler):
+    """Each input block is masked on its own: a channel pruned in one block only, or N:M
+    groups cut at the block edge, are what the pattern makes, not a violation."""
+    torch.manual_seed(0)
+    conv = Conv(6, 4, kernel_dims=[3, 3], input_channels=[2, 4])
+    conv.quantizer = n2prune.PruneCell(prune_mode="Static", threshold=0.5, prune_filler=filler,
+                                       pattern=pattern)
+    saved = {key: value.clone() for key, value in conv.state_dict().items()}
+    conv.quantizer.mask.fill_(1.0)
+    conv.load_state_dict(saved)
+    assert torch.equal(conv.quantizer.mask, saved["quantizer.mask"])
 
 
 def _channel(name):

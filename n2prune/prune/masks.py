@@ -7,7 +7,7 @@ Pure functions the PruneCell calls for every criterion filler (``Magnitude``, ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -127,6 +127,14 @@ def expand_groups(pattern: Pattern, keep: torch.Tensor, weight: torch.Tensor,
                   view: OutView = PLAIN) -> torch.Tensor:
     """The per-weight keep-mask (shaped like ``weight``) of a group keep-mask."""
     return view.back(pattern.expand(keep, view.first(weight).shape))
+
+
+def pattern_violations(pattern: Pattern, mask: torch.Tensor, parts: Sequence[slice],
+                       target: float, view: OutView = PLAIN) -> Tuple[int, int]:
+    """``(groups the pattern forbids, groups)`` of ``mask`` at ``target``, each input block
+    on its own (masks are made per block, so no group spans two inputs)."""
+    counts = [pattern.violations(view.first(mask[:, part]), target) for part in parts]
+    return sum(bad for bad, _ in counts), sum(groups for _, groups in counts)
 
 
 def ones_mask(weight: torch.Tensor) -> torch.Tensor:

@@ -406,9 +406,11 @@ class PruneCell(nn.Module):
         mask = state_dict.get(prefix + "mask")
         attached = self.attached_cell is not None
         if isinstance(mask, torch.Tensor) and attached and mask.shape == self.mask.shape:
-            threshold = state_dict.get(prefix + "current_threshold", self.current_threshold)
-            seen = criterion_masks.out_view(self.cell).first(mask)
-            bad, groups = self.pattern_rule.violations(seen, float(threshold))
+            threshold = float(state_dict.get(prefix + "current_threshold",
+                                             self.current_threshold))
+            bad, groups = criterion_masks.pattern_violations(
+                self.pattern_rule, mask, self.input_parts(), threshold,
+                criterion_masks.out_view(self.cell))
             if bad:
                 raise ValueError(f"PruneCell ({self.pattern_rule}): the mask in {prefix}mask "
                                  f"breaks the pattern in {bad} of {groups} groups (saved under "
