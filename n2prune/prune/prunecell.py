@@ -314,13 +314,15 @@ class PruneCell(nn.Module):
                              f"got {batch_size!r}")
         position = int(self.position) + int(batch_size)
         if self.schedule_rule.staircase:
-            if int(self.increment) == 0:
-                self.increment.fill_(int(batch_size))
-            counter, fired = gradual_tick(int(self.counter), int(self.increment), self.period)
+            increment = int(self.increment)
+            if increment == 0:
+                increment = int(batch_size)
+                self.increment.fill_(increment)
+            counter, fired = gradual_tick(int(self.counter), increment, self.period)
             self.counter.fill_(counter)
-            if fired and float(self.current_threshold) < float(np.float32(self.threshold)):
-                self._step(gradual_step(float(self.current_threshold), self.gamma,
-                                        self.threshold))
+            current = float(self.current_threshold)
+            if fired and current < float(np.float32(self.threshold)):
+                self._step(gradual_step(current, self.gamma, self.threshold))
         else:
             new = float(np.float32(scheduled_fraction(  # raises before any state changes
                 self.schedule_rule, position, self.start, self.threshold, self.period,
