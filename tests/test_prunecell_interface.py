@@ -1,4 +1,4 @@
-"""PruneCell reads as one class: what other modules use of it is public (the members its
+"""PruneCell reads as one class (one module, no mixins): what other modules use of it is public (the members its
 arguments name, its input parts, the cell it is attached to, its flags), none of them reaches a
 private member, and a PruneCell pickled with the old private names still loads."""
 
@@ -24,6 +24,11 @@ def _private_members():
         if cls.__module__.startswith("n2prune"):
             names |= {n for n in vars(cls) if n.startswith("_") and not n.startswith("__")}
     return names - set(dir(torch.nn.Module))
+
+
+def test_prunecell_is_one_class_in_one_module():
+    ours = [cls for cls in PruneCell.__mro__ if cls.__module__.startswith("n2prune")]
+    assert ours == [PruneCell] and PruneCell.__module__ == "n2prune.prune.prunecell"
 
 
 def test_no_module_reaches_a_private_prunecell_member():
