@@ -1,6 +1,7 @@
-"""PruneCell reads as one class (one module, no mixins): what other modules use of it is public (the members its
-arguments name, its input parts, the cell it is attached to, its flags), none of them reaches a
-private member, and a PruneCell pickled with the old private names still loads."""
+"""PruneCell reads as one class, in one module with no mixins: what other modules use of it is
+public (the members its arguments name, its input parts, the cell it is attached to, its flags),
+none of them reaches a private member, and a PruneCell pickled with the old private names still
+loads."""
 
 import ast
 import pickle
