@@ -10,6 +10,8 @@ import math
 import re
 from typing import Any, Callable, List, Optional, Sequence, Union
 
+from n2prune.registry import did_you_mean
+
 # Digits with optional ',' thousands groups of exactly three (the C++ locale N2D2 installs).
 _GROUPED = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _INT_RE = re.compile(rf"^\s*([+-]?)({_GROUPED})$")
@@ -107,7 +109,6 @@ def read_enum(names: Names, what: Optional[str] = None) -> Callable[..., str]:
     >>> read_colour("Red")
     'Red'
     """
-    from n2prune.registry import did_you_mean
 
     if hasattr(names, "names") and callable(names.names):
         current, what = names.names, what or getattr(names, "what", None)

@@ -14,7 +14,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from n2prune import ini as ini_module
 from n2prune.cells import CELLS, BuildContext
 from n2prune.cells.base import direct_calls, own_hooks
 from n2prune.errors import ConfigError
@@ -27,6 +26,7 @@ from n2prune.network.onnx_section import import_section
 from n2prune.onnxin import load_description
 from n2prune.network.targets import Target, read_targets
 from n2prune.ini.values import read_list, read_uint, read_word
+from n2prune.network.summary import network_summary
 
 PROVIDERS = ("cenv", "env", "sp")  # the first present is the stimuli provider (§2.2)
 FRAME_MODELS = ("Frame", "Frame_CUDA", "Transcode", "Transcode_CUDA")
@@ -133,7 +133,6 @@ class Network(nn.Module):
 
     def summary(self) -> List[str]:
         """One line per cell (name, type, inputs, output shape, parameters, pruning), totals."""
-        from n2prune.network.summary import network_summary
         return network_summary(self)
 
 
