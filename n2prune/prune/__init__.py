@@ -17,6 +17,7 @@ from n2prune.prune.ranking import SCOPES, prune_global
 from n2prune.prune.scope import global_keep
 from n2prune.prune.attach import attach, detach  # noqa: E402  (after PruneCell: uses it)
 from n2prune.prune.pruner import Pruner  # noqa: E402
+from n2prune.prune import coupled  # noqa: E402,F401  (registers the Coupled scope)
 
 __all__ = ["CRITERIA", "MASK_FILLERS", "PATTERNS", "PruneCell", "SCHEDULES", "SCOPES", "Pruner",
            "attach", "detach", "global_keep", "prune_global", "register_criterion"]

@@ -170,13 +170,16 @@ def select(model: nn.Module, include=None, exclude=None, types=None) -> Dict[str
             and not _matches(name, exc)}
 
 
-def attach(model: nn.Module, include=None, exclude=None, types=None,
+def attach(model: nn.Module, include=None, exclude=None, types=None, example: Any = None,
            **prunecell_args: Any) -> Dict[str, PruneCell]:
     """Put a ``PruneCell(**prunecell_args)`` on every supported layer of ``model`` that
     ``select`` chooses; returns ``{layer name: PruneCell}`` (masks computed now).
 
     With ``seed=s`` the i-th chosen layer's cell gets seed ``s + i`` (distinct Random masks).
     With ``scope="Global"`` the new cells' masks come from one ranking over all of them.
+    ``example`` (an input of ``model``: a tensor, tuple or keyword dict) is what a scope that
+    reads the model's structure records (``scope="Coupled"``: the channels tied across layers,
+    ``n2prune.prune.coupled``).
     A layer that already carries a quantizer is an error: ``detach`` it first; so is a
     chosen layer whose weight another module shares (tied weights).
     """
@@ -212,7 +215,10 @@ def attach(model: nn.Module, include=None, exclude=None, types=None,
         for cell in ranked:
             cell.ranked_later = False
         for name, team in teams(ranked).items():
-            SCOPES.get(name).rank(team)
+            scope = SCOPES.get(name)
+            if scope.bind is not None:
+                scope.bind(model, {n: c for n, c in cells.items() if c in team}, example)
+            scope.rank(team)
     except BaseException:
         _undo(layers, cells)  # atomic: no PruneCell stays on the layers done before
         raise

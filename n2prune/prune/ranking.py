@@ -31,6 +31,12 @@ class Scope:
     name: str
     rank: Callable[[Sequence[Any]], None]
     shared: bool
+    # what the scope reads from the model before ranking a team: bind(model, {layer name:
+    # cell}, example) (Coupled: the channel groups traced on example); None: nothing
+    bind: Optional[Callable[[Any, Dict[str, Any], Any], None]] = None
+    # whether each cell of a team reaches its own current threshold (Coupled: each unit's
+    # groups), so a missed target is judged cell by cell (else over the team, as Global)
+    per_cell: bool = False
 
 
 def _each_alone(cells: Sequence[Any]) -> None:

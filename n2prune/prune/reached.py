@@ -45,7 +45,7 @@ def missed(cells: Dict[str, Any]) -> List[Tuple[Any, float, str]]:
     for name, cell in cells.items():
         if cell.prune_filler not in CRITERIA or cell.waiting:
             continue  # N2D2's fillers round as N2D2 does; combinations prune a union
-        if scope_of(cell).shared:
+        if scope_of(cell).shared and not scope_of(cell).per_cell:
             teams.setdefault(float(cell.current_threshold), []).append(name)
             continue
         target = float(cell.current_threshold)
