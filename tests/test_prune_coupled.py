@@ -146,7 +146,7 @@ def test_a_producer_outside_the_scope_is_named():
     model, example = _model()
     with pytest.raises(ValueError, match=r"scope='Coupled': stem output channel 0 is summed "
                                          r"with channels of conv2, outside the scope; include "
-                                         r"it"):
+                                         r"it \(attach's include="):
         _attach(model, example, ["stem", "down", "skip"])
     assert all(getattr(m, "quantizer", None) is None for m in (model.stem, model.down))
 

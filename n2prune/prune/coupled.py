@@ -69,6 +69,14 @@ def trace_coupling(model: nn.Module, names: Sequence[str], example: Any) -> Coup
     return coupling_of(graph, names)
 
 
+def couplings(model: nn.Module, units: Mapping[str, Sequence[str]], example: Any
+              ) -> Dict[str, Coupling]:
+    """The coupling of each unit ``{name: [layer names]}`` of ``model``, from one pass on
+    ``example``."""
+    graph = trace_channel_graph(model, example, strict=False)
+    return {name: coupling_of(graph, list(names)) for name, names in units.items()}
+
+
 def coupling_of(graph: TracedGraph, names: Sequence[str]) -> Coupling:
     """The units of the layers ``names`` in a traced channel graph (see :func:`trace_coupling`)."""
     chosen = set(names)
@@ -92,8 +100,8 @@ def coupling_of(graph: TracedGraph, names: Sequence[str]) -> Coupling:
         if others:
             raise ValueError(f"scope={NAME!r}: {name} output channel {channel} is summed with "
                              f"channels of {', '.join(others)}, outside the scope; include "
-                             f"{'them' if len(others) > 1 else 'it'} (include=[...]) so that "
-                             f"every producer prunes the same channels")
+                             f"{'them' if len(others) > 1 else 'it'} (attach's include=, a "
+                             f"unit's cells) so that every producer prunes the same channels")
         key = tuple(sorted({m[0] for m in mine}, key=order.__getitem__))
         by_cells.setdefault(key, []).append(mine)
     units = []

@@ -2,7 +2,10 @@
 
 ``sensitivity(model, evaluate)`` prunes one cell at a time with a Static ``PruneCell`` (any
 criterion or N2D2 filler, any pattern), every other cell dense, and records the metric
-``evaluate(model)`` returns with the parameters and MACs the point removes. Points are
+``evaluate(model)`` returns with the parameters and MACs the point removes. A *unit* (``units=``)
+is a set of cells pruned together at each point, with the ``Coupled`` scope
+(``n2prune.prune.coupled``): the cells of a residual stream zero the same channels, so the unit
+is pruned as a compaction would shrink it. Points are
 written to a CSV as they finish (``n2prune.sensitivity.records``); a run started again on the
 same CSV skips the points it holds.
 """
@@ -15,7 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -23,6 +26,7 @@ from tqdm import tqdm
 
 from n2prune.compact.costs import macs as count_macs
 from n2prune.prune.attach import select
+from n2prune.prune.coupled import NAME as COUPLED, Coupling, couple, couplings, rank_coupled
 from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.sparsity import cell_counts
@@ -40,9 +44,21 @@ class Method:
     pattern: str = "Unstructured"
     params: Dict[str, object] = field(default_factory=dict)
 
-    def prunecell(self, sparsity: float, seed: int) -> PruneCell:
+    def prunecell(self, sparsity: float, seed: int, **extra: Any) -> PruneCell:
         return PruneCell(prune_mode="Static", prune_filler=self.criterion, pattern=self.pattern,
-                         threshold=sparsity, seed=seed, **self.params)
+                         threshold=sparsity, seed=seed, **self.params, **extra)
+
+    def prune(self, layers: Mapping[str, nn.Module], sparsity: float, seed: int,
+              coupling: Optional[Coupling] = None) -> None:
+        """A Static PruneCell at ``sparsity`` on each of ``layers`` (by name); with
+        ``coupling`` they prune the same channels (the Coupled scope)."""
+        extra = {} if coupling is None else {"scope": COUPLED}
+        cells = {}
+        for name, layer in layers.items():
+            layer.quantizer = cells[name] = self.prunecell(sparsity, seed, **extra)
+        if coupling is not None:
+            couple(cells, coupling)
+            rank_coupled(list(cells.values()))
 
     def label(self) -> str:
         return f"{self.criterion}/{self.pattern}"
@@ -126,7 +142,9 @@ def sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float],
                 criterion: Optional[str] = None, pattern: Optional[str] = None,
                 csv: Union[None, str, Path] = None, plot: Union[None, str, Path] = None,
                 input_shape: Optional[Sequence[int]] = None, seed: int = 0,
-                quiet: bool = True, identity: str = "") -> Sensitivity:
+                quiet: bool = True, identity: str = "",
+                units: Optional[Mapping[str, Sequence[str]]] = None,
+                example: Any = None) -> Sensitivity:
     """Prune each cell of ``model`` alone at each of ``sparsities`` and score it with
     ``evaluate(model_copy) -> float`` (larger is better); ``model`` itself is not changed.
 
@@ -136,50 +154,88 @@ def sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float],
     holds (a file written for other weights, cells or sparsities is refused). ``plot``: a PNG
     with one curve per cell. ``input_shape`` (batch excluded; an INI network has its own) is
     needed for the MACs column. ``identity``: extra text that must match to resume (the
-    metric, the data).
+    metric, the data). ``units``: ``{name: [cells]}``, each pruned as one, alongside
+    ``cells``, with the ``Coupled`` scope (their tied channels recorded on ``example``, an
+    input of ``model``; ``n2prune.prune.coupled.coupled_units`` finds them), with the first
+    cell's criterion and the Channel pattern.
 
     >>> result = sensitivity(model, lambda m: accuracy(m, data), csv="sensitivity.csv")  # doctest: +SKIP
     """
     grid = _grid(sparsities)
-    chosen = prunable_cells(model, cells)
-    methods = {name: _method_of(getattr(layer, "quantizer", None), criterion, pattern)
-               for name, layer in chosen.items()}
-    work, layers = dense_copy(model, chosen)
+    units = _units(units, example)
+    chosen = prunable_cells(model, cells) if cells is not None or not units else {}
+    members = {name: [name] for name in chosen}
+    clash = sorted(set(units) & set(members))
+    if clash:
+        raise ValueError(f"units: {clash[0]!r} is also a cell's name; name the unit otherwise")
+    members.update(units)
+    every = prunable_cells(model, [c for group in members.values() for c in group])
+    methods = {name: _method_of(getattr(every[group[0]], "quantizer", None), criterion,
+                                "Channel" if name in units else pattern)
+               for name, group in members.items()}
+    work, layers = dense_copy(model, every)
+    tied = couplings(work, units, example) if units else {}
     shape = tuple(input_shape) if input_shape is not None else getattr(model, "input_shape", None)
     if shape is None:
         warnings.warn("sensitivity: no input_shape given and the model has none: the MACs "
                       "column stays empty (MACs budgets need it)", stacklevel=2)
     records = Records(csv, {"net": weights_digest(work), "grid": " ".join(f"{s:g}" for s in grid),
-                            "cells": " ".join(f"{n}:{m.label()}" for n, m in methods.items()),
+                            "cells": " ".join(f"{_unit_label(n, members[n])}:{m.label()}"
+                                              for n, m in methods.items()),
                             "identity": identity})
     started = time.perf_counter()
     base_macs = count_macs(work, shape)["nonzero"] if shape is not None else None
-    todo = [(name, s) for name in layers for s in grid if not records.has(name, s)]
+    todo = [(name, s) for name in members for s in grid if not records.has(name, s)]
     if not records.has(DENSE, 0.0):
         records.add(Point(DENSE, 0.0, float(evaluate(work)), 0, 0 if shape else None))
     bar = _bar(len(todo) + len(records.points) - 1, len(records.points) - 1, quiet)
     try:
         for name, s in todo:
-            layer = layers[name]
-            layer.quantizer = methods[name].prunecell(s, seed)
+            group = {cell: layers[cell] for cell in members[name]}
+            methods[name].prune(group, s, seed, tied.get(name))
             try:
-                removed, _ = cell_counts(layer)
+                removed = sum(cell_counts(layer)[0] for layer in group.values())
                 metric = float(evaluate(work))
                 macs = base_macs - count_macs(work, shape)["nonzero"] if shape else None
             finally:
-                layer.quantizer = None
+                for layer in group.values():
+                    layer.quantizer = None
             records.add(Point(name, s, metric, removed, macs))
             bar.update(1)
             bar.set_postfix_str(f"{name} @ {s:g}: {metric:.4g}", refresh=False)
     finally:
         bar.close()
-    result = records.result({n: cell_counts(layer)[1] for n, layer in layers.items()},
+    result = records.result({n: sum(cell_counts(layers[c])[1] for c in group)
+                             for n, group in members.items()},
                             {n: m.label() for n, m in methods.items()},
                             sum(p.numel() for p in work.parameters()), base_macs,
                             time.perf_counter() - started)
+    result.units = {name: list(group) for name, group in units.items()}
     if plot is not None:
         plot_sensitivity(result, plot)
     return result
+
+
+def _units(units: Optional[Mapping[str, Sequence[str]]], example: Any
+           ) -> Dict[str, List[str]]:
+    """The units as ``{name: [cells]}``, checked."""
+    if not units:
+        return {}
+    if example is None:
+        raise ValueError("units: the cells of a unit prune the channels tied across them, "
+                         "which a forward pass records: give sensitivity an example input "
+                         "(example=x)")
+    out = {}
+    for name, group in units.items():
+        if isinstance(group, str) or not group:
+            raise ValueError(f"units: {name!r} must name a list of cells, got {group!r}")
+        out[str(name)] = list(group)
+    return out
+
+
+def _unit_label(name: str, group: Sequence[str]) -> str:
+    """How a unit is named in the CSV's header: its name, with its cells when they differ."""
+    return name if list(group) == [name] else f"{name}=[{'+'.join(group)}]"
 
 
 def _grid(sparsities: Sequence[float]) -> List[float]:

@@ -30,6 +30,7 @@ from torch import nn
 from n2prune.compact.baking import baked
 from n2prune.compact.compaction import compact
 from n2prune.compact.costs import compare_latency
+from n2prune.prune.coupled import Coupling, couplings
 from n2prune.prune.patterns import resolve_pattern
 from n2prune.sensitivity.analysis import Method, dense_copy
 from n2prune.sensitivity.records import Sensitivity
@@ -81,9 +82,14 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
     methods = {cell: _method(result.methods[cell]) for cell in result.points}
     channel = [cell for cell, (_, pattern) in methods.items()
                if resolve_pattern(pattern)[0] == "Channel"]
+    units = getattr(result, "units", {})
+    if units and example is None:
+        raise TypeError("measure_latency: the analysis has units (cells pruned together), "
+                        "whose tied channels a forward pass records; pass an example input")
+    tied = couplings(model, units, example) if units else {}
 
     def build(sparsities: Mapping[str, float]) -> nn.Module:
-        return _compacted(model, sparsities, methods, example, seed)
+        return _compacted(model, sparsities, methods, example, seed, units, tied)
 
     nets = {"": build({})}
     nets.update({f"{cell}@{s:g}": build({cell: s}) for cell in channel for s in grid})
@@ -110,12 +116,17 @@ def _method(label: str) -> Tuple[str, str]:
 
 
 def _compacted(model: nn.Module, sparsities: Mapping[str, float],
-               methods: Mapping[str, Tuple[str, str]], example, seed: int) -> nn.Module:
-    """A copy of ``model``, PruneCells removed, the cells of ``sparsities`` pruned Static at
-    them with their criterion and pattern, compacted, masks baked in."""
-    work, layers = dense_copy(model, [cell for cell, s in sparsities.items() if s > 0.0])
-    for cell, layer in layers.items():
-        layer.quantizer = Method(*methods[cell]).prunecell(float(sparsities[cell]), seed)
+               methods: Mapping[str, Tuple[str, str]], example, seed: int,
+               units: Optional[Mapping[str, Sequence[str]]] = None,
+               tied: Optional[Mapping[str, Coupling]] = None) -> nn.Module:
+    """A copy of ``model``, PruneCells removed, the cells (and units) of ``sparsities`` pruned
+    Static at them with their criterion and pattern, compacted, masks baked in."""
+    units, tied = units or {}, tied or {}
+    pruned = {name: list(units.get(name, [name])) for name, s in sparsities.items() if s > 0.0}
+    work, layers = dense_copy(model, [cell for group in pruned.values() for cell in group])
+    for name, group in pruned.items():
+        Method(*methods[name]).prune({cell: layers[cell] for cell in group},
+                                     float(sparsities[name]), seed, tied.get(name))
     small = compact(work, example, strict=False) if example is not None else compact(work)
     return baked(small)
 

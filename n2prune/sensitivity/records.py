@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -43,9 +43,10 @@ class Point:
 
 @dataclass
 class Sensitivity:
-    """An analysis: the dense metric, the points of each cell, each cell's connected weights
-    and method (``criterion/pattern``), the network's parameters and MACs (None without an
-    input shape), the seconds this call spent, and a latency model once measured."""
+    """An analysis: the dense metric, the points of each cell (or unit), each one's connected
+    weights and method (``criterion/pattern``), the network's parameters and MACs (None
+    without an input shape), the seconds this call spent, a latency model once measured, and
+    the cells of each unit."""
 
     dense: float
     points: Dict[str, List[Point]]
@@ -57,6 +58,17 @@ class Sensitivity:
     # the measured latency model (n2prune.sensitivity.latency.measure_latency), for a
     # Latency budget target; not written to the CSV
     latency: Optional[Any] = None
+    # units pruned as one (sensitivity(units=...)): {unit: [cells]}
+    units: Dict[str, List[str]] = field(default_factory=dict)
+
+    def cell_targets(self, sparsities: Dict[str, float]) -> Dict[str, float]:
+        """Per layer, the sparsity of ``sparsities`` (by cell or unit, a Budget's): each unit's
+        for every cell of it."""
+        out: Dict[str, float] = {}
+        for name, value in sparsities.items():
+            for cell in self.units.get(name, [name]):
+                out[cell] = value
+        return out
 
     def curve(self, cell: str) -> Tuple[List[float], List[float]]:
         """(sparsities, metrics) of ``cell``, sparsity 0 being the dense metric."""
