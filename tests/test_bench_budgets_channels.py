@@ -73,3 +73,39 @@ def test_analyse_after_the_pruning_horizon_is_refused(tmp_path, capsys):
     assert stop.value.code == 2
     assert "--analyse 2: must be an epoch from 1 to before the end of pruning (1.5 epochs" \
         in capsys.readouterr().err
+
+
+def test_coupled_prunes_the_residual_streams_too():
+    units = bench.pruned_units(4, coupled=True)
+    assert bench.streams_of(units)["stream0"] == ["stem", "blocks.0.conv2", "blocks.1.conv2"]
+    assert bench.streams_of(units)["stream3"] == ["blocks.6.conv2", "blocks.6.skip.0",
+                                                  "blocks.7.conv2"]
+    model = bench.ResNet18(4).eval()
+    bench.attach_units(model, units, {name: 0.5 for name in units}, prune_mode="Static",
+                       **bench.PRUNE)
+    small = bench.compact(model, bench.EXAMPLE)
+    assert small.stem.out_channels == 2 and small.blocks[1].conv2.out_channels == 2
+    assert small.blocks[0].conv1.out_channels == 2 and small.fc.in_features == 16
+    x = torch.randn(3, 1, bench.SIZE, bench.SIZE)
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-5)
+
+
+def test_coupled_run_analyses_and_budgets_the_streams(tmp_path, monkeypatch, capsys):
+    (tmp_path / "train-images-idx3-ubyte").touch()
+    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    analysed = []
+    original = bench.n2prune.sensitivity
+
+    def spy(model, *args, **kwargs):
+        analysed.append(sorted(kwargs["units"]))
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(bench.n2prune, "sensitivity", spy)
+    assert bench.main(["--coupled", "--epochs", "2", "--seeds", "1", "--width", "4",
+                       "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert analysed == [["stream0", "stream1", "stream2", "stream3"]]
+    budget = next(line for line in out.splitlines() if line.startswith("  seed 1 budget:"))
+    assert "stream0 " in budget and "stream3 " in budget
+    assert "conv1s and residual streams pruned" in out and "12 units x" in out

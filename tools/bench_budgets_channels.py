@@ -3,7 +3,7 @@ sensitivity budget, same loop, same schedule, paired over seeds (issue 20's seco
 
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
                                            [--width 16] [--metric loss] [--dense]
-                                           [--analyse 1]
+                                           [--analyse 1] [--coupled]
                                            [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
@@ -16,15 +16,22 @@ epochs of SGD (momentum 0.9, weight decay 5e-4, lr 0.05 with cosine decay, batch
 
 The pruned cells are each BasicBlock's first convolution (``blocks.i.conv1``): its output
 channels feed only the block's second convolution, so compaction (``n2prune.compact``) removes
-the rows and the next convolution's inputs; the residual sums stay whole. Both methods prune
+the rows and the next convolution's inputs; the residual sums stay whole. ``--coupled`` also
+prunes the four residual streams, each one *unit* of cells pruned together with the Coupled
+scope (``n2prune.prune.coupled``): stage k's stream is produced by the stem (stage 0) or the
+stage's shortcut convolution and by both blocks' second convolutions, which zero the same
+channels, chosen by their summed L1 norms; compaction then removes them from every layer
+the stream feeds. Both methods prune
 by channel L1 norm (pattern ``Channel``) along a Cubic schedule from the end of epoch 1 to 75 %
 of the run, a mask step every quarter epoch, each cell in its own (Layer) scope
 (``--analyse E``: from the end of epoch E instead, both methods, the analysis then):
 
-- uniform: every cell at the least sparsity whose compacted network keeps at most ``--macs``
+- uniform: every cell (and stream) at the least sparsity whose compacted network keeps at
+  most ``--macs``
   of the dense MACs (bisection on the compacted network's MACs). Channel counts are coarse at
   these widths (16 channels: steps of 6.25 %), so it keeps somewhat less than ``--macs``;
-- sensitivity: at the end of epoch 1, ``n2prune.sensitivity`` prunes each cell alone at
+- sensitivity: at the end of epoch 1, ``n2prune.sensitivity`` prunes each cell (or stream:
+  ``units=``) alone at
   0.1 ... 0.9, 0.95 (L1Norm, Channel) scored on Validation (``--metric``: minus the loss, the
   default, as ``n2prune-train --budget sensitivity`` scores, or the accuracy);
   ``measure_latency`` with the compacted network's MACs as its clock gives each cell's saving
@@ -61,6 +68,7 @@ from bench_prune_accuracy import (BATCH, DEFAULT_DATA, ROOT, _environ,  # noqa: 
                                   learn_epoch, paired_difference)
 from n2prune.compact.compaction import compact  # noqa: E402
 from n2prune.compact.costs import macs  # noqa: E402
+from n2prune.prune.coupled import coupled_units  # noqa: E402
 from n2prune.prune.schedules import HORIZON_FRACTION  # noqa: E402
 from n2prune.sensitivity import DEFAULT_SPARSITIES, allocate, measure_latency  # noqa: E402
 
@@ -107,6 +115,36 @@ class ResNet18(nn.Module):
 
 
 CELLS = [f"blocks.{i}.conv1" for i in range(8)]
+STREAM_PRODUCERS = ["stem", "blocks.*.conv2", "blocks.*.skip.0"]
+Units = Dict[str, List[str]]
+
+
+def pruned_units(width: int, coupled: bool = False) -> Units:
+    """What each method prunes, by unit: every ``blocks.i.conv1`` alone, and with ``coupled``
+    the residual streams ``stream0`` ... ``stream3`` (traced: each stage's cells whose output
+    channels are summed)."""
+    units = {name: [name] for name in CELLS}
+    if coupled:
+        found = coupled_units(ResNet18(width), EXAMPLE, include=STREAM_PRODUCERS)
+        units.update({f"stream{i}": cells for i, cells in enumerate(found.values())})
+    return units
+
+
+def streams_of(units: Units) -> Units:
+    return {name: cells for name, cells in units.items() if cells != [name]}
+
+
+def attach_units(model: nn.Module, units: Units, thresholds: Dict[str, float],
+                 **args) -> Dict[str, n2prune.PruneCell]:
+    """A PruneCell on every cell of ``units``, each unit at its threshold: a stream's cells in
+    the Coupled scope (traced on EXAMPLE), one attach per unit (seed ``s``: cell i of a unit
+    gets ``s + i``, as a single attach gives)."""
+    cells: Dict[str, n2prune.PruneCell] = {}
+    for name, members in units.items():
+        extra = dict(scope="Coupled", example=EXAMPLE) if members != [name] else {}
+        cells.update(n2prune.attach(model, include=members, threshold=thresholds[name],
+                                    **args, **extra))
+    return cells
 
 
 def compacted_macs(model: nn.Module) -> float:
@@ -118,20 +156,25 @@ def macs_clock(nets) -> Dict[str, float]:
     return {name: float(macs(net, (1, SIZE, SIZE))["dense"]) for name, net in nets.items()}
 
 
-def uniform_sparsity(width: int, keep: float) -> Tuple[float, float]:
-    """The least uniform channel sparsity whose compacted network keeps <= ``keep`` MACs, and
-    the fraction of the MACs it keeps."""
+def uniform_sparsity(width: int, keep: float, units: Units = None) -> Tuple[float, float]:
+    """The least uniform channel sparsity of ``units`` (default: the conv1s) whose compacted
+    network keeps <= ``keep`` MACs, and the fraction of the MACs it keeps."""
+    units = units or pruned_units(width)
     model = ResNet18(width)
     dense = compacted_macs(model)
     low, high = 0.0, 0.99
-    for _ in range(14):
-        mid = (low + high) / 2
-        n2prune.attach(model, include=CELLS, prune_mode="Static", threshold=mid, **PRUNE)
+
+    def kept(sparsity: float) -> float:
+        attach_units(model, units, {name: sparsity for name in units}, prune_mode="Static",
+                     **PRUNE)
         fraction = compacted_macs(model) / dense
         n2prune.detach(model, bake=False)
-        low, high = (mid, high) if fraction > keep else (low, mid)
-    n2prune.attach(model, include=CELLS, prune_mode="Static", threshold=high, **PRUNE)
-    return high, compacted_macs(model) / dense
+        return fraction
+
+    for _ in range(14):
+        mid = (low + high) / 2
+        low, high = (mid, high) if kept(mid) > keep else (low, mid)
+    return high, kept(high)
 
 
 def digits(environ, seed: int, scratch: Path) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
@@ -178,9 +221,10 @@ METRICS = {"loss": minus_loss, "accuracy": accuracy}
 
 def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width: int,
         sets, timings: List[float], metric: str = "loss",
-        analyse: int = 1) -> Tuple[float, float]:
-    """Train once, pruning from the end of epoch ``analyse``; returns (test accuracy,
-    compacted MACs / dense MACs)."""
+        analyse: int = 1, units: Units = None) -> Tuple[float, float]:
+    """Train once, pruning ``units`` (default: the conv1s) from the end of epoch ``analyse``;
+    returns (test accuracy, compacted MACs / dense MACs)."""
+    units = units or pruned_units(width)
     torch.manual_seed(seed)
     model = ResNet18(width)
     dense_macs = compacted_macs(model)
@@ -191,13 +235,10 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
                   frequency=max(1, size // 4), seed=seed, **PRUNE)
 
     def attach(thresholds: Dict[str, float], begin: float, stop: float):
-        cells = {}
-        for name in CELLS:
-            cells[name] = n2prune.attach(model, include=[name], threshold=thresholds[name],
-                                         begin=begin, end=stop, **common)[name]
+        cells = attach_units(model, units, thresholds, begin=begin, end=stop, **common)
         return n2prune.Pruner(cells, epoch_size=size, horizon=epochs * size)
 
-    pruner = (attach({n: uniform for n in CELLS}, analyse * size, end) if method == "uniform"
+    pruner = (attach({n: uniform for n in units}, analyse * size, end) if method == "uniform"
               else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
@@ -209,13 +250,15 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
             started = time.perf_counter()
             score = METRICS[metric]
             result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
-                                         cells=CELLS, sparsities=DEFAULT_SPARSITIES,
+                                         cells=CELLS, units=streams_of(units),
+                                         example=EXAMPLE, sparsities=DEFAULT_SPARSITIES,
                                          input_shape=(1, SIZE, SIZE), **_how())
             result.latency = measure_latency(model, result, example=EXAMPLE, timer=macs_clock)
             budget = allocate(result, 1.0 - keep, "Latency", ceiling=0.95)
             timings.append(time.perf_counter() - started)
             print(f"  seed {seed} budget: " + ", ".join(
-                f"{n.split('.')[1]} {s:.3f}" for n, s in budget.sparsities.items()), flush=True)
+                f"{n.split('.')[1] if n in CELLS else n} {s:.3f}"
+                for n, s in budget.sparsities.items()), flush=True)
             pruner = attach(budget.sparsities, 0, end - analyse * size)
         learn_epoch(epoch, lambda index: F.cross_entropy(model(x.index_select(0, index)),
                                                          labels[index]),
@@ -249,6 +292,9 @@ def main(argv=None) -> int:
     parser.add_argument("--analyse", type=int, default=1, metavar="EPOCH",
                         help="epoch at whose end the analysis runs and both methods start "
                              "pruning (default 1; later: the analysis sees trained weights)")
+    parser.add_argument("--coupled", action="store_true",
+                        help="also prune the residual streams (stem, second convolutions, "
+                             "shortcuts), each one unit pruned with the Coupled scope")
     parser.add_argument("--dense", action="store_true",
                         help="also train the unpruned network on each seed (a reference row)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -262,7 +308,8 @@ def main(argv=None) -> int:
         print(f"no MNIST data in {args.data}", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
-    uniform, keep = uniform_sparsity(args.width, args.macs)
+    units = pruned_units(args.width, args.coupled)
+    uniform, keep = uniform_sparsity(args.width, args.macs, units)
     print(f"uniform channel sparsity for at most {100 * args.macs:g} % of the MACs: "
           f"{uniform:.4f}, keeping {100 * keep:.2f} %")
     methods = (["dense"] if args.dense else []) + ["uniform", "sensitivity"]
@@ -275,13 +322,14 @@ def main(argv=None) -> int:
             sets = digits(environ, seed, Path(tmp) / "run")
             for method in results:
                 acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
-                                    sets, timings, args.metric, args.analyse)
+                                    sets, timings, args.metric, args.analyse, units)
                 results[method].append(acc)
                 kept[method].append(fraction)
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
                       f"{100 * fraction:.2f} %", flush=True)
-    print(f"\n| method (ResNet-18 width {args.width}, digits 16x16, {args.epochs} epochs, "
-          f"pruning from epoch {args.analyse}, "
+    pruned = "conv1s and residual streams" if args.coupled else "conv1s"
+    print(f"\n| method (ResNet-18 width {args.width}, {pruned} pruned, digits 16x16, "
+          f"{args.epochs} epochs, pruning from epoch {args.analyse}, "
           f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
           f"accuracy | sensitivity − method, paired |")
     print("|---|---|---|---|")
@@ -291,7 +339,7 @@ def main(argv=None) -> int:
         print(f"| {LABELS[method]} | {100 * max(kept[method]):.1f} % (max) | "
               f"{100 * statistics.mean(results[method]):.2f} % | {paired} |")
     if timings:
-        print(f"\nanalysis ({len(CELLS)} cells x {len(DEFAULT_SPARSITIES)} points, 800 "
+        print(f"\nanalysis ({len(units)} units x {len(DEFAULT_SPARSITIES)} points, 800 "
               f"validation images, and the MACs model): median {statistics.median(timings):.1f}"
               f" s, max {max(timings):.1f} s")
     return 0
