@@ -211,6 +211,7 @@ def sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float],
                             sum(p.numel() for p in work.parameters()), base_macs,
                             time.perf_counter() - started)
     result.units = {name: list(group) for name, group in units.items()}
+    result.csv = Path(csv) if csv is not None else None
     if plot is not None:
         plot_sensitivity(result, plot)
     return result

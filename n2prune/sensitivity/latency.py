@@ -13,7 +13,8 @@ than a sparser one is noise); cells of other patterns save nothing. The ``Latenc
 chosen budget on the whole compacted network and, when the sum promised more than the
 network gives (shrinking two neighbours saves less than the sum of each alone), asks the
 knapsack for more until the measured saving meets the target, then bisects back to the least
-request that meets it.
+request that meets it. The per-cell model of an analysis kept in a CSV is kept beside it
+(``sensitivity.latency.json``), so a resumed analysis reads it back.
 
 >>> result.latency = measure_latency(model, result, example=x)     # doctest: +SKIP
 >>> budget = allocate(result, 0.3, "Latency")       # 30 % of the dense latency saved
@@ -33,6 +34,7 @@ from n2prune.compact.costs import compare_latency
 from n2prune.prune.coupled import Coupling, couplings
 from n2prune.prune.patterns import resolve_pattern
 from n2prune.sensitivity.analysis import Method, dense_copy
+from n2prune.sensitivity.latency_file import LatencyFile, clock_name
 from n2prune.sensitivity.records import Sensitivity
 
 DEFAULT_WIDTHS: Tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
@@ -69,7 +71,10 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
                     seed: int = 0) -> LatencyModel:
     """The latency model of ``result``'s cells on ``model`` (an INI network, or a torch model
     with ``example``: the input compaction records and the latency is measured on). ``timer``
-    replaces the measurement (``default_timer``), e.g. a deterministic one in tests."""
+    replaces the measurement (``default_timer``), e.g. a deterministic one in tests. An
+    analysis kept in a CSV keeps its per-cell model beside it (``sensitivity.latency.json``,
+    :mod:`.latency_file`): measured again on the same analysis, widths and clock, it is read
+    back instead of timed."""
     if example is None and not hasattr(model, "input_shape"):
         raise TypeError(f"measure_latency: a {type(model).__name__} has no input_shape; pass "
                         f"an example input: measure_latency(model, result, example=x)")
@@ -77,8 +82,8 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
     if not grid or grid[0] <= 0.0 or grid[-1] >= 1.0:
         raise ValueError(f"widths must be sparsities strictly between 0 and 1, got "
                          f"{list(widths)}")
-    timer = timer or default_timer(example, None if example is not None
-                                   else tuple(model.input_shape))
+    given, timer = timer, timer or default_timer(
+        example, None if example is not None else tuple(model.input_shape))
     methods = {cell: _method(result.methods[cell]) for cell in result.points}
     channel = [cell for cell, (_, pattern) in methods.items()
                if resolve_pattern(pattern)[0] == "Channel"]
@@ -92,6 +97,28 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
         return _compacted(model, sparsities, methods, example, seed, units, tied)
 
     nets = {"": build({})}
+    store = None if getattr(result, "csv", None) is None else \
+        LatencyFile(result.csv, grid, clock_name(given))
+    kept = store.load(list(result.points)) if store is not None else None
+    if kept is not None:
+        dense, saved = kept
+    else:
+        dense, saved = _per_cell(result, nets, build, channel, grid, timer)
+        if store is not None:
+            store.save(dense, saved)
+
+    def measure(sparsities: Mapping[str, float]) -> float:
+        timed = timer({"": nets[""], "budget": build(sparsities)})
+        return dense * timed["budget"] / timed[""]   # against the dense net timed beside it
+
+    return LatencyModel(dense, saved, measure)
+
+
+def _per_cell(result: Sensitivity, nets: Dict[str, nn.Module], build, channel, grid,
+              timer: Timer) -> Tuple[float, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+    """The dense seconds and each cell's (sparsities, seconds saved): the Channel cells
+    compacted alone at each width, timed with the dense network (``nets[""]``)."""
+    nets = dict(nets)
     nets.update({f"{cell}@{s:g}": build({cell: s}) for cell in channel for s in grid})
     seconds = timer(nets)
     dense = float(seconds[""])
@@ -101,12 +128,7 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
         y = np.zeros(len(x)) if cell not in channel else np.maximum.accumulate(np.maximum(
             dense - np.array([dense] + [seconds[f"{cell}@{s:g}"] for s in grid]), 0.0))
         saved[cell] = (x, y)
-
-    def measure(sparsities: Mapping[str, float]) -> float:
-        timed = timer({"": nets[""], "budget": build(sparsities)})
-        return dense * timed["budget"] / timed[""]   # against the dense net timed beside it
-
-    return LatencyModel(dense, saved, measure)
+    return dense, saved
 
 
 def _method(label: str) -> Tuple[str, str]:

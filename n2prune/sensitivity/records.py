@@ -60,6 +60,8 @@ class Sensitivity:
     latency: Optional[Any] = None
     # units pruned as one (sensitivity(units=...)): {unit: [cells]}
     units: Dict[str, List[str]] = field(default_factory=dict)
+    # the CSV the points are kept in (None: in memory); its latency model is kept beside it
+    csv: Optional[Path] = None
 
     def cell_targets(self, sparsities: Dict[str, float]) -> Dict[str, float]:
         """Per layer, the sparsity of ``sparsities`` (by cell or unit, a Budget's): each unit's
