@@ -126,14 +126,15 @@ def _why_fixed(graph: TracedGraph) -> str:
 
 def coupled_units(model: nn.Module, example: Any, include=None, exclude=None
                   ) -> Dict[str, List[str]]:
-    """The units of the supported layers ``select(model, include, exclude)`` chooses (default:
-    every one whose channels can be pruned): ``{unit name: [cells]}``, the name its cells
-    joined by ``+`` in the model's order (a layer feeding no sum is a unit of its own). Layers named by ``include``
-    whose channels cannot be pruned are an error, as in :func:`trace_coupling`."""
+    """The units of the supported layers ``select(model, include, exclude)`` chooses:
+    ``{unit name: [cells]}``, the name its cells joined by ``+`` in the model's order (a layer
+    feeding no sum is a unit of its own). Without ``include``, every layer the example runs
+    whose channels can be pruned; layers ``include`` names whose channels cannot be pruned are
+    an error, as in :func:`trace_coupling`."""
     graph = trace_channel_graph(model, example, strict=False)
-    names = [name for name in select(model, include, exclude) if name in graph.layer_nodes]
+    names = list(select(model, include, exclude))
     if include is None:   # every layer: leave out those that cannot be pruned
-        names = _prunable(graph, names)
+        names = _prunable(graph, [name for name in names if name in graph.layer_nodes])
     coupling = coupling_of(graph, names)
     return {"+".join(unit.cells): list(unit.cells) for unit in coupling.units}
 

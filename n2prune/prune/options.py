@@ -83,7 +83,8 @@ PRUNE_KEYS: Tuple[Key, ...] = (
         "accepted and ignored", Choice(QUANT_MODES)),
     Key("PruningPattern", "pattern", read_word, "Unstructured",
         "Unstructured, N:M (2:4), KxL (4x1), Channel", _PatternChoice()),
-    Key("PruningScope", "scope", read_enum(SCOPES), "Layer", "Layer or Global", Choice(SCOPES)),
+    Key("PruningScope", "scope", read_enum(SCOPES), "Layer", "Layer, Global or Coupled",
+        Choice(SCOPES)),
     Key("PruningGroup", "group", read_enum(COMPARISONS), None,
         "which scores compete: Layer (the whole cell) or Row (each output row on its own); "
         "default: the criterion's (Row for Wanda), else Layer", Choice(COMPARISONS)),
