@@ -173,3 +173,91 @@ def test_one_unit_one_threshold():
     with pytest.raises(ValueError, match=r"stem, conv2 prune the same channels but their "
                                          r"current thresholds differ \(stem 0.25, conv2 0.5\)"):
         n2prune.Pruner(cells)
+
+
+INI = """[sp]
+SizeX=8
+SizeY=8
+NbChannels=3
+
+[stem]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Rectifier
+ConfigSection=prune.config
+QWeight=Prune
+
+[a]
+Input=stem
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Rectifier
+
+[b]
+Input=a
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Linear
+{b_prune}
+
+[sum]
+Input=b,stem
+Type=ElemWise
+NbOutputs=8
+Operation=Sum
+ActivationFunction=Rectifier
+
+[fc]
+Input=sum
+Type=Fc
+NbOutputs=4
+ActivationFunction=Linear
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=4
+WithLoss=1
+
+[softmax.Target]
+
+[prune.config]
+QWeight.PruningMode=Static
+QWeight.PruningFiller=L1Norm
+QWeight.PruningPattern=Channel
+QWeight.PruningScope=Coupled
+QWeight.Threshold=0.5
+"""
+
+
+def test_an_ini_network_couples_its_residual_sum(tmp_path):
+    path = tmp_path / "net.ini"
+    path.write_text(INI.format(b_prune="ConfigSection=prune.config\nQWeight=Prune"))
+    net = n2prune.load_network(str(path))
+    stem, b = net.cells["stem"].quantizer, net.cells["b"].quantizer
+    assert torch.equal(_pruned_rows(stem), _pruned_rows(b)) and int(_pruned_rows(b).sum()) == 4
+    small = n2prune.compact(net)
+    assert small.cells["stem"].weight.shape[0] == 4 and small.cells["b"].weight.shape[0] == 4
+    x = torch.randn(2, 3, 8, 8)
+    net.eval()
+    small.eval()
+    with torch.no_grad():
+        assert torch.allclose(small(x), net(x), atol=1e-5)
+
+
+def test_an_ini_producer_outside_the_scope_is_an_error_at_the_key(tmp_path):
+    path = tmp_path / "net.ini"
+    path.write_text(INI.format(b_prune=""))
+    line = INI.format(b_prune="").splitlines().index("QWeight.PruningScope=Coupled") + 1
+    with pytest.raises(n2prune.ConfigError, match=rf"net.ini:{line}: \[prune.config\] "
+                                                  rf"QWeight.PruningScope=Coupled: scope="
+                                                  rf"'Coupled': stem output channel 0 is "
+                                                  rf"summed with channels of b, outside"):
+        n2prune.load_network(str(path))

@@ -23,6 +23,7 @@ from n2prune.network.routing import (ConfigView, SolverSpec, config_names, route
 from n2prune.network.keys import check_config_names, check_global, check_leftovers
 from n2prune.network.limits import MAX_NETWORK_ELEMENTS, AllocationGuard, OverLimit
 from n2prune.network.onnx_section import import_section
+from n2prune.network.scopes import bind_scopes
 from n2prune.onnxin import load_description
 from n2prune.network.targets import Target, read_targets
 from n2prune.ini.values import read_list, read_uint, read_word
@@ -215,7 +216,9 @@ def build_network(ini: Any, seed: int = 0, epoch_size: Optional[int] = None,
     if not cells:
         raise ini[provider].error(None, "no cell found (a cell is a section with an Input= "
                                         "key)")
-    return Network(ini, input_shape, cells, info, read_targets(ini, list(cells)))
+    net = Network(ini, input_shape, cells, info, read_targets(ini, list(cells)))
+    bind_scopes(net, ini)   # a scope reading the network's structure (Coupled)
+    return net
 
 
 def _check_size(section: Any, shape: Tuple[int, ...], limit: int, what: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from n2prune.compact.groups import ChannelGraph, channel_graph
 from n2prune.compact.trace import TracedGraph, trace_channel_graph
 from n2prune.prune.attach import select
 from n2prune.prune.criteria.combined import waiting
@@ -77,11 +78,12 @@ def couplings(model: nn.Module, units: Mapping[str, Sequence[str]], example: Any
     return {name: coupling_of(graph, list(names)) for name, names in units.items()}
 
 
-def coupling_of(graph: TracedGraph, names: Sequence[str]) -> Coupling:
-    """The units of the layers ``names`` in a traced channel graph (see :func:`trace_coupling`)."""
+def coupling_of(graph: ChannelGraph, names: Sequence[str]) -> Coupling:
+    """The units of the layers ``names`` in a channel graph, traced or an INI network's (see
+    :func:`trace_coupling`)."""
     chosen = set(names)
     order = {name: index for index, name in enumerate(names)}
-    missing = [name for name in names if name not in graph.layer_nodes]
+    missing = [name for name in names if name not in graph.atoms]
     if missing:
         raise ValueError(f"scope={NAME!r}: {missing[0] or '<model>'} did not run in the "
                          f"example's forward pass, so its channel groups are unknown; give an "
@@ -118,8 +120,8 @@ def coupling_of(graph: TracedGraph, names: Sequence[str]) -> Coupling:
     return Coupling(units)
 
 
-def _why_fixed(graph: TracedGraph) -> str:
-    blocked = "; ".join(f"{b.op} at {b.where}" for b in graph.blocked[:2])
+def _why_fixed(graph: ChannelGraph) -> str:
+    blocked = "; ".join(f"{b.op} at {b.where}" for b in getattr(graph, "blocked", [])[:2])
     return ("it reaches the model's output, a layer used twice or an operation that mixes "
             "channels" + (f"; operations without a channel rule: {blocked}" if blocked else ""))
 
@@ -158,8 +160,12 @@ def _prunable(graph: TracedGraph, names: List[str]) -> List[str]:
 
 # ----------------------------------------------------------------------------- the scope
 def bind(model: nn.Module, cells: Mapping[str, Any], example: Any) -> None:
-    """``Scope.bind`` of Coupled: trace ``model`` on ``example`` and give ``cells`` (PruneCells
-    by layer name) their coupling."""
+    """``Scope.bind`` of Coupled: trace ``model`` on ``example`` (an INI network without one:
+    its own channel graph, ``n2prune.compact.groups``) and give ``cells`` (PruneCells by layer
+    name) their coupling."""
+    if example is None and hasattr(model, "info") and hasattr(model, "cells"):
+        couple(cells, coupling_of(channel_graph(model), list(cells)))   # an INI network
+        return
     if example is None:
         raise ValueError(f"scope={NAME!r} prunes the channels tied across layers, which a "
                          f"forward pass records: give attach an example input "
