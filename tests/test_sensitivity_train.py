@@ -154,3 +154,103 @@ def test_the_command_scores_by_loss_as_the_training_budget_does(tmp_path):
     assert command == pytest.approx({k: trained[k] for k in command}, abs=1e-6)
     assert sensitivity_main([DIGITS, "--quiet", "-valid-metric", "Lost", "--output",
                              str(tmp_path / "bad")]) == 2
+
+
+RESIDUAL = """
+[database]
+Type=Digits_Database
+Learn=0.7
+Validation=0.1
+
+[sp]
+SizeX=8
+SizeY=8
+NbChannels=1
+BatchSize=32
+
+[stem]
+Input=sp
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Rectifier
+ConfigSection=stream.config
+QWeight=Prune
+
+[a]
+Input=stem
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=16
+ActivationFunction=Rectifier
+ConfigSection=single.config
+QWeight=Prune
+
+[b]
+Input=a
+Type=Conv
+KernelDims=3 3
+Padding=1
+NbOutputs=8
+ActivationFunction=Linear
+ConfigSection=stream.config
+QWeight=Prune
+
+[sum]
+Input=b,stem
+Type=ElemWise
+NbOutputs=8
+Operation=Sum
+ActivationFunction=Rectifier
+
+[fc]
+Input=sum
+Type=Fc
+NbOutputs=10
+ActivationFunction=Linear
+
+[softmax]
+Input=fc
+Type=Softmax
+NbOutputs=10
+WithLoss=1
+
+[softmax.Target]
+
+[single.config]
+Solvers.LearningRate=0.05
+QWeight.PruningMode=Gradual
+QWeight.PruningFiller=L1Norm
+QWeight.PruningPattern=Channel
+QWeight.Threshold=0.5
+QWeight.StartThreshold=0.1
+
+[stream.config]
+Solvers.LearningRate=0.05
+QWeight.PruningMode=Gradual
+QWeight.PruningFiller=L1Norm
+QWeight.PruningPattern=Channel
+QWeight.PruningScope=Coupled
+QWeight.Threshold=0.5
+QWeight.StartThreshold=0.1
+"""
+
+
+def test_coupled_cells_are_one_unit_of_the_budget(tmp_path):
+    """Cells of the Coupled scope (a residual stream: stem and b) prune the same channels, so
+    the analysis prunes them together (one curve) and the budget gives them one target."""
+    net = tmp_path / "residual.ini"
+    net.write_text(RESIDUAL)
+    out = tmp_path / "run"
+    assert train_main([str(net), "-learn-epoch", "2", "-seed", "3", "--output", str(out),
+                       "--quiet", "--budget", "sensitivity", "--target-sparsity", "0.5"]) == 0
+    budget = _report(out)["budget"]
+    cells = budget["cells"]
+    assert set(cells) == {"stem", "a", "b"} and cells["stem"] == cells["b"]
+    curves = {cell for cell, _ in _curves(out / "sensitivity.csv")}
+    assert curves == {"(dense)", "a", "stem+b"}
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    stem, b = (saved["net"][f"layers.{n}.quantizer.mask"] for n in ("stem", "b"))
+    assert torch.equal(stem.flatten(1).amax(1) == 0, b.flatten(1).amax(1) == 0)

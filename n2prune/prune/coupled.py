@@ -26,7 +26,7 @@ unit at different thresholds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -66,16 +66,57 @@ class Coupling:
 def trace_coupling(model: nn.Module, names: Sequence[str], example: Any) -> Coupling:
     """The units of the layers ``names`` of ``model`` recorded on ``example``; a ValueError
     naming the layer and channel when one of their channels cannot be pruned with them."""
-    graph = trace_channel_graph(model, example, strict=False)
-    return coupling_of(graph, names)
+    return coupling_of(channel_graph_of(model, example), names)
 
 
 def couplings(model: nn.Module, units: Mapping[str, Sequence[str]], example: Any
               ) -> Dict[str, Coupling]:
     """The coupling of each unit ``{name: [layer names]}`` of ``model``, from one pass on
-    ``example``."""
-    graph = trace_channel_graph(model, example, strict=False)
+    ``example`` (an INI network without one: its own channel graph)."""
+    graph = channel_graph_of(model, example)
     return {name: coupling_of(graph, list(names)) for name, names in units.items()}
+
+
+def is_ini_network(model: nn.Module) -> bool:
+    """Whether ``model`` is a network built from an INI file (cells by section name)."""
+    return hasattr(model, "info") and hasattr(model, "cells")
+
+
+def channel_graph_of(model: nn.Module, example: Any) -> ChannelGraph:
+    """The channel groups of ``model``: recorded on ``example``, or, for an INI network
+    without one, its own (``n2prune.compact.groups``); a ValueError naming the fix when a
+    plain model comes without an example."""
+    if example is None and is_ini_network(model):
+        return channel_graph(model)
+    if example is None:
+        raise ValueError(f"scope={NAME!r} prunes the channels tied across layers, which a "
+                         f"forward pass records: give an example input (example=x)")
+    return trace_channel_graph(model, example, strict=False)
+
+
+def units_of(cells: Mapping[str, Any]) -> Dict[str, List[str]]:
+    """The PruneCells of ``cells`` (by name, in the network's order) that prune channels
+    together (the Coupled scope) as ``{unit name: [cells]}``, the name its cells joined by
+    ``+``; cells tied through any channel are one unit. Cells outside a coupling are left out."""
+    order = list(cells)
+    parent = {name: name for name in order}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for name in order:
+        coupling = getattr(cells[name], "coupling", None)
+        for unit in coupling.units if coupling is not None else ():
+            tied = [cell for cell in unit.cells if cell in parent]
+            for cell in tied[1:]:
+                parent[root(cell)] = root(tied[0])
+    groups: Dict[str, List[str]] = {}
+    for name in order:
+        if getattr(cells[name], "coupling", None) is not None:
+            groups.setdefault(root(name), []).append(name)
+    return {"+".join(group): group for group in groups.values()}
 
 
 def coupling_of(graph: ChannelGraph, names: Sequence[str]) -> Coupling:
@@ -163,14 +204,11 @@ def bind(model: nn.Module, cells: Mapping[str, Any], example: Any) -> None:
     """``Scope.bind`` of Coupled: trace ``model`` on ``example`` (an INI network without one:
     its own channel graph, ``n2prune.compact.groups``) and give ``cells`` (PruneCells by layer
     name) their coupling."""
-    if example is None and hasattr(model, "info") and hasattr(model, "cells"):
-        couple(cells, coupling_of(channel_graph(model), list(cells)))   # an INI network
-        return
-    if example is None:
+    if example is None and not is_ini_network(model):
         raise ValueError(f"scope={NAME!r} prunes the channels tied across layers, which a "
                          f"forward pass records: give attach an example input "
                          f"(n2prune.attach(model, scope={NAME!r}, example=x, ...))")
-    couple(cells, trace_coupling(model, list(cells), example))
+    couple(cells, coupling_of(channel_graph_of(model, example), list(cells)))
 
 
 def couple(cells: Mapping[str, Any], coupling: Coupling) -> None:

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from n2prune.compact.costs import macs as count_macs
 from n2prune.prune.attach import select
-from n2prune.prune.coupled import NAME as COUPLED, Coupling, couple, couplings, rank_coupled
+from n2prune.prune.coupled import (NAME as COUPLED, Coupling, couple, couplings,
+                                   is_ini_network, rank_coupled)
 from n2prune.prune.criteria.registry import CRITERIA
 from n2prune.prune.prunecell import PruneCell
 from n2prune.prune.sparsity import cell_counts
@@ -156,13 +157,14 @@ def sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float],
     needed for the MACs column. ``identity``: extra text that must match to resume (the
     metric, the data). ``units``: ``{name: [cells]}``, each pruned as one, alongside
     ``cells``, with the ``Coupled`` scope (their tied channels recorded on ``example``, an
-    input of ``model``; ``n2prune.prune.coupled.coupled_units`` finds them), with the first
+    input of ``model``, not needed for an INI network; ``n2prune.prune.coupled.coupled_units``
+    finds them), with the first
     cell's criterion and the Channel pattern.
 
     >>> result = sensitivity(model, lambda m: accuracy(m, data), csv="sensitivity.csv")  # doctest: +SKIP
     """
     grid = _grid(sparsities)
-    units = _units(units, example)
+    units = _units(units, example, model)
     chosen = prunable_cells(model, cells) if cells is not None or not units else {}
     members = {name: [name] for name in chosen}
     clash = sorted(set(units) & set(members))
@@ -217,12 +219,13 @@ def sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float],
     return result
 
 
-def _units(units: Optional[Mapping[str, Sequence[str]]], example: Any
+def _units(units: Optional[Mapping[str, Sequence[str]]], example: Any, model: nn.Module
            ) -> Dict[str, List[str]]:
-    """The units as ``{name: [cells]}``, checked."""
+    """The units as ``{name: [cells]}``, checked (an INI network has its own channel graph:
+    no example needed)."""
     if not units:
         return {}
-    if example is None:
+    if example is None and not is_ini_network(model):
         raise ValueError("units: the cells of a unit prune the channels tied across them, "
                          "which a forward pass records: give sensitivity an example input "
                          "(example=x)")

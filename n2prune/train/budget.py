@@ -15,7 +15,9 @@ measured it against accuracy), on a grid refined between 0.9 and 0.995; its poin
 ``OUTPUT/sensitivity.csv`` (so a run killed during it continues the analysis on ``--resume``)
 and its curves to ``OUTPUT/sensitivity.png``. Each PruneCell's target becomes its budget (its
 start too, where the start was above it); the budget is saved in the checkpoint, reapplied on
-``--resume``, and recorded in ``report.json`` under ``budget``.
+``--resume``, and recorded in ``report.json`` under ``budget``. Cells that prune the same
+channels (``QWeight.PruningScope=Coupled``) are analysed and budgeted as one unit, one curve
+and one target.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from typing import Any, Dict, List, Mapping
 
 from n2prune.prune.budgets import BUDGETS as PRUNING_BUDGETS
+from n2prune.prune.coupled import units_of
 from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, sensitivity
 from n2prune.sensitivity.budget import allocate
 from n2prune.sensitivity.records import Sensitivity
@@ -59,9 +62,23 @@ def budget_teams(net: Any, options: Any) -> Dict[float, List[str]]:
 
 
 def _team(result: Sensitivity, names: List[str]) -> Sensitivity:
-    return dataclasses.replace(result, points={n: result.points[n] for n in names},
-                               weights={n: result.weights[n] for n in names},
-                               methods={n: result.methods[n] for n in names})
+    """The analysis of one team's cells: its single cells and the units of its coupled ones
+    (every cell of a unit shares the team: they share one threshold)."""
+    members = []
+    for name in names:
+        unit = next((u for u, cells in result.units.items() if name in cells), name)
+        if unit not in members:
+            members.append(unit)
+    for unit in members:
+        outside = [cell for cell in result.units.get(unit, ()) if cell not in names]
+        if outside:
+            raise ValueError(f"--budget sensitivity: {', '.join(result.units[unit])} prune the "
+                             f"same channels (QWeight.PruningScope=Coupled) but {outside[0]} "
+                             f"has another budget target; give them one QWeight.Threshold")
+    return dataclasses.replace(result, points={n: result.points[n] for n in members},
+                               weights={n: result.weights[n] for n in members},
+                               methods={n: result.methods[n] for n in members},
+                               units={n: result.units[n] for n in members if n in result.units})
 
 
 def sensitivity_budget(trainer: Any, teams: Dict[float, List[str]]) -> Dict[str, Any]:
@@ -80,14 +97,19 @@ def sensitivity_budget(trainer: Any, teams: Dict[float, List[str]]) -> Dict[str,
     started = time.perf_counter()
     was_training = trainer.net.training
     names = [name for team in teams.values() for name in team]
-    result = sensitivity(trainer.net, evaluate, cells=names, sparsities=GRID, seed=trainer.seed,
+    pruned = trainer.net.pruned_cells()
+    units = units_of({name: pruned[name].quantizer for name in names})
+    tied = {cell for cells in units.values() for cell in cells}
+    result = sensitivity(trainer.net, evaluate, cells=[n for n in names if n not in tied],
+                         units=units, sparsities=GRID, seed=trainer.seed,
                          csv=trainer.output / "sensitivity.csv",
                          plot=trainer.output / "sensitivity.png", quiet=options.quiet,
                          identity=f"-loss Validation seed={trainer.seed}")
     trainer.net.train(was_training)
     budgets = [allocate(_team(result, team), target, "Sparsity", ceiling=max(GRID))
                for target, team in teams.items()]
-    chosen = {name: s for budget in budgets for name, s in budget.sparsities.items()}
+    chosen = result.cell_targets({name: s for budget in budgets
+                                  for name, s in budget.sparsities.items()})
     return {"method": "sensitivity", "target_sparsity": _one(list(teams)),
             "cells": {name: chosen[name] for name in names},
             "achieved": _one([b.achieved for b in budgets]),
