@@ -111,8 +111,8 @@ class Network(nn.Module):
                 last = cell(slots[parents[0]])
             else:
                 last = cell(*[slots[parent] for parent in parents])
-            if last.dim() == 2:  # Fc-like outputs are N2D2's C x 1 x 1 maps
-                last = last.unsqueeze(2).unsqueeze(3)
+            if last.dim() == 2:  # Fc-like outputs are N2D2's C x 1 x 1 maps (one view op)
+                last = last.view(last.shape[0], last.shape[1], 1, 1)
             slots[index] = last
             if wanted and index in wanted:
                 kept[wanted[index]] = last

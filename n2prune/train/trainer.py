@@ -298,8 +298,8 @@ class Trainer(RunState):
             loss = loss + objective.loss(outputs, labels)
         if self._regularized:  # QWeight.Regularization: the cells' sparsity penalty
             loss = loss + self.pruner.penalty()
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=False)
+        for optimizer in self.optimizers:  # backward then hands over its gradients: no
+            optimizer.zero_grad(set_to_none=True)  # fill with zeros, no add into them
         self.ranks.scale(loss).backward()
         self.pruner.on_before_optimizer_step()
         for optimizer in self.optimizers:
