@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 import pytest
 import torch
 
+from n2prune.train.tally import LearnTally
 from n2prune.train.trainer import TrainOptions, Trainer
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
@@ -79,10 +80,14 @@ def _compare(tmp_path: Path, ini: str, environ: Optional[Dict[str, str]] = None)
             first = (step * batch) % (size - batch)
             x, labels = ours.provider.batch("Learn", order[first:first + batch])
             rng = torch.get_rng_state()
-            loss, correct = ours._step(x, labels)
+            loss, scores = ours._step(x, labels)
+            tally = LearnTally(ours.objectives[0].estimate)
+            tally.add(loss, scores, labels, len(labels))
+            totals = tally.totals()
             torch.set_rng_state(rng)   # Dropout draws the same for both
             expected = _plain_step(theirs, x, labels)
-            assert (loss, correct) == expected[:2], f"step {step}"
+            assert (totals["loss"], totals["correct"]) == \
+                (expected[0] * len(labels), expected[1]), f"step {step}"
             fired += expected[2]
             _assert_identical(ours, theirs, f"after step {step}")
         assert fired >= 1   # a Gradual step happened and was identical too

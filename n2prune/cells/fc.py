@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from n2prune.cells.activation_functions import build_activation
-from n2prune.cells.base import CELLS, BuildContext
+from n2prune.cells.base import CELLS, BuildContext, tensor_of
 from n2prune.cells.conv import fill_weights
 from n2prune.cells.inputs import read_nb_outputs, read_params
 from n2prune.cells.weighted import WeightCell
@@ -47,7 +47,7 @@ class Fc(WeightCell):
         if x.shape[1] != self.nb_inputs:
             raise ValueError(f"Fc: input has {x.shape[1]} features after flattening, the cell "
                              f"expects nb_inputs={self.nb_inputs}")
-        y = F.linear(x, self.effective_weight(), self.bias)
+        y = F.linear(x, self.effective_weight(), tensor_of(self, "bias"))
         return self.activate(y, owned=True)
 
     def extra_repr(self) -> str:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from n2prune.cells.activation_functions import ActivatedCell, build_activation
-from n2prune.cells.base import CELLS, BuildContext
+from n2prune.cells.base import CELLS, BuildContext, tensor_of
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import concat, same_size
 from n2prune.cells.mapping import combined_map, parent_key_name, unconnected_outputs
@@ -75,8 +75,9 @@ class Pool(ActivatedCell):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = concat(inputs)
-        if self.mapping is not None and self.mapping.shape[1] != x.shape[1]:
-            raise ValueError(f"Pool: mapping has {self.mapping.shape[1]} channels, the input "
+        mapping = tensor_of(self, "mapping")
+        if mapping is not None and mapping.shape[1] != x.shape[1]:
+            raise ValueError(f"Pool: mapping has {mapping.shape[1]} channels, the input "
                              f"has {x.shape[1]}")
         pooled = self._pool_channels(x)
         if self.mode == "full":

@@ -51,9 +51,10 @@ class WeightCell(ActivatedCell):
         connection = self._buffers.get("connection")   # not nn.Module's slow __getattr__
         if connection is not None:
             weight = weight * connection
-        if self.quantizer is not None:
-            self.quantizer.rebind(self)
-            weight = self.quantizer.quantize(weight)
+        quantizer = self._modules.get("quantizer")   # attached: a submodule (else None)
+        if quantizer is not None:
+            quantizer.rebind(self)
+            weight = quantizer.quantize(weight)
         return weight
 
     @torch.no_grad()

@@ -38,7 +38,12 @@ class Objective:
 
     def estimated(self, outputs: Dict[Any, torch.Tensor]) -> torch.Tensor:
         """The estimated label of each stimulus (arg-max over the target cell's outputs)."""
-        return outputs[self.target.cell].flatten(1).argmax(1)
+        return self.estimate(outputs[self.target.cell])
+
+    @staticmethod
+    def estimate(scores: torch.Tensor) -> torch.Tensor:
+        """The estimated labels from the target cell's outputs (the arg-max of each row)."""
+        return scores.flatten(1).argmax(1)
 
 
 def make_objective(net: Any, target: Target, nb_labels: int) -> Objective:

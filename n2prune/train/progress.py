@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from typing import Any, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
 
 class Progress:
-    """``update(n, loss=..., accuracy=..., sparsity=...)`` per batch; ``line(text)`` logs."""
+    """``update(n, values)`` per batch, ``values()`` giving the numbers to show (loss,
+    accuracy, sparsity...) and called only when a line or the bar's postfix is drawn;
+    ``line(text)`` logs."""
+
+    POSTFIX_EVERY = 1.0  # seconds between two refreshes of the bar's numbers
 
     def __init__(self, total: int, quiet: bool = False, stream: Optional[TextIO] = None,
                  every: float = 30.0):
         self.stream = stream or sys.stderr
         self.quiet, self.total, self.every = quiet, total, every
         self.done, self._last = 0, time.monotonic()
+        self._postfix_at = -math.inf
         self._bar = None
         if not quiet and self.stream.isatty():
             try:
@@ -24,16 +30,21 @@ class Progress:
             except ImportError:  # tqdm is a dependency; plain lines if it is missing
                 self._bar = None
 
-    def update(self, count: int, **values: float) -> None:
+    def update(self, count: int, values: Optional[Callable[[], Dict[str, float]]] = None
+               ) -> None:
         self.done += count
         if self.quiet:
             return
+        now = time.monotonic()
         if self._bar is not None:
             self._bar.update(count)
-            self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-        elif time.monotonic() - self._last >= self.every:
-            self._last = time.monotonic()
-            shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+            if values is not None and now - self._postfix_at >= self.POSTFIX_EVERY:
+                self._postfix_at = now
+                self._bar.set_postfix({k: f"{v:.4g}" for k, v in values().items()},
+                                      refresh=False)
+        elif now - self._last >= self.every:
+            self._last = now
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in (values() if values else {}).items())
             percent = 100.0 * self.done / max(1, self.total)
             print(f"Learning {self.done}/{self.total} stimuli ({percent:.1f}%)  {shown}",
                   file=self.stream, flush=True)

@@ -43,6 +43,7 @@ from n2prune.train.objective import make_objective
 from n2prune.train.options import (TrainOptions, defining_options,  # noqa: F401
                                     options_dict)  # TrainOptions, options_dict re-exported
 from n2prune.train.progress import Progress, describe_row
+from n2prune.train.tally import LearnTally
 from n2prune.train.resume import CHECKPOINT, RunState  # noqa: F401 (CHECKPOINT re-exported)
 from n2prune.solvers import SOLVERS
 
@@ -218,7 +219,7 @@ class Trainer(RunState):
                  else plan["total"] * self.batch_size)
         progress = Progress(total, self.options.quiet or not self.writes_files)
         progress.done = state["stimuli"]
-        stats = {"loss": 0.0, "correct": 0, "seen": 0}
+        tally = LearnTally(self.objectives[0].estimate)
         per_epoch, pruner = plan["per_epoch"], self.pruner
         pruner.on_train_begin()
         try:
@@ -228,9 +229,10 @@ class Trainer(RunState):
                 pruner.on_step_begin(state["batches"])
                 tick = time.perf_counter()
                 x, labels = self._next_batch(state, plan)
-                loss, correct = self._step(x, labels)
-                state["learning_seconds"] += time.perf_counter() - tick
+                loss, scores = self._step(x, labels)
                 seen, stimuli = self.ranks.counts(len(labels))  # this rank's, the global batch
+                tally.add(loss, scores, labels, seen)   # (timed: it is the step's accuracy)
+                state["learning_seconds"] += time.perf_counter() - tick
                 state["batches"] += 1
                 if per_epoch and state["batches"] % per_epoch == 0:
                     pruner.on_epoch_end()
@@ -238,14 +240,10 @@ class Trainer(RunState):
                 if self.budget_teams and not state.get("budget") and \
                         state["stimuli"] >= self.provider.epoch_size:
                     self._choose_budget(state)  # on the first epoch's weights
-                stats["loss"] += loss * seen
-                stats["correct"] += correct if seen else 0
-                stats["seen"] += seen
-                progress.update(stimuli, loss=loss, acc=stats["correct"] / max(1, stats["seen"]),
-                                sparsity=self.sparsity())
+                progress.update(stimuli, lambda: dict(tally.running(), sparsity=self.sparsity()))
                 if state["batches"] % plan["every"] == 0 or state["batches"] == plan["total"]:
-                    self._log_point(state, stats, plan, progress)
-                    stats = {"loss": 0.0, "correct": 0, "seen": 0}
+                    self._log_point(state, tally.totals(), plan, progress)
+                    tally = LearnTally(self.objectives[0].estimate)
                     if self._stop_valid(state, progress):
                         break
             pruner.on_train_end()
@@ -309,9 +307,8 @@ class Trainer(RunState):
             if self.options.recalibrate_bn and self.pruner.masks_changed:
                 self._recalibrate_batchnorm()
             self.ranks.check_identical(self.net, "after a mask update")
-        with torch.no_grad():
-            correct = int((self.objectives[0].estimated(outputs) == labels).sum())
-        return float(loss.detach()), correct
+        # the loss and the target's outputs are counted later, many steps at once (tally.py)
+        return loss.detach(), outputs[self.objectives[0].target.cell].detach()
 
     def _recalibrate_batchnorm(self) -> None:
         """--recalibrate-bn N: BatchNorm statistics from N random Learn batches, drawn with a
