@@ -1,15 +1,20 @@
-"""Pruner.on_step_end's shortcut for steps where no schedule is due (``quiet_counts``): every
+"""Pruner.on_step_end's shortcut for steps where no schedule is due (``QuietSteps``): every
 cell ends each step exactly as calling each cell's ``update`` (what on_step_end did before)
 leaves it, Gradual steps, other schedules, rewind and a resumed state included."""
 
 import copy
+from typing import Dict, Optional
 
 import pytest
 import torch
 from torch import nn
 
 import n2prune
-from n2prune.prune.pruner import quiet_counts
+from n2prune.prune.quiet import QuietSteps
+
+
+def quiet_counts(cells, batch_size):
+    return QuietSteps().counts(list(cells), batch_size)
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -54,7 +59,8 @@ def _reference_step(cells, batch: int) -> bool:
     return fired
 
 
-def _train_both(steps: int, batch: int = 8, resume_at: int = -1, cubic: bool = True):
+def _train_both(steps: int, batch: int = 8, resume_at: int = -1, cubic: bool = True,
+                replace: Optional[Dict[int, str]] = None):
     ours, theirs = _model(), _model()
     _attach_mixed(ours, cubic)
     _attach_mixed(theirs, cubic)
@@ -68,6 +74,13 @@ def _train_both(steps: int, batch: int = 8, resume_at: int = -1, cubic: bool = T
                 b.add_(torch.sin(b * (step + 1)) * 0.1)
         if step == resume_at:   # a checkpoint written by the reference, loaded into ours
             ours.load_state_dict(copy.deepcopy(theirs.state_dict()))
+        if replace and step in replace:  # a new tensor, as .to(device) makes them
+            name = replace[step]
+            for cell, other in zip(pruner.cells.values(), reference):
+                setattr(cell, name, getattr(cell, name).clone())
+                if name == "increment":   # a new value too, else a stale one goes unseen
+                    cell.increment.fill_(4)
+                    other.increment.fill_(4)
         size = batch if step % 5 != 3 else batch - 3  # a short batch now and then
         shortcuts += quiet_counts(pruner.cells.values(), size) is not None
         before = [float(cell.current_threshold) for cell in reference]
@@ -92,6 +105,12 @@ def test_on_step_end_leaves_every_cell_as_each_update_would():
 
 def test_counters_written_from_outside_are_read_again():
     _train_both(steps=20, resume_at=9, cubic=False)
+
+
+def test_counter_tensors_replaced_are_the_ones_counted():
+    # each before a step where no schedule is due (the 11th, 13th and 17th)
+    _train_both(steps=24, cubic=False,
+                replace={10: "counter", 12: "position", 16: "increment"})
 
 
 def test_shortcut_declines_what_it_does_not_know():

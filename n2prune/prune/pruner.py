@@ -28,7 +28,7 @@ They store what they gather in the cells (``PruneCell.set_stat``), so it travels
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 import math
 
@@ -40,6 +40,7 @@ from n2prune.prune.budgets import allocate
 from n2prune.prune.calibration import StatisticsCollector, needs_of, waiting_cells
 from n2prune.prune.options import PRUNE_MODES
 from n2prune.prune.prunecell import PruneCell
+from n2prune.prune.quiet import QuietSteps
 from n2prune.prune.reached import report as report_missed
 from n2prune.prune.regularization import cell_penalty
 from n2prune.prune.sparsity import mask_counts
@@ -74,40 +75,6 @@ def find_cells(model_or_cells: ModelOrCells) -> Dict[str, PruneCell]:
         if not isinstance(cell, PruneCell):
             raise TypeError(f"Pruner: {name!r} is a {type(cell).__name__}, not a PruneCell")
     return dict(items)
-
-
-def quiet_counts(cells: Iterable[PruneCell], batch_size: int
-                 ) -> Optional[List[Tuple[torch.Tensor, int]]]:
-    """The counter values ``cell.update(batch_size)`` would write in every cell when no
-    cell's schedule is due at this step, as (buffer, value) pairs; None when one is due, or
-    when a cell is not one this shortcut knows (then every ``update`` runs).
-
-    It is ``PruneCell.update`` without a Gradual step, for N2D2's staircase (``Linear``):
-    ``counter += increment`` while it stays under the period, ``position += batch_size``;
-    the threshold, masks and rewind weights are untouched, and a cell whose mode is not
-    scheduled counts nothing. Reading the counters from the cells' buffer dictionaries costs
-    a fraction of ``update``'s work on the steps between two Gradual steps (nearly all of
-    them); the values written are the same (tests/test_pruner_quiet.py)."""
-    if type(batch_size) is not int or batch_size <= 0:
-        return None  # update checks it (and names what is wrong)
-    writes: List[Tuple[torch.Tensor, int]] = []
-    for cell in cells:
-        if type(cell).update is not PruneCell.update:
-            return None
-        if not PRUNE_MODES.get(cell.prune_mode).scheduled:
-            continue
-        buffers = cell._buffers  # nn.Module's attribute fallback is slower than the step
-        if not cell.schedule_rule.staircase or \
-                (cell.rewind is not None and buffers["rewind_weight"] is None):
-            return None  # a position-based schedule, or rewind weights still to save
-        counter, increment, position = (buffers["counter"], buffers["increment"],
-                                        buffers["position"])
-        step = int(increment)
-        count = int(counter) + step
-        if step == 0 or count >= cell.period:
-            return None  # the first update sets the increment; a step is due
-        writes += ((counter, count), (position, int(position) + batch_size))
-    return writes
 
 
 class Pruner:
@@ -151,6 +118,7 @@ class Pruner:
                                               if scope_of(c).shared]
         self.epoch, self.step, self.stimuli = 0, 0, 0
         self.masks_changed = False  # whether the last on_step_end moved a threshold
+        self._quiet = QuietSteps()  # counts on steps where no schedule is due
         self.callbacks: List[Any] = []
         for callback in callbacks:
             self.add_callback(callback)
@@ -202,10 +170,7 @@ class Pruner:
     def on_step_end(self, batch_size: int) -> bool:
         """Advance every cell's schedule by ``batch_size`` stimuli; returns whether a mask
         changed. Global cells are ranked together when their threshold moves."""
-        quiet = quiet_counts(self.cells.values(), batch_size)
-        if quiet is not None:  # no schedule is due: count, as every cell's update would
-            for buffer, value in quiet:
-                buffer.fill_(value)
+        if self._quiet.step(self.cells.values(), batch_size):  # no schedule was due
             self.stimuli += batch_size
             self.masks_changed = False
             self._dispatch("on_step_end", batch_size)
