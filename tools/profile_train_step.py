@@ -1,15 +1,21 @@
-"""Where a learning step's time goes: n2prune's Trainer against the hand-written loop of
-``tools/bench_train.py``, phase by phase, in CPU microseconds per step.
+"""Where a learning step's time goes: n2prune's Trainer step against the hand-written step of
+``tools/bench_train.py``, phase by phase, alternating step by step in one process.
 
-    OMP_NUM_THREADS=1 python tools/profile_train_step.py [--epochs 2] [--threads 1] [--data DIR]
+    OMP_NUM_THREADS=1 python tools/profile_train_step.py [--steps 1000] [--threads 1] [--data DIR]
 
-The Trainer runs its own loop (``Trainer.run``) with each phase's callable wrapped in a timer
-(this process's CPU time, ``time.process_time_ns``; at 1 thread other processes do not
-disturb it): drawing the batch, forward, loss, ``zero_grad``, backward, the Pruner's hooks,
-the solver steps, the accuracy; "rest" is the step's time (as the Trainer counts it) less
-those, plus the loop's own work between steps. The hand-written loop is timed the same way.
-Each phase prints its median and mean over the steps (a log point's validation is outside
-the steps and not counted). The timers cost about a microsecond each.
+Each round runs one n2prune step (the Trainer's own ``_next_batch`` and ``_step``, and the
+tally of its loss and accuracy, as its learning loop times them) and one hand-written step
+(index_select, forward, CrossEntropyLoss, ``zero_grad``, backward, ``torch.optim.SGD``), in
+alternating order, each timed in this process's CPU time (``time.process_time_ns``; at 1
+thread other processes on the machine barely disturb it, unlike wall-clock time). On the
+n2prune side each phase's callable is wrapped in a timer: drawing the batch, forward, loss,
+``zero_grad``, backward, the solver step, the Pruner's hooks; "rest" is the step less those
+(the step's own Python, the accuracy and loss hand-over). Printed: each phase's median on
+both sides and the median of the per-step differences, then the whole step's, and the ratio
+of the hand-written step's median to n2prune's (the like-for-like throughput ratio; > 1:
+n2prune is faster). Alternating steps keeps the comparison paired against a noisy machine;
+each side also runs with caches the other has just used, which makes Python work dearer than
+in a run of one side alone. The timers cost about a microsecond each.
 """
 
 from __future__ import annotations
@@ -29,14 +35,21 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_train  # noqa: E402  (the same Trainer, data and hand-written model)
 
+try:
+    from n2prune.train.tally import LearnTally
+except ImportError:  # an n2prune that counts the accuracy in the step (before/after runs)
+    LearnTally = None
+
 clock = time.process_time_ns
+PHASES = ("batch", "forward", "loss", "zero_grad", "backward", "solver step", "pruner")
 
 
 class Phases:
-    """Per-phase CPU nanoseconds, one entry per call."""
+    """CPU nanoseconds per phase, summed over the calls of the current step."""
 
     def __init__(self) -> None:
         self.times: Dict[str, List[int]] = defaultdict(list)
+        self._open: Dict[str, int] = defaultdict(int)
 
     def wrap(self, name: str, function: Callable) -> Callable:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -44,115 +57,137 @@ class Phases:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.times[name].append(clock() - start)
+                self._open[name] += clock() - start
         return timed
 
-    def per_step(self, name: str, steps: int) -> List[float]:
-        """The phase's microseconds in each step (calls of one step summed)."""
-        values = self.times.get(name, [])
-        if not values:
-            return [0.0]
-        calls = max(1, len(values) // steps)
-        return [sum(values[i:i + calls]) / 1e3 for i in range(0, calls * steps, calls)]
+    def close_step(self, total: int) -> None:
+        for name in PHASES:
+            self.times[name].append(self._open.pop(name, 0))
+        self.times["step"].append(total)
+        self._open.clear()
 
 
-def profile_n2prune(ini: Path, environ: Dict[str, str], epochs: int, threads: int,
-                    output: Path) -> Dict[str, List[float]]:
-    trainer = bench_train._trainer(ini, environ, epochs, threads, output)
-    phases = Phases()
+def _n2prune_side(trainer: Any) -> Callable[[Phases], None]:
+    """One step of the Trainer's loop, with its phases wrapped (``_wrap_trainer``, and
+    backward while the step runs)."""
+    plan, state = trainer._plan(), trainer._fresh_state()
+    tally = LearnTally(trainer.objectives[0].estimate) if LearnTally else None
+
+    backward = torch.Tensor.backward
+
+    def step(phases: Phases) -> None:
+        torch.Tensor.backward = phases.wrap("backward", backward)  # the Trainer's loss's
+        start = clock()
+        x, labels = trainer._next_batch(state, plan)
+        try:
+            result = trainer._step(x, labels)
+        finally:
+            torch.Tensor.backward = backward
+        seen, _ = trainer.ranks.counts(len(labels))
+        if tally is not None and isinstance(result[0], torch.Tensor):
+            tally.add(result[0], result[1], labels, seen)   # what the loop times with it
+        total = clock() - start
+        state["batches"] += 1
+        phases.close_step(total)
+    return step
+
+
+def _wrap_trainer(trainer: Any, phases: Phases) -> None:
     trainer._next_batch = phases.wrap("batch", trainer._next_batch)
     trainer.ranks.forward = phases.wrap("forward", trainer.ranks.forward)
     for objective in trainer.objectives:
         objective.loss = phases.wrap("loss", objective.loss)
-        objective.estimated = phases.wrap("accuracy", objective.estimated)
     for optimizer in trainer.optimizers:
         optimizer.zero_grad = phases.wrap("zero_grad", optimizer.zero_grad)
         optimizer.step = phases.wrap("solver step", optimizer.step)
-    pruner = trainer.pruner
     for hook in ("on_before_optimizer_step", "on_step_end"):
-        setattr(pruner, hook, phases.wrap("pruner hooks", getattr(pruner, hook)))
-    trainer._step = phases.wrap("step", trainer._step)
-    backward = torch.Tensor.backward
-    torch.Tensor.backward = phases.wrap("backward", backward)
-    try:
-        trainer.run()
-    finally:
-        torch.Tensor.backward = backward
-    steps = len(phases.times["step"])
-    # the Trainer's learning seconds: drawing the batch and the step
-    phases.times["learning"] = [a + b for a, b in zip(phases.times["batch"],
-                                                      phases.times["step"])]
-    return _table(phases, steps, ("batch", "forward", "loss", "zero_grad", "backward",
-                                  "pruner hooks", "solver step", "accuracy"), "learning")
+        setattr(trainer.pruner, hook, phases.wrap("pruner", getattr(trainer.pruner, hook)))
 
 
-def profile_hand_written(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                         labels: torch.Tensor, batch_size: int, epochs: int,
-                         generator: torch.Generator) -> Dict[str, List[float]]:
-    phases = Phases()
-    criterion = phases.wrap("loss", nn.CrossEntropyLoss())
-    forward = phases.wrap("forward", model)
-    select = phases.wrap("batch", lambda index: (x.index_select(0, index), labels[index]))
-    zero_grad = phases.wrap("zero_grad", optimizer.zero_grad)
-    step = phases.wrap("solver step", optimizer.step)
-    backward = phases.wrap("backward", torch.Tensor.backward)
+def _hand_side(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               labels: torch.Tensor, batch: int) -> Callable[[Phases], None]:
+    criterion = nn.CrossEntropyLoss()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    position = [0]
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for first in range(0, len(x), batch_size):
-            begin = clock()
-            inputs, targets = select(order[first:first + batch_size])
-            loss = criterion(forward(inputs), targets)
-            zero_grad()
-            backward(loss)
-            step()
-            phases.times["learning"].append(clock() - begin)
-    steps = len(phases.times["learning"])
-    return _table(phases, steps, ("batch", "forward", "loss", "zero_grad", "backward",
-                                  "solver step"), "learning")
 
-
-def _table(phases: Phases, steps: int, names, total: str) -> Dict[str, List[float]]:
-    table = {name: phases.per_step(name, steps) for name in names}
-    table["step (all)"] = phases.per_step(total, steps)
-    table["rest"] = [all_ - sum(table[name][i] for name in names)
-                     for i, all_ in enumerate(table["step (all)"])]
-    return table
+    def step(phases: Phases) -> None:
+        start = clock()
+        first = position[0]
+        position[0] = (first + batch) % (len(x) - batch)
+        a = clock()
+        index = order[first:first + batch]
+        inputs, targets = x.index_select(0, index), labels[index]
+        b = clock()
+        output = model(inputs)
+        c = clock()
+        loss = criterion(output, targets)
+        d = clock()
+        optimizer.zero_grad()
+        e = clock()
+        loss.backward()
+        f = clock()
+        optimizer.step()
+        g = clock()
+        for name, value in zip(PHASES, (b - a, c - b, d - c, e - d, f - e, g - f, 0)):
+            phases._open[name] += value
+        phases.close_step(g - start)
+    return step
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=1000, help="steps of each side")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=str(bench_train.DEFAULT_DATA))
     args = parser.parse_args()
+    if args.steps <= 1:
+        parser.error(f"--steps must be an integer > 1, got {args.steps}")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="profile_train_") as folder:
         scratch = Path(folder)
         ini, environ, what = bench_train._setup(args, scratch)
-        trainer = bench_train._trainer(ini, environ, args.epochs, args.threads,
-                                       scratch / "n2prune")
-        x, labels = trainer.provider.batch("Learn", torch.arange(trainer.provider.epoch_size))
-        amount = max(c.quantizer.get_current_threshold()
-                     for c in trainer.net.pruned_cells().values())
-        model, groups = bench_train.hand_written_model(trainer, amount)
-        batch = trainer.batch_size
-        trainer.close()
-        optimizer = torch.optim.SGD(groups, lr=groups[0]["lr"])
-        generator = torch.Generator().manual_seed(1)
-        profile_hand_written(model, optimizer, x, labels, batch, 1, generator)  # warm-up
-        ours = profile_n2prune(ini, environ, args.epochs, args.threads, scratch / "n2prune")
-        theirs = profile_hand_written(model, optimizer, x, labels, batch, args.epochs,
-                                      generator)
-    print(f"{ini.name} on {what}, batch {batch}, {args.epochs} epoch(s), "
-          f"{torch.get_num_threads()} thread(s); CPU microseconds per step, median (mean)")
-    print(f"{'phase':<14} {'n2prune':>18} {'hand-written':>18} {'difference':>12}")
-    for name in ours:
-        a, b = ours[name], theirs.get(name, [0.0])
-        print(f"{name:<14} {statistics.median(a):9.1f} ({statistics.mean(a):6.1f}) "
-              f"{statistics.median(b):9.1f} ({statistics.mean(b):6.1f}) "
-              f"{statistics.median(a) - statistics.median(b):+12.1f}")
+        trainer = bench_train._trainer(ini, environ, 2, args.threads, scratch / "n2prune")
+        try:
+            x, labels = trainer.provider.batch("Learn",
+                                               torch.arange(trainer.provider.epoch_size))
+            amount = max(c.quantizer.get_current_threshold()
+                         for c in trainer.net.pruned_cells().values())
+            model, groups = bench_train.hand_written_model(trainer, amount)
+            batch = trainer.batch_size
+            optimizer = torch.optim.SGD(groups, lr=groups[0]["lr"])
+            ours, theirs = Phases(), Phases()
+            _wrap_trainer(trainer, ours)
+            sides = [(_n2prune_side(trainer), ours),
+                     (_hand_side(model, optimizer, x, labels, batch), theirs)]
+            trainer.net.train()
+            for _ in range(20):  # warm-up, not counted
+                for run, phases in sides:
+                    run(Phases())
+            for i in range(args.steps):
+                for run, phases in (sides if i % 2 else sides[::-1]):
+                    run(phases)
+        finally:
+            trainer.close()
+    _report(ours, theirs, args, ini, what, batch)
     return 0
+
+
+def _report(ours: Phases, theirs: Phases, args: argparse.Namespace, ini: Path, what: str,
+            batch: int) -> None:
+    print(f"{ini.name} on {what}, batch {batch}, {args.steps} alternating steps per side, "
+          f"{torch.get_num_threads()} thread(s); CPU microseconds per step, medians")
+    print(f"{'phase':<12} {'n2prune':>9} {'hand-written':>13} {'paired difference':>18}")
+    a_rest = [s - sum(ours.times[p][i] for p in PHASES) for i, s in enumerate(ours.times["step"])]
+    b_rest = [s - sum(theirs.times[p][i] for p in PHASES)
+              for i, s in enumerate(theirs.times["step"])]
+    rows = [(name, ours.times[name], theirs.times[name]) for name in PHASES]
+    rows += [("rest", a_rest, b_rest), ("step", ours.times["step"], theirs.times["step"])]
+    for name, a, b in rows:
+        print(f"{name:<12} {statistics.median(a) / 1e3:9.1f} {statistics.median(b) / 1e3:13.1f} "
+              f"{statistics.median(x - y for x, y in zip(a, b)) / 1e3:+18.1f}")
+    ratio = statistics.median(theirs.times["step"]) / statistics.median(ours.times["step"])
+    print(f"hand-written step / n2prune step (medians): {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -202,8 +202,8 @@ class StimuliProvider:
 
     def _batch(self, set_name: str, index, generator) -> Tuple[torch.Tensor, torch.Tensor]:
         cache, labels = self._cache[set_name], self._labels[set_name]
-        if isinstance(index, torch.Tensor):
-            index = index.to(self.device)
+        if isinstance(index, torch.Tensor) and index.device != self.device:
+            index = index.to(self.device)  # (a call per batch saved where it is already)
         if isinstance(cache, list):
             picked = range(len(cache))[index] if isinstance(index, slice) else index.tolist()
             x = run(self._on_the_fly[set_name], [cache[i] for i in picked], generator)
