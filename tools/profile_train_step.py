@@ -10,12 +10,13 @@ alternating order, each timed in this process's CPU time (``time.process_time_ns
 thread other processes on the machine barely disturb it, unlike wall-clock time). On the
 n2prune side each phase's callable is wrapped in a timer: drawing the batch, forward, loss,
 ``zero_grad``, backward, the solver step, the Pruner's hooks; "rest" is the step less those
-(the step's own Python, the accuracy and loss hand-over). Printed: each phase's median on
-both sides and the median of the per-step differences, then the whole step's, and the ratio
-of the hand-written step's median to n2prune's (the like-for-like throughput ratio; > 1:
-n2prune is faster). Alternating steps keeps the comparison paired against a noisy machine;
+(the step's own Python, the accuracy and loss hand-over, and a ``zero_grad`` the step does
+itself). Printed: each phase's median on both sides and the median of the per-step
+differences, then the whole step's, and the ratio of the hand-written step's median to
+n2prune's (the like-for-like throughput ratio; > 1: n2prune is faster). Alternating steps keeps the comparison paired against a noisy machine;
 each side also runs with caches the other has just used, which makes Python work dearer than
-in a run of one side alone. The timers cost about a microsecond each.
+in a run of one side alone. The timers cost a few microseconds a step: "step" times a second Trainer,
+without them, in the same rotation (each side runs first, second and third in turn).
 """
 
 from __future__ import annotations
@@ -67,16 +68,19 @@ class Phases:
         self._open.clear()
 
 
-def _n2prune_side(trainer: Any) -> Callable[[Phases], None]:
-    """One step of the Trainer's loop, with its phases wrapped (``_wrap_trainer``, and
-    backward while the step runs)."""
+def _n2prune_side(trainer: Any, phases: Phases, timed: bool) -> Callable[[], None]:
+    """One step of the Trainer's loop into ``phases``; with ``timed``, phase by phase
+    (``_wrap_trainer``, and backward while the step runs), else the step only."""
     plan, state = trainer._plan(), trainer._fresh_state()
     tally = LearnTally(trainer.objectives[0].estimate) if LearnTally else None
-
     backward = torch.Tensor.backward
+    timed_backward = phases.wrap("backward", backward)
+    if timed:
+        _wrap_trainer(trainer, phases)
 
-    def step(phases: Phases) -> None:
-        torch.Tensor.backward = phases.wrap("backward", backward)  # the Trainer's loss's
+    def step() -> None:
+        if timed:
+            torch.Tensor.backward = timed_backward   # the Trainer's loss's
         start = clock()
         x, labels = trainer._next_batch(state, plan)
         try:
@@ -105,13 +109,13 @@ def _wrap_trainer(trainer: Any, phases: Phases) -> None:
 
 
 def _hand_side(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               labels: torch.Tensor, batch: int) -> Callable[[Phases], None]:
+               labels: torch.Tensor, batch: int, phases: Phases) -> Callable[[], None]:
     criterion = nn.CrossEntropyLoss()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
     position = [0]
     model.train()
 
-    def step(phases: Phases) -> None:
+    def step() -> None:
         start = clock()
         first = position[0]
         position[0] = (first + batch) % (len(x) - batch)
@@ -147,8 +151,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="profile_train_") as folder:
         scratch = Path(folder)
         ini, environ, what = bench_train._setup(args, scratch)
-        trainer = bench_train._trainer(ini, environ, 2, args.threads, scratch / "n2prune")
+        trainers = [bench_train._trainer(ini, environ, 2, args.threads, scratch / name)
+                    for name in ("timed", "untimed")]
         try:
+            trainer = trainers[0]
             x, labels = trainer.provider.batch("Learn",
                                                torch.arange(trainer.provider.epoch_size))
             amount = max(c.quantizer.get_current_threshold()
@@ -156,38 +162,43 @@ def main() -> int:
             model, groups = bench_train.hand_written_model(trainer, amount)
             batch = trainer.batch_size
             optimizer = torch.optim.SGD(groups, lr=groups[0]["lr"])
-            ours, theirs = Phases(), Phases()
-            _wrap_trainer(trainer, ours)
-            sides = [(_n2prune_side(trainer), ours),
-                     (_hand_side(model, optimizer, x, labels, batch), theirs)]
-            trainer.net.train()
+            ours, whole, theirs = Phases(), Phases(), Phases()
+            sides = [_n2prune_side(trainers[0], ours, timed=True),
+                     _n2prune_side(trainers[1], whole, timed=False),
+                     _hand_side(model, optimizer, x, labels, batch, theirs)]
+            for t in trainers:
+                t.net.train()
             for _ in range(20):  # warm-up, not counted
-                for run, phases in sides:
-                    run(Phases())
-            for i in range(args.steps):
-                for run, phases in (sides if i % 2 else sides[::-1]):
-                    run(phases)
+                for run in sides:
+                    run()
+            for phases in (ours, whole, theirs):
+                phases.times.clear()
+            for i in range(args.steps):   # each side first, second and third in turn
+                for k in range(3):
+                    sides[(i + k) % 3]()
         finally:
-            trainer.close()
-    _report(ours, theirs, args, ini, what, batch)
+            for t in trainers:
+                t.close()
+    _report(ours, whole, theirs, args, ini, what, batch)
     return 0
 
 
-def _report(ours: Phases, theirs: Phases, args: argparse.Namespace, ini: Path, what: str,
-            batch: int) -> None:
+def _report(ours: Phases, whole: Phases, theirs: Phases, args: argparse.Namespace, ini: Path,
+            what: str, batch: int) -> None:
     print(f"{ini.name} on {what}, batch {batch}, {args.steps} alternating steps per side, "
           f"{torch.get_num_threads()} thread(s); CPU microseconds per step, medians")
-    print(f"{'phase':<12} {'n2prune':>9} {'hand-written':>13} {'paired difference':>18}")
+    print(f"{'phase':<16} {'n2prune':>9} {'hand-written':>13} {'paired difference':>18}")
     a_rest = [s - sum(ours.times[p][i] for p in PHASES) for i, s in enumerate(ours.times["step"])]
     b_rest = [s - sum(theirs.times[p][i] for p in PHASES)
               for i, s in enumerate(theirs.times["step"])]
     rows = [(name, ours.times[name], theirs.times[name]) for name in PHASES]
-    rows += [("rest", a_rest, b_rest), ("step", ours.times["step"], theirs.times["step"])]
+    rows += [("rest", a_rest, b_rest), ("step (timers)", ours.times["step"], theirs.times["step"]),
+             ("step", whole.times["step"], theirs.times["step"])]
     for name, a, b in rows:
-        print(f"{name:<12} {statistics.median(a) / 1e3:9.1f} {statistics.median(b) / 1e3:13.1f} "
+        print(f"{name:<16} {statistics.median(a) / 1e3:9.1f} {statistics.median(b) / 1e3:13.1f} "
               f"{statistics.median(x - y for x, y in zip(a, b)) / 1e3:+18.1f}")
-    ratio = statistics.median(theirs.times["step"]) / statistics.median(ours.times["step"])
-    print(f"hand-written step / n2prune step (medians): {ratio:.3f}")
+    ratio = statistics.median(theirs.times["step"]) / statistics.median(whole.times["step"])
+    print(f"hand-written step / n2prune step, without the phase timers (medians): {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,15 @@ from n2prune.solvers import SOLVERS
 
 
 
+def _cleared_by_zero_grad(optimizers: List[torch.optim.Optimizer]
+                          ) -> Optional[List[torch.nn.Parameter]]:
+    """The parameters ``zero_grad(set_to_none=True)`` clears, in one list, when every
+    optimiser keeps torch's ``zero_grad`` (None when one has its own: it is called then)."""
+    if any(type(o).zero_grad is not torch.optim.Optimizer.zero_grad for o in optimizers):
+        return None
+    return [p for o in optimizers for group in o.param_groups for p in group["params"]]
+
+
 def default_output(ini_path: str) -> Path:
     """Where outputs go without ``--output``: ``runs/<ini file stem>`` in the working dir."""
     return Path("runs") / Path(ini_path).stem
@@ -105,6 +114,7 @@ class Trainer(RunState):
         self.batch_size = self.provider.batch_size  # the global batch
         self.ranks.check_batch(self.batch_size)
         self.optimizers = self._optimizers()
+        self._learned = _cleared_by_zero_grad(self.optimizers)
         self._set_pruning_period()
         self.pruner = self._pruner()
         self.budget_teams = budget_teams(self.net, options)  # --budget / PruningBudget=
@@ -296,8 +306,12 @@ class Trainer(RunState):
             loss = loss + objective.loss(outputs, labels)
         if self._regularized:  # QWeight.Regularization: the cells' sparsity penalty
             loss = loss + self.pruner.penalty()
-        for optimizer in self.optimizers:  # backward then hands over its gradients: no
-            optimizer.zero_grad(set_to_none=True)  # fill with zeros, no add into them
+        if self._learned is not None:   # zero_grad(set_to_none=True), less its wrapper:
+            for param in self._learned:  # backward then hands over its gradients (no fill
+                param.grad = None        # with zeros, no add into them)
+        else:
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
         self.ranks.scale(loss).backward()
         self.pruner.on_before_optimizer_step()
         for optimizer in self.optimizers:
