@@ -1,6 +1,7 @@
-"""Pruner.on_step_end's shortcut for steps where no schedule is due (``QuietSteps``): every
-cell ends each step exactly as calling each cell's ``update`` (what on_step_end did before)
-leaves it, Gradual steps, other schedules, rewind and a resumed state included."""
+"""Pruner.on_step_end's shortcut for steps where no schedule is due
+(``PruneCell.quiet_plan``): every cell ends each step exactly as calling each cell's ``update``
+(what on_step_end did before) leaves it, Gradual steps, other schedules, rewind and a resumed
+state included."""
 
 import copy
 from typing import Dict, Optional
@@ -10,11 +11,11 @@ import torch
 from torch import nn
 
 import n2prune
-from n2prune.prune.quiet import QuietSteps
 
 
 def quiet_counts(cells, batch_size):
-    return QuietSteps().counts(list(cells), batch_size)
+    plans = [cell.quiet_plan(batch_size) for cell in cells]
+    return None if any(plan is None for plan in plans) else plans
 
 
 def _model(seed: int = 0) -> nn.Module:

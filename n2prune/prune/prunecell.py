@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -91,6 +91,7 @@ class PruneCell(nn.Module):
         for stat, value in (args["stats"] or {}).items():
             self.set_stat(stat, value)
         self._cell_ref: Optional[weakref.ref] = None
+        self._counter_views: Optional[_CounterViews] = None   # quiet_plan's cache
 
     def _apply(self, fn, recurse: bool = True):
         """``model.to(dtype)``, ``.half()``, ``.bfloat16()``: the mask follows the weights,
@@ -334,6 +335,39 @@ class PruneCell(nn.Module):
         self._save_rewind()
         return fired
 
+    def quiet_plan(self, batch_size: int) -> Optional[tuple]:
+        """What :meth:`update` writes on a step where it only counts: ``(counter, new value,
+        position, new value)``, NumPy views of the 0-d CPU counters (kept while the buffers
+        stay the same tensors; a tensor operation costs microseconds between two optimiser
+        steps); ``()`` without a schedule; None when ``update`` must run. Changes nothing."""
+        if not PRUNE_MODES.get(self.prune_mode).scheduled:
+            return ()
+        buffers = self._buffers   # nn.Module's attribute fallback costs more than this
+        if type(batch_size) is not int or batch_size <= 0 or type(self).update is not \
+                PruneCell.update or not self.schedule_rule.staircase or \
+                (self.rewind is not None and buffers["rewind_weight"] is None):
+            return None   # update checks the batch size, or does more than count
+        views = self._counter_views
+        if views is None or any(view is not buffers[name] for view, name
+                                in zip(views[0], _COUNTERS)):
+            views = self._counter_views = _counter_views(buffers)
+            if views is None:
+                return None
+        counter, increment, position = views[1]
+        count, fired = gradual_tick(int(counter), int(increment), self.period)
+        if fired or not increment:
+            return None   # a Gradual step is due, or the first update sets the increment
+        return counter, count, position, int(position) + batch_size
+
+    @staticmethod
+    def count_quietly(plans: List[tuple]) -> None:
+        """Write the :meth:`quiet_plan` of each cell (what each one's ``update`` would)."""
+        for plan in plans:
+            if plan:
+                counter, count, position, stimuli = plan
+                counter[()] = count
+                position[()] = stimuli
+
     def _step(self, threshold: float) -> None:
         self.current_threshold.fill_(threshold)
         if not scope_of(self).shared:  # a shared scope's cells are ranked by the Pruner
@@ -438,6 +472,7 @@ class PruneCell(nn.Module):
         # and carry the generator as its state.
         state = self.__dict__.copy()
         state["_cell_ref"] = None
+        state["_counter_views"] = None
         state["generator"] = self.generator.get_state()
         return state
 
@@ -447,6 +482,7 @@ class PruneCell(nn.Module):
         for old, new in _RENAMED.items():   # pickled before these members were public
             if old in state:
                 state.setdefault(new, state.pop(old))
+        state.setdefault("_counter_views", None)
         super().__setstate__(state)
         self.generator.set_state(saved)
 
@@ -461,6 +497,20 @@ class PruneCell(nn.Module):
         return (f"prune_mode={self.prune_mode!r}, prune_filler={self.prune_filler!r}, "
                 f"threshold={self.threshold:g}{extra}, "
                 f"current={self.get_current_threshold():.6g}, sparsity={sparsity}")
+
+
+_COUNTERS = ("counter", "increment", "position")
+_CounterViews = Tuple[Tuple[torch.Tensor, ...], Tuple[np.ndarray, ...]]
+
+
+def _counter_views(buffers: Dict[str, Optional[torch.Tensor]]) -> Optional[_CounterViews]:
+    """The counters and NumPy views of them (None when one is not a 0-d CPU int64 tensor)."""
+    tensors = tuple(buffers.get(name) for name in _COUNTERS)
+    for tensor in tensors:
+        if not isinstance(tensor, torch.Tensor) or tensor.device.type != "cpu" \
+                or tensor.dtype != torch.int64 or tensor.dim() != 0 or tensor.requires_grad:
+            return None
+    return tensors, tuple(tensor.numpy() for tensor in tensors)
 
 
 _RENAMED = {"_pattern": "pattern_rule", "_compare": "comparison",

@@ -40,7 +40,6 @@ from n2prune.prune.budgets import allocate
 from n2prune.prune.calibration import StatisticsCollector, needs_of, waiting_cells
 from n2prune.prune.options import PRUNE_MODES
 from n2prune.prune.prunecell import PruneCell
-from n2prune.prune.quiet import QuietSteps
 from n2prune.prune.reached import report as report_missed
 from n2prune.prune.regularization import cell_penalty
 from n2prune.prune.sparsity import mask_counts
@@ -118,7 +117,6 @@ class Pruner:
                                               if scope_of(c).shared]
         self.epoch, self.step, self.stimuli = 0, 0, 0
         self.masks_changed = False  # whether the last on_step_end moved a threshold
-        self._quiet = QuietSteps()  # counts on steps where no schedule is due
         self.callbacks: List[Any] = []
         for callback in callbacks:
             self.add_callback(callback)
@@ -170,7 +168,14 @@ class Pruner:
     def on_step_end(self, batch_size: int) -> bool:
         """Advance every cell's schedule by ``batch_size`` stimuli; returns whether a mask
         changed. Global cells are ranked together when their threshold moves."""
-        if self._quiet.step(self.cells.values(), batch_size):  # no schedule was due
+        plans = []
+        for cell in self.cells.values():
+            plan = cell.quiet_plan(batch_size)
+            if plan is None:
+                break
+            plans.append(plan)
+        else:   # no schedule is due: each cell only counts
+            PruneCell.count_quietly(plans)
             self.stimuli += batch_size
             self.masks_changed = False
             self._dispatch("on_step_end", batch_size)
