@@ -285,12 +285,13 @@ class PruneCell(nn.Module):
     # ----------------------------------------------------------------- forward
     def quantize(self, weight: torch.Tensor) -> torch.Tensor:
         """weight × mask: the tensor the cell computes with."""
-        if self.mask.shape != weight.shape:
-            raise RuntimeError(f"PruneCell: mask shape {tuple(self.mask.shape)} does not match "
+        mask = self._buffers["mask"]   # nn.Module's attribute fallback costs more, every pass
+        if mask.shape != weight.shape:
+            raise RuntimeError(f"PruneCell: mask shape {tuple(mask.shape)} does not match "
                                f"the weight shape {tuple(weight.shape)}; re-attach the PruneCell")
         if self.waiting and not self.cell.training and not self.calibrating:
             self._warn_waiting()
-        return weight * self.mask
+        return weight * mask
 
     def _warn_waiting(self) -> None:
         """Once: an inference forward while the masks still wait for statistics."""
@@ -348,8 +349,8 @@ class PruneCell(nn.Module):
                 (self.rewind is not None and buffers["rewind_weight"] is None):
             return None   # update checks the batch size, or does more than count
         views = self._counter_views
-        if views is None or any(view is not buffers[name] for view, name
-                                in zip(views[0], _COUNTERS)):
+        if views is None or views[0][0] is not buffers["counter"] or \
+                views[0][1] is not buffers["increment"] or views[0][2] is not buffers["position"]:
             views = self._counter_views = _counter_views(buffers)
             if views is None:
                 return None
