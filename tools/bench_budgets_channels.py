@@ -4,6 +4,7 @@ sensitivity budget, same loop, same schedule, paired over seeds (issue 20's seco
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
                                            [--width 16] [--metric loss] [--dense]
                                            [--analyse 1] [--coupled]
+                                           [--one-shot [--recalibrate N]]
                                            [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
@@ -40,6 +41,10 @@ of the run, a mask step every quarter epoch, each cell in its own (Layer) scope
   interactions between neighbours). Its target is what the uniform network removes (at least
   ``1 - macs``): it prunes at least as much.
 
+``--one-shot``: the dense network learns every epoch, then each method prunes it at once
+(Static) and it is tested without retraining (``--recalibrate N``: after BatchNorm statistics
+are re-estimated on N Learn batches, the analysis scoring every point so too).
+
 Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. ``--dense``
 also trains the unpruned network on each seed (same loop, no pruner): the room there is, i.e.
 how much uniform pruning loses at all. Prints the test accuracy per seed, each method's
@@ -69,6 +74,7 @@ from bench_prune_accuracy import (BATCH, DEFAULT_DATA, ROOT, _environ,  # noqa: 
 from n2prune.compact.compaction import compact  # noqa: E402
 from n2prune.compact.costs import macs  # noqa: E402
 from n2prune.prune.coupled import coupled_units  # noqa: E402
+from n2prune.prune.recalibration import recalibrate  # noqa: E402
 from n2prune.prune.schedules import HORIZON_FRACTION  # noqa: E402
 from n2prune.sensitivity import DEFAULT_SPARSITIES, allocate, measure_latency  # noqa: E402
 
@@ -219,11 +225,49 @@ def accuracy(model: nn.Module, data) -> float:
 METRICS = {"loss": minus_loss, "accuracy": accuracy}
 
 
+def recalibrated(score, batches: List[torch.Tensor]):
+    """``score`` of a network whose BatchNorm statistics are first re-estimated on
+    ``batches`` (``n2prune.prune.recalibration``), then put back as they were."""
+    def evaluate(model: nn.Module, data) -> float:
+        saved = {key: value.clone() for key, value in model.state_dict().items()
+                 if key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+        recalibrate(model, batches)
+        value = score(model, data)
+        model.load_state_dict(saved, strict=False)
+        return value
+    return evaluate
+
+
+def sensitivity_budget(model: nn.Module, units: Units, keep: float, sets, metric: str,
+                       seed: int, timings: List[float], batches: List[torch.Tensor] = ()
+                       ) -> Dict[str, float]:
+    """Each unit's sparsity: the analysis of ``model`` on Validation (each point's BatchNorm
+    statistics re-estimated on ``batches`` first, when given) and the budget keeping at most
+    ``keep`` of the MACs (the seconds it took go to ``timings``)."""
+    started = time.perf_counter()
+    score = recalibrated(METRICS[metric], list(batches)) if batches else METRICS[metric]
+    result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
+                                 cells=CELLS, units=streams_of(units),
+                                 example=EXAMPLE, sparsities=DEFAULT_SPARSITIES,
+                                 input_shape=(1, SIZE, SIZE), **_how())
+    result.latency = measure_latency(model, result, example=EXAMPLE, timer=macs_clock)
+    budget = allocate(result, 1.0 - keep, "Latency", ceiling=0.95)
+    timings.append(time.perf_counter() - started)
+    print(f"  seed {seed} budget: " + ", ".join(
+        f"{n.split('.')[1] if n in CELLS else n} {s:.3f}"
+        for n, s in budget.sparsities.items()), flush=True)
+    return budget.sparsities
+
+
 def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width: int,
         sets, timings: List[float], metric: str = "loss",
-        analyse: int = 1, units: Units = None) -> Tuple[float, float]:
+        analyse: int = 1, units: Units = None, one_shot: bool = False,
+        recalibration: int = 0) -> Tuple[float, float]:
     """Train once, pruning ``units`` (default: the conv1s) from the end of epoch ``analyse``;
-    returns (test accuracy, compacted MACs / dense MACs)."""
+    ``one_shot``: train dense (the same network for every method of a seed), then prune at
+    once (Static) and test without retraining, or after re-estimating BatchNorm statistics on
+    ``recalibration`` Learn batches (the analysis then scores each point so too). Returns
+    (test accuracy, compacted MACs / dense MACs)."""
     units = units or pruned_units(width)
     torch.manual_seed(seed)
     model = ResNet18(width)
@@ -238,31 +282,29 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
         cells = attach_units(model, units, thresholds, begin=begin, end=stop, **common)
         return n2prune.Pruner(cells, epoch_size=size, horizon=epochs * size)
 
-    pruner = (attach({n: uniform for n in units}, analyse * size, end) if method == "uniform"
-              else None)
+    pruner = (attach({n: uniform for n in units}, analyse * size, end)
+              if method == "uniform" and not one_shot else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
                                                            epochs * math.ceil(size / BATCH))
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for epoch in range(epochs):
-        if epoch == analyse and method == "sensitivity":
-            started = time.perf_counter()
-            score = METRICS[metric]
-            result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
-                                         cells=CELLS, units=streams_of(units),
-                                         example=EXAMPLE, sparsities=DEFAULT_SPARSITIES,
-                                         input_shape=(1, SIZE, SIZE), **_how())
-            result.latency = measure_latency(model, result, example=EXAMPLE, timer=macs_clock)
-            budget = allocate(result, 1.0 - keep, "Latency", ceiling=0.95)
-            timings.append(time.perf_counter() - started)
-            print(f"  seed {seed} budget: " + ", ".join(
-                f"{n.split('.')[1] if n in CELLS else n} {s:.3f}"
-                for n, s in budget.sparsities.items()), flush=True)
-            pruner = attach(budget.sparsities, 0, end - analyse * size)
+        if epoch == analyse and method == "sensitivity" and not one_shot:
+            sparsities = sensitivity_budget(model, units, keep, sets, metric, seed, timings)
+            pruner = attach(sparsities, 0, end - analyse * size)
         learn_epoch(epoch, lambda index: F.cross_entropy(model(x.index_select(0, index)),
                                                          labels[index]),
                     size, optimizer, scheduler, generator, pruner)
+    if one_shot and method != "dense":
+        draw = torch.Generator().manual_seed(seed + 7)
+        batches = [x[torch.randint(size, (BATCH,), generator=draw)] for _ in range(recalibration)]
+        sparsities = ({name: uniform for name in units} if method == "uniform" else
+                      sensitivity_budget(model, units, keep, sets, metric, seed, timings,
+                                         batches))
+        attach_units(model, units, sparsities, prune_mode="Static", seed=seed, **PRUNE)
+        if batches:
+            recalibrate(model, batches)
     return accuracy(model, sets["Test"]), compacted_macs(model) / dense_macs
 
 
@@ -295,11 +337,17 @@ def main(argv=None) -> int:
     parser.add_argument("--coupled", action="store_true",
                         help="also prune the residual streams (stem, second convolutions, "
                              "shortcuts), each one unit pruned with the Coupled scope")
+    parser.add_argument("--one-shot", action="store_true",
+                        help="train dense for --epochs, then prune at once and test without "
+                             "retraining (the analysis on the trained weights)")
+    parser.add_argument("--recalibrate", type=int, default=0, metavar="N",
+                        help="with --one-shot: re-estimate BatchNorm statistics on N Learn "
+                             "batches after pruning (and at each analysis point)")
     parser.add_argument("--dense", action="store_true",
                         help="also train the unpruned network on each seed (a reference row)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
-    if not 1 <= args.analyse < HORIZON_FRACTION * args.epochs:
+    if not args.one_shot and not 1 <= args.analyse < HORIZON_FRACTION * args.epochs:
         parser.error(f"--analyse {args.analyse}: must be an epoch from 1 to before the end of "
                      f"pruning ({HORIZON_FRACTION * args.epochs:g} epochs of --epochs "
                      f"{args.epochs})")
@@ -322,14 +370,19 @@ def main(argv=None) -> int:
             sets = digits(environ, seed, Path(tmp) / "run")
             for method in results:
                 acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
-                                    sets, timings, args.metric, args.analyse, units)
+                                    sets, timings, args.metric, args.analyse, units,
+                                    args.one_shot, args.recalibrate)
                 results[method].append(acc)
                 kept[method].append(fraction)
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
                       f"{100 * fraction:.2f} %", flush=True)
     pruned = "conv1s and residual streams" if args.coupled else "conv1s"
     print(f"\n| method (ResNet-18 width {args.width}, {pruned} pruned, digits 16x16, "
-          f"{args.epochs} epochs, pruning from epoch {args.analyse}, "
+          f"{args.epochs} epochs, " + ("pruned at once after them, no retraining"
+                                       + (f", BatchNorm re-estimated on {args.recalibrate} "
+                                          f"batches, " if args.recalibrate else ", ")
+                                       if args.one_shot else
+                                       f"pruning from epoch {args.analyse}, ") +
           f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
           f"accuracy | sensitivity − method, paired |")
     print("|---|---|---|---|")
