@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from n2prune import load_network  # noqa: E402
 from n2prune.compact import compact, lowest_groups, zero_groups  # noqa: E402
-from n2prune.compact.costs import _unmasked, compare_latency, macs  # noqa: E402
-from n2prune.compact.onnx_export import baked  # noqa: E402
+from n2prune.compact.baking import baked, unmasked  # noqa: E402
+from n2prune.compact.costs import compare_latency, macs  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- plain torch
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     zero_groups(net, chosen)
     if not args.keep_constants:
         _zero_batchnorm_shifts(net, chosen)
-    dense = _unmasked(net).eval()
+    dense = unmasked(net).eval()
     plain_dense = TorchResNet(dense).eval()
     small = compact(net)
     removed = {}
