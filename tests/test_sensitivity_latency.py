@@ -35,6 +35,17 @@ def _timer(calls):
     return timer
 
 
+def _recording_timer(measured):
+    """``_timer``, appending each measured budget's saving (1 - budget / dense) to
+    ``measured``."""
+    def timer(nets):
+        seconds = _timer([])(nets)
+        if "budget" in seconds:
+            measured.append(1 - seconds["budget"] / seconds[""])
+        return seconds
+    return timer
+
+
 def _analysed(model, pattern="Channel"):
     x = torch.randn(8, *SHAPE, generator=torch.Generator().manual_seed(1))
     reference = model(x).detach()
@@ -71,13 +82,8 @@ def test_the_cells_alone_promise_more_than_the_network_gives_so_more_is_asked():
     model = _model()
     result, example = _analysed(model)
     measured = []
-
-    def timer(nets):
-        seconds = _timer([])(nets)
-        if "budget" in seconds:
-            measured.append(1 - seconds["budget"] / seconds[""])
-        return seconds
-    result.latency = measure_latency(model, result, example=example, timer=timer)
+    result.latency = measure_latency(model, result, example=example,
+                                     timer=_recording_timer(measured))
     budget = allocate(result, 0.6, "Latency")
     assert measured[0] < 0.6 <= budget.achieved and budget.achieved in measured
     # the least measured budget meeting the target: nothing measured closer to it met it
@@ -126,13 +132,8 @@ def test_a_budget_met_at_once_is_bisected_back_toward_the_target():
     model = _model()
     result, example = _analysed(model)
     measured = []
-
-    def timer(nets):
-        seconds = _timer([])(nets)
-        if "budget" in seconds:
-            measured.append(1 - seconds["budget"] / seconds[""])
-        return seconds
-    result.latency = measure_latency(model, result, example=example, timer=timer)
+    result.latency = measure_latency(model, result, example=example,
+                                     timer=_recording_timer(measured))
     for cell, (x, saved) in result.latency.saved.items():
         result.latency.saved[cell] = (x, saved / 2)
     budget = allocate(result, 0.3, "Latency")
