@@ -7,6 +7,12 @@ the weight stays the same Parameter. Masks, threshold, schedule counters, statis
 weights are buffers, so ``load_state_dict`` restores pruning exactly. Arguments are checked
 against one table (``n2prune.prune.options``), members registered later accepted by name.
 
+One class in one file, over the ~400-line guideline on purpose: what reads or writes the
+cell's buffers (masks, groups, statistics, schedule counters, N2D2's getters, saved state)
+stays here, in marked sections; what does not (mask files, generator state, group maths,
+fillers, schedules) lives in its own module as plain functions. Splitting the class again
+would bring back mixins reaching into each other's buffers (issue 21, item 15).
+
 >>> import torch, n2prune
 >>> fc = n2prune.cells.Fc(8, 4)
 >>> fc.quantizer = n2prune.PruneCell(prune_mode="Static", threshold=0.5,
