@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import n2prune
 from n2prune.cli import sensitivity_main, train_main
+from n2prune.compact.costs import macs
+from n2prune.sensitivity import allocate, measure_latency, sensitivity
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "networks" / "digits.ini")
@@ -254,3 +257,22 @@ def test_coupled_cells_are_one_unit_of_the_budget(tmp_path):
     saved = torch.load(out / "checkpoint.pt", weights_only=True)
     stem, b = (saved["net"][f"layers.{n}.quantizer.mask"] for n in ("stem", "b"))
     assert torch.equal(stem.flatten(1).amax(1) == 0, b.flatten(1).amax(1) == 0)
+
+
+def test_an_ini_networks_units_need_no_example_for_the_latency_model(tmp_path):
+    """An INI network's coupled cells form a unit of the analysis and of the latency model
+    from its own channel graph (no example input)."""
+    path = tmp_path / "residual.ini"
+    path.write_text(RESIDUAL)
+    net = n2prune.load_network(str(path))
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    net.eval()
+    reference = net(x).detach()
+    result = sensitivity(net, lambda m: -float((m(x) - reference).abs().mean().detach()),
+                         cells=["a"], units={"stem+b": ["stem", "b"]}, pattern="Channel",
+                         criterion="L1Norm", sparsities=(0.25, 0.5, 0.75))
+    shape = tuple(net.input_shape)
+    result.latency = measure_latency(net, result, timer=lambda nets: {
+        name: float(macs(n, shape)["dense"]) for name, n in nets.items()})
+    budget = allocate(result, 0.3, "Latency")
+    assert set(budget.sparsities) == {"a", "stem+b"} and budget.achieved >= 0.3

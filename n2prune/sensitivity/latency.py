@@ -31,7 +31,7 @@ from torch import nn
 from n2prune.compact.baking import baked
 from n2prune.compact.compaction import compact
 from n2prune.compact.costs import compare_latency
-from n2prune.prune.coupled import Coupling, couplings
+from n2prune.prune.coupled import Coupling, couplings, is_ini_network
 from n2prune.prune.patterns import resolve_pattern
 from n2prune.sensitivity.analysis import Method, dense_copy
 from n2prune.sensitivity.latency_file import LatencyFile, clock_name
@@ -88,7 +88,7 @@ def measure_latency(model: nn.Module, result: Sensitivity, example=None,
     channel = [cell for cell, (_, pattern) in methods.items()
                if resolve_pattern(pattern)[0] == "Channel"]
     units = getattr(result, "units", {})
-    if units and example is None:
+    if units and example is None and not is_ini_network(model):
         raise TypeError("measure_latency: the analysis has units (cells pruned together), "
                         "whose tied channels a forward pass records; pass an example input")
     tied = couplings(model, units, example) if units else {}
