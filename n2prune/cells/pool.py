@@ -19,6 +19,7 @@ from n2prune.cells.base import CELLS, BuildContext, tensor_of
 from n2prune.cells.dims import key_of, pair, read_dims, read_kernel_dims
 from n2prune.cells.inputs import concat, same_size
 from n2prune.cells.mapping import combined_map, parent_key_name, unconnected_outputs
+from n2prune.cells.maxpool import max_pool2d
 from n2prune.ini.values import read_enum, read_uint
 
 POOLINGS = ["Max", "Average"]
@@ -99,10 +100,10 @@ class Pool(ActivatedCell):
                 x, py, px = F.pad(x, (px, px, py, py)), 0, 0
             return F.avg_pool2d(x, kernel, stride, (py, px), count_include_pad=True)
         if native:
-            return F.max_pool2d(x, kernel, stride, (py, px))
+            return max_pool2d(x, kernel, stride, (py, px))
         # Padding wider than half the window: some windows hold only padding (N2D2: 0).
         pads = (px, px, py, py)
-        y = F.max_pool2d(F.pad(x, pads, value=float("-inf")), kernel, stride)
+        y = max_pool2d(F.pad(x, pads, value=float("-inf")), kernel, stride)
         real = F.max_pool2d(F.pad(torch.zeros_like(x[:, :1]), pads, value=float("-inf")),
                             kernel, stride) == 0
         return torch.where(real, y, torch.zeros_like(y))
