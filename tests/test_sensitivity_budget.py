@@ -138,3 +138,32 @@ def test_a_measured_target_with_diminishing_returns_is_met():
         budget = allocate(result, 0.3, "Shrinking")
     assert budget.achieved >= 0.3
     assert measured(result, budget.sparsities) == budget.achieved
+
+
+def test_the_written_ini_prunes_with_the_criterion_and_pattern_analysed(tmp_path, capsys):
+    """--criterion and --pattern replace the cells' own in the analysis: the INI written for
+    its budget trains with them (the ConfigSection's filler commented out), not with the
+    IterNonStruct filler the source names."""
+    out = tmp_path / "out"
+    argv = [str(ROOT / "networks" / "digits.ini"), "-o", str(out), "--sparsities", "0.25",
+            "0.5", "--criterion", "L1Norm", "--pattern", "Channel", "--target-macs", "0.3",
+            "--quiet"]
+    assert sensitivity_main(argv) == 0, capsys.readouterr().err
+    text = (out / "digits.ini").read_text()
+    assert "; QWeight.PruningFiller=IterNonStruct" in text
+    net = n2prune.load_network(str(out / "digits.ini"))
+    for name, cell in net.pruned_cells().items():
+        assert (cell.quantizer.prune_filler, cell.quantizer.pattern) == ("L1Norm", "Channel")
+    assert not list(out.glob(".*.check"))  # the read-back's scratch file is gone
+
+
+def test_a_budget_ini_that_does_not_read_back_is_not_written(tmp_path, monkeypatch):
+    source = ROOT / "networks" / "digits.ini"
+    net = n2prune.load_network(str(source))
+    broken = dict(budget_edits(net, {"fc1": 0.9}))
+    broken["fc1"] = {"QWeight.Threshold": "0.8000"}   # an edit that loses the budget
+    monkeypatch.setattr("n2prune.sensitivity.ini.budget_edits", lambda *a: broken)
+    with pytest.raises(RuntimeError, match=r"\[fc1\] holds QWeight.Threshold=0.8000 instead "
+                                           r"of QWeight.Threshold=0.9000; nothing written"):
+        write_budget_ini(net, str(source), {"fc1": 0.9}, tmp_path / "digits.ini")
+    assert list(tmp_path.iterdir()) == []

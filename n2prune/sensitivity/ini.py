@@ -101,12 +101,17 @@ def analyse_ini(ini_path: str, output: str, weights_dir: Optional[str] = None, s
     return IniAnalysis(net, result)
 
 
-def budget_edits(net, thresholds: Mapping[str, float]) -> Dict[str, Dict[str, Optional[str]]]:
+def budget_edits(net, thresholds: Mapping[str, float],
+                 method: Optional[Mapping[str, str]] = None
+                 ) -> Dict[str, Dict[str, Optional[str]]]:
     """INI edits giving each cell of ``thresholds`` its ``QWeight.Threshold`` (and
     ``QWeight.StartThreshold`` where the old start is above the new target, as a Gradual
-    schedule would begin above it). A ConfigSection value overrides a cell's own, so such a
-    key is commented out of the ConfigSection and written into every pruned cell using it
-    (the cells outside the budget keep their value)."""
+    schedule would begin above it), and the keys of ``method`` (``{"QWeight.PruningFiller":
+    "L1Norm", ...}``: the criterion and pattern the analysis pruned with, where they were not
+    the cells' own, so the network trains with the method its budget was chosen for). A
+    ConfigSection value overrides a cell's own, so such a key is commented out of the
+    ConfigSection and written into every pruned cell using it (the cells outside the budget
+    keep their value)."""
     values: Dict[str, Dict[str, str]] = {}
     pruned = net.pruned_cells()
     for name, target in thresholds.items():
@@ -114,7 +119,7 @@ def budget_edits(net, thresholds: Mapping[str, float]) -> Dict[str, Dict[str, Op
             raise ValueError(f"budget: {name!r} is not a cell with QWeight=Prune (those are: "
                              f"{', '.join(pruned)})")
         cell = pruned[name].quantizer
-        values[name] = {"QWeight.Threshold": f"{target:.4f}"}
+        values[name] = {"QWeight.Threshold": f"{target:.4f}", **(method or {})}
         if cell.prune_mode == "Gradual" and cell.start > target:
             values[name]["QWeight.StartThreshold"] = f"{target:.4f}"
     edits: Dict[str, Dict[str, Optional[str]]] = {}
@@ -132,15 +137,60 @@ def budget_edits(net, thresholds: Mapping[str, float]) -> Dict[str, Dict[str, Op
     return edits
 
 
+# the INI spelling of what a PruneCell holds, for the keys a budget writes
+_SPELLED = {"QWeight.Threshold": lambda q: f"{q.threshold:.4f}",
+            "QWeight.StartThreshold": lambda q: f"{q.start:.4f}",
+            "QWeight.PruningFiller": lambda q: q.prune_filler,
+            "QWeight.PruningPattern": lambda q: str(q.pattern)}
+
+
 def _current(quantizer, key: str) -> str:
-    return f"{quantizer.threshold if key == 'QWeight.Threshold' else quantizer.start:.4f}"
+    return _SPELLED[key](quantizer)
 
 
-def write_budget_ini(net, ini_path: str, thresholds: Mapping[str, float], out_path) -> Path:
-    """Write ``ini_path`` with the per-cell ``thresholds`` to ``out_path`` (atomically)."""
+def method_keys(criterion: Optional[str], pattern: Optional[str]) -> Dict[str, str]:
+    """The INI keys giving every cell the analysis' ``criterion`` and ``pattern`` (those given
+    in place of the cells' own)."""
+    keys = {"QWeight.PruningFiller": criterion, "QWeight.PruningPattern": pattern}
+    return {key: value for key, value in keys.items() if value is not None}
+
+
+def write_budget_ini(net, ini_path: str, thresholds: Mapping[str, float], out_path,
+                     method: Optional[Mapping[str, str]] = None,
+                     environ: Optional[Mapping[str, str]] = None) -> Path:
+    """Write ``ini_path`` with the per-cell ``thresholds`` (and ``method`` keys) to
+    ``out_path`` (atomically), after reading the text back: built, its cells must hold the
+    thresholds, criterion and pattern asked for, else nothing is written."""
     out_path = Path(out_path)
-    text = edited_ini_text(net.ini, ini_path, str(out_path.parent), budget_edits(net, thresholds))
+    edits = budget_edits(net, thresholds, method)
+    text = edited_ini_text(net.ini, ini_path, str(out_path.parent), edits)
+    _check_read_back(text, ini_path, out_path, thresholds, method or {},
+                     os.environ if environ is None else environ)
     return atomic_write(out_path, lambda out: out.write(text.encode("utf-8", "surrogateescape")))
+
+
+def _check_read_back(text: str, ini_path: str, out_path: Path,
+                     thresholds: Mapping[str, float], method: Mapping[str, str],
+                     environ: Mapping[str, str]) -> None:
+    """Build the network of ``text`` (as if at ``out_path``) and compare its PruneCells with
+    what the budget asked for."""
+    scratch = out_path.with_name(f".{out_path.name}.check")
+    try:
+        scratch.write_text(text, encoding="utf-8", errors="surrogateescape")
+        again = build_network(ini_module.load(str(scratch), environ)).pruned_cells()
+    finally:
+        scratch.unlink(missing_ok=True)
+    for name, target in thresholds.items():
+        quantizer = again[name].quantizer if name in again else None
+        wanted = {"QWeight.Threshold": f"{target:.4f}", **method}
+        got = {key: _current(quantizer, key) for key in wanted} if quantizer else {}
+        if got != wanted:
+            differ = {k: v for k, v in wanted.items() if got.get(k) != v}
+            raise RuntimeError(
+                f"budget INI for {ini_path}: read back, [{name}] holds "
+                f"{', '.join(f'{k}={got.get(k)}' for k in differ)} instead of "
+                f"{', '.join(f'{k}={v}' for k, v in differ.items())}; nothing written "
+                f"(an n2prune bug: please report it)")
 
 
 def run_sensitivity(ini_path: str, output: str, weights_dir: Optional[str] = None,
@@ -166,7 +216,8 @@ def run_sensitivity(ini_path: str, output: str, weights_dir: Optional[str] = Non
             prepare(result, analysis.net)
         budget = allocate(result, target, kind or "Sparsity", floor=floor, ceiling=ceiling)
     written = write_budget_ini(analysis.net, ini_path, budget.sparsities,
-                               Path(output) / Path(ini_path).name)
+                               Path(output) / Path(ini_path).name,
+                               method_keys(criterion, pattern))
     lines += [""] + budget.table(result) + [f"wrote {written}: n2prune-train {written} trains "
                                             f"to this budget"]
     lines += [f"warning: {w.message}" for w in caught]
