@@ -59,7 +59,7 @@ def test_units_resume_and_a_changed_unit_is_refused(tmp_path):
     calls.clear()
     again = _analyse(model, x, closeness, csv=csv)
     assert calls == [] and len(again.points["stream"]) == 3
-    with pytest.raises(ValueError, match="cells or their criteria differ"):
+    with pytest.raises(ValueError, match="cells, units or their criteria differ"):
         n2prune.sensitivity(model, closeness, cells=["conv1"], units={"stream": ["conv2", "stem"]},
                             example=x[:1], sparsities=(0.25, 0.5, 0.75), criterion="L1Norm",
                             pattern="Channel", input_shape=SHAPE, csv=csv)

@@ -17,7 +17,9 @@ row '(dense)' is the unpruned network) and OUTPUT/sensitivity.png (one curve per
 are saved as they finish: the same command continues an interrupted analysis. With a target
 (--target-sparsity, --target-parameters, --target-macs or --target-latency) it also prints the per-cell budget
 and writes OUTPUT/NET.ini with each cell's QWeight.Threshold: n2prune-train OUTPUT/NET.ini
-trains to the budget.
+trains to the budget. Cells that prune the same channels (QWeight.PruningScope=Coupled, a
+residual stream) are one unit, as in n2prune-train --budget sensitivity: one row and curve
+(named by its cells, stem+b), one budget entry, its threshold written into each of its cells.
 
 Example: n2prune-sensitivity networks/lenet.ini -w runs/lenet/weights -seed 7 \\
              --target-sparsity 0.95

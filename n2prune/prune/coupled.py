@@ -119,6 +119,15 @@ def units_of(cells: Mapping[str, Any]) -> Dict[str, List[str]]:
     return {"+".join(group): group for group in groups.values()}
 
 
+def split_units(cells: Mapping[str, Any]) -> Tuple[List[str], Dict[str, List[str]]]:
+    """``cells`` (PruneCells by name, in the network's order) as a sensitivity analysis takes
+    them (``n2prune-sensitivity`` and ``n2prune-train --budget sensitivity``): the names of the
+    cells outside any coupling, and the units of the coupled ones (:func:`units_of`)."""
+    units = units_of(cells)
+    tied = {cell for group in units.values() for cell in group}
+    return [name for name in cells if name not in tied], units
+
+
 def coupling_of(graph: ChannelGraph, names: Sequence[str]) -> Coupling:
     """The units of the layers ``names`` in a channel graph, traced or an INI network's (see
     :func:`trace_coupling`)."""

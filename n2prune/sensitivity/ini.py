@@ -7,7 +7,9 @@ evaluation (``n2prune.train.evaluation``: the Validation set, N2D2's metric aver
 classes; ``metric="Loss"``: minus the objective's mean loss there, which is what
 ``n2prune-train --budget sensitivity`` scores). ``write_budget_ini`` writes the INI with each cell's ``QWeight.Threshold`` set to its
 budget, everything else as written (``n2prune.compact.ini_writer`` keeps comments, key order,
-``${VAR}`` and ``$(...)``; a template instance holding a cell is expanded in place).
+``${VAR}`` and ``$(...)``; a template instance holding a cell is expanded in place). Cells
+that prune the same channels (``QWeight.PruningScope=Coupled``) are one unit: one curve, one
+budget entry, the unit's ``QWeight.Threshold`` written into each of its cells.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from n2prune.data import build_provider
 from n2prune.errors import ConfigError
 from n2prune.n2d2io.read import read_weights
 from n2prune.onnxin import refuse_training
+from n2prune.prune.coupled import split_units
 from n2prune.network.build import build_network
 from n2prune.network.routing import config_names
 from n2prune.ini.values import read_word
@@ -95,8 +98,17 @@ def analyse_ini(ini_path: str, output: str, weights_dir: Optional[str] = None, s
         (folder / CSV).unlink()
     with open(ini_path, "rb") as stream:
         digest = hashlib.sha256(stream.read()).hexdigest()[:16]
-    result = sensitivity(net, evaluate, sparsities=sparsities, criterion=criterion,
-                         pattern=pattern, csv=folder / CSV, plot=folder / PNG, seed=seed,
+    # cells pruning the same channels (QWeight.PruningScope=Coupled) are analysed as one unit,
+    # as n2prune-train --budget sensitivity analyses them
+    single, units = split_units({name: cell.quantizer for name, cell in
+                                 net.pruned_cells().items()})
+    if units and pattern not in (None, "Channel"):
+        raise ValueError(f"--pattern {pattern}: {', '.join(units)} prune the same channels "
+                         f"(QWeight.PruningScope=Coupled), by the Channel pattern only; give "
+                         f"--pattern Channel, or none (each cell's own)")
+    result = sensitivity(net, evaluate, cells=single or None, units=units,
+                         sparsities=sparsities, criterion=criterion, pattern=pattern,
+                         csv=folder / CSV, plot=folder / PNG, seed=seed,
                          quiet=quiet, identity=f"{metric} Validation seed={seed} ini={digest}")
     return IniAnalysis(net, result)
 
@@ -215,7 +227,7 @@ def run_sensitivity(ini_path: str, output: str, weights_dir: Optional[str] = Non
         if prepare is not None:
             prepare(result, analysis.net)
         budget = allocate(result, target, kind or "Sparsity", floor=floor, ceiling=ceiling)
-    written = write_budget_ini(analysis.net, ini_path, budget.sparsities,
+    written = write_budget_ini(analysis.net, ini_path, result.cell_targets(budget.sparsities),
                                Path(output) / Path(ini_path).name,
                                method_keys(criterion, pattern))
     lines += [""] + budget.table(result) + [f"wrote {written}: n2prune-train {written} trains "

@@ -27,7 +27,7 @@ import time
 from typing import Any, Dict, List, Mapping
 
 from n2prune.prune.budgets import BUDGETS as PRUNING_BUDGETS
-from n2prune.prune.coupled import units_of
+from n2prune.prune.coupled import split_units
 from n2prune.sensitivity.analysis import DEFAULT_SPARSITIES, sensitivity
 from n2prune.sensitivity.budget import allocate
 from n2prune.sensitivity.records import Sensitivity
@@ -98,10 +98,9 @@ def sensitivity_budget(trainer: Any, teams: Dict[float, List[str]]) -> Dict[str,
     was_training = trainer.net.training
     names = [name for team in teams.values() for name in team]
     pruned = trainer.net.pruned_cells()
-    units = units_of({name: pruned[name].quantizer for name in names})
-    tied = {cell for cells in units.values() for cell in cells}
-    result = sensitivity(trainer.net, evaluate, cells=[n for n in names if n not in tied],
-                         units=units, sparsities=GRID, seed=trainer.seed,
+    single, units = split_units({name: pruned[name].quantizer for name in names})
+    result = sensitivity(trainer.net, evaluate, cells=single, units=units,
+                         sparsities=GRID, seed=trainer.seed,
                          csv=trainer.output / "sensitivity.csv",
                          plot=trainer.output / "sensitivity.png", quiet=options.quiet,
                          identity=f"-loss Validation seed={trainer.seed}")
