@@ -21,12 +21,16 @@ every schedule step, as it ranks Global cells. Errors name the layer and channel
 whose group is fixed (it reaches the model's output, or an operation without a channel rule), a
 group also produced by a layer outside the scope, a pattern other than ``Channel``, cells of one
 unit at different thresholds.
+
+The coupling is part of the saved state: each cell tied to others keeps the buffer
+``coupled`` (its ties, ``stem+conv2``), and ``Scope.check_load`` refuses a state_dict whose
+coupling is not the model's (:func:`check_load`); one saved before it was kept still loads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -231,6 +235,60 @@ def couple(cells: Mapping[str, Any], coupling: Coupling) -> None:
             raise ValueError(f"scope={NAME!r} prunes whole output channels: {name} has "
                              f"pattern={pattern!r}; use pattern='Channel'")
         cell.coupling, cell.coupled_as = coupling, name
+        _save_ties(cell, coupling, name)
+
+
+# ----------------------------------------------------------------------------- saved state
+KEY = "coupled"       # the PruneCell buffer of a coupled cell's ties, saved in its state_dict
+SAVED_SINCE = 2       # PruneCell._version from which a state_dict holds it
+
+
+def ties(coupling: Coupling, name: str) -> List[str]:
+    """The cells sharing a unit of ``coupling`` with the cell ``name``, itself included."""
+    tied: List[str] = []
+    for unit in coupling.units:
+        if name in unit.cells:
+            tied += [cell for cell in unit.cells if cell not in tied]
+    return tied
+
+
+def _save_ties(cell: Any, coupling: Coupling, name: str) -> None:
+    """Give ``cell`` the buffer naming its ties (``stem+b``), none when it is tied to no other
+    cell, so that a state_dict says which cells prune the same channels."""
+    tied = ties(coupling, name)
+    value = None
+    if len(tied) > 1:
+        value = torch.tensor(list("+".join(tied).encode("utf-8")), dtype=torch.uint8,
+                             device=cell.mask.device)
+    cell.register_buffer(KEY, value)
+
+
+def _ties_text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() != 1:
+        return f"<not a coupling: {type(value).__name__}>"
+    return bytes(value.detach().cpu().tolist()).decode("utf-8", "replace")
+
+
+def check_load(cell: Any, state_dict: Mapping[str, Any], prefix: str,
+               metadata: Mapping[str, Any]) -> None:
+    """``Scope.check_load`` of Coupled: refuse a state whose coupling (the cells whose masks
+    prune the same channels) is not the cell's now. A state_dict without the entry saved by
+    an older version (or without its metadata, as safetensors keeps none) is taken as it is."""
+    saved = _ties_text(state_dict.get(prefix + KEY))
+    now = _ties_text(getattr(cell, KEY, None))
+    if saved == now or (saved is None and (metadata.get("version") or 1) < SAVED_SINCE):
+        return
+    where = prefix[:-1] or "PruneCell"
+    if saved is None:
+        raise ValueError(f"{where}: the state was saved without a coupling, but this cell is "
+                         f"coupled ({now}, scope={NAME!r}): its masks do not prune the same "
+                         f"channels; load it into a model attached as it was saved (no "
+                         f"{NAME} scope), or save it from a model coupled as {now}")
+    raise ValueError(f"{where}: the state was saved coupled as {saved} (scope={NAME!r}), but "
+                     f"this cell is {'coupled as ' + now if now else 'not coupled'}; load it "
+                     f"into a model attached as it was saved (scope={NAME!r}, cells {saved})")
 
 
 def rank_coupled(cells: Sequence[Any]) -> None:
@@ -284,4 +342,5 @@ def _rank_unit(unit: Unit, cells: Mapping[str, Any], keeps: Dict[str, torch.Tens
         keeps[name][unit.rows[name]] &= keep[unit.position[name]]
 
 
-SCOPES.register(NAME)(Scope(NAME, rank_coupled, shared=True, bind=bind, per_cell=True))
+SCOPES.register(NAME)(Scope(NAME, rank_coupled, shared=True, bind=bind, per_cell=True,
+                            check_load=check_load))

@@ -38,7 +38,7 @@ from n2prune.prune.criteria.combined import combined_masks, is_combined
 from n2prune.prune.criteria.registry import CRITERIA, Criterion
 from n2prune.prune.fillers import MASK_FILLERS
 from n2prune.prune.options import PRUNE_KEYS, PRUNE_MODES, QUANT_MODES, prune_keys, validated
-from n2prune.prune.ranking import scope_of
+from n2prune.prune.ranking import check_saved, scope_of
 from n2prune.prune.schedules import gradual_step, gradual_tick, scheduled_fraction
 from n2prune.prune.sparsity import mask_sparsity
 from n2prune.seeds import generator_state, restore_generator
@@ -68,6 +68,7 @@ class PruneCell(nn.Module):
     in the run) and ``epoch_size`` for the schedules. Other modules use only public members.
     """
 
+    _version = 2           # state_dict format: from 2, a coupled cell saves its ties
     waiting = False        # a criterion's masks wait for statistics (nothing pruned yet)
     calibrating = False    # a Pruner's calibration pass runs (no "waiting" warning)
     ranked_later = False   # attach ranks this shared-scope cell with its team afterwards
@@ -94,6 +95,7 @@ class PruneCell(nn.Module):
         self.register_buffer("increment", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("position", torch.tensor(0, dtype=torch.int64))
         self.register_buffer("rewind_weight", None)
+        self.register_buffer("coupled", None)   # the Coupled scope's ties (coupled.py)
         for stat, value in (args["stats"] or {}).items():
             self.set_stat(stat, value)
         self._cell_ref: Optional[weakref.ref] = None
@@ -443,9 +445,11 @@ class PruneCell(nn.Module):
         self.current_threshold.fill_(import_cell_masks(path, self.mask, self.input_parts()))
 
     # ----------------------------------------------------------------- saved state
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, metadata, strict, missing, *args):
         """Refuse masks the cell's pattern forbids (saved under another pattern, or edited)
-        before anything is copied; create the statistics and rewind buffers saved."""
+        and entries its scope contradicts (``Scope.check_load``) before anything is copied;
+        create the statistics and rewind buffers saved."""
+        check_saved(self, state_dict, prefix, metadata)
         mask = state_dict.get(prefix + "mask")
         attached = self.attached_cell is not None
         if isinstance(mask, torch.Tensor) and attached and mask.shape == self.mask.shape:
@@ -464,7 +468,9 @@ class PruneCell(nn.Module):
             if key.startswith(prefix) and saved and "." not in name \
                     and getattr(self, name, None) is None:
                 self.register_buffer(name, torch.empty_like(value))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, metadata, strict, missing, *args)
+        if prefix + "coupled" in missing:   # saved before version 2: check_saved allowed it
+            missing.remove(prefix + "coupled")
 
     def get_extra_state(self) -> torch.Tensor:
         """The Random filler's generator state, saved as ``<cell>._extra_state``."""

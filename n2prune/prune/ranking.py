@@ -11,7 +11,8 @@ after their schedules move) or each on its own. ``Layer`` (N2D2's) refills each 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 import torch
 
@@ -37,6 +38,10 @@ class Scope:
     # whether each cell of a team reaches its own current threshold (Coupled: each unit's
     # groups), so a missed target is judged cell by cell (else over the team, as Global)
     per_cell: bool = False
+    # what a saved state_dict must agree on, checked before a PruneCell copies it:
+    # check_load(cell, state_dict, prefix, metadata) raises a ValueError when the scope's
+    # binding contradicts what was saved (Coupled: which cells are coupled); None: nothing
+    check_load: Optional[Callable[[Any, Mapping[str, Any], str, Mapping[str, Any]], None]] = None
 
 
 def _each_alone(cells: Sequence[Any]) -> None:
@@ -50,6 +55,16 @@ SCOPES: Registry = Registry("pruning scope")
 def scope_of(cell: Any) -> Scope:
     """The Scope member of a PruneCell (``Layer`` for cells without one)."""
     return SCOPES.get(getattr(cell, "scope", "Layer"))
+
+
+def check_saved(cell: Any, state_dict: Mapping[str, Any], prefix: str,
+                metadata: Mapping[str, Any]) -> None:
+    """Let every scope with a ``check_load`` refuse the state ``cell`` is about to load (each
+    scope checks every cell: a cell of another scope must not take its saved entries)."""
+    for name in SCOPES.names():
+        check = SCOPES.get(name).check_load
+        if check is not None:
+            check(cell, state_dict, prefix, metadata)
 
 
 def teams(cells: Iterable[Any]) -> Dict[str, List[Any]]:
