@@ -27,7 +27,8 @@ COLUMNS = ("cell", "sparsity", "metric", "parameters_removed", "macs_removed")
 MAGIC = "# n2prune-sensitivity"
 FIELDS = ("net", "grid", "cells", "identity")
 WHAT = {"net": "weights (digest) differ", "grid": "sparsity grid differs",
-        "cells": "cells, units or their criteria differ", "identity": "evaluation (metric, data) differs"}
+        "cells": "cells, units or their criteria differ",
+        "identity": "evaluation (metric, data) differs"}
 
 
 @dataclass
