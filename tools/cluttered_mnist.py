@@ -1,0 +1,78 @@
+"""Cluttered MNIST made in memory from 28x28 digits, as in Mnih et al. 2014 ("Recurrent Models
+of Visual Attention") and Jaderberg et al. 2015 ("Spatial Transformer Networks"): each digit at
+a random place on a larger black canvas, under a few small crops of *other* digits as clutter.
+
+Scaled to a 2-core machine: a 40x40 canvas (theirs: 60x60) and 6 crops of 6x6 (the Spatial
+Transformer paper's 6 pieces of 6x6; Mnih et al. use 4 of 8x8), each crop taken from the
+central 20x20 of its digit (MNIST centres each digit's 20x20 box in the 28x28 image, so a crop
+there holds ink). Pixels combine by their maximum, so the order of drawing does not matter.
+Clutter for Learn and Validation comes only from Learn images, for Test only from Test images:
+nothing of Learn reaches Test. Drawn from one ``torch.Generator`` seeded by ``seed``, so a seed
+gives the same sets every time.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+
+CANVAS = 40
+PIECES = 6
+PIECE = 6
+DIGIT = 28
+INK = (4, 24)          # rows and columns of the 20x20 box MNIST centres each digit in
+
+Sets = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
+
+
+def clutter(images: torch.Tensor, pool: torch.Tensor, generator: torch.Generator,
+            canvas: int = CANVAS, pieces: int = PIECES, piece: int = PIECE,
+            skip_self: bool = False) -> torch.Tensor:
+    """``images`` (N, 1, 28, 28), each at a random place on a ``canvas`` x ``canvas`` canvas
+    with ``pieces`` random ``piece`` x ``piece`` crops of random images of ``pool`` at random
+    places. ``skip_self``: ``pool`` is ``images`` itself, and no image is cluttered with
+    pieces of itself."""
+    count, size = len(images), images.shape[-1]
+    if images.shape[1:] != (1, DIGIT, DIGIT) or pool.shape[1:] != (1, DIGIT, DIGIT):
+        raise ValueError(f"clutter: images {tuple(images.shape)} and pool {tuple(pool.shape)} "
+                         f"must be (N, 1, {DIGIT}, {DIGIT}) digits")
+    if not DIGIT <= canvas or not 1 <= piece <= INK[1] - INK[0] or pieces < 0:
+        raise ValueError(f"clutter: canvas {canvas}, piece {piece}, pieces {pieces}: the canvas "
+                         f"must hold a digit ({DIGIT}), a piece fit the 20x20 ink box (1-20), "
+                         f"pieces be >= 0")
+    if skip_self and len(pool) < 2:
+        raise ValueError("clutter: skip_self needs a pool of at least 2 images")
+    places = torch.randint(canvas - size + 1, (count, 2), generator=generator)
+    if skip_self:
+        sources = (torch.arange(count)[:, None]
+                   + torch.randint(1, len(pool), (count, pieces), generator=generator)) % len(pool)
+    else:
+        sources = torch.randint(len(pool), (count, pieces), generator=generator)
+    crops = INK[0] + torch.randint(INK[1] - INK[0] - piece + 1, (count, pieces, 2),
+                                   generator=generator)
+    spots = torch.randint(canvas - piece + 1, (count, pieces, 2), generator=generator)
+    out = torch.zeros(count, 1, canvas, canvas, dtype=images.dtype)
+    for i in range(count):
+        y, x = places[i].tolist()
+        out[i, :, y:y + size, x:x + size] = images[i]
+        for source, (cy, cx), (sy, sx) in zip(sources[i].tolist(), crops[i].tolist(),
+                                              spots[i].tolist()):
+            region = out[i, :, sy:sy + piece, sx:sx + piece]
+            torch.maximum(region, pool[source, :, cy:cy + piece, cx:cx + piece], out=region)
+    return out
+
+
+def cluttered(sets: Sets, seed: int, canvas: int = CANVAS, pieces: int = PIECES,
+              piece: int = PIECE) -> Sets:
+    """Learn, Validation and Test of ``sets`` (28x28 digits, labels unchanged) cluttered:
+    Learn and Validation with pieces of Learn images, Test with pieces of Test images."""
+    generator = torch.Generator().manual_seed(seed)
+    learn = sets["Learn"][0]
+    args = dict(canvas=canvas, pieces=pieces, piece=piece)
+    return {"Learn": (clutter(learn, learn, generator, skip_self=True, **args),
+                      sets["Learn"][1]),
+            "Validation": (clutter(sets["Validation"][0], learn, generator, **args),
+                           sets["Validation"][1]),
+            "Test": (clutter(sets["Test"][0], sets["Test"][0], generator, skip_self=True,
+                             **args), sets["Test"][1])}
