@@ -10,6 +10,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import bench_budgets_channels as bench  # noqa: E402
+import digit_tasks  # noqa: E402
 
 
 def _tiny_digits(environ, seed, scratch):
@@ -109,3 +110,74 @@ def test_coupled_run_analyses_and_budgets_the_streams(tmp_path, monkeypatch, cap
     budget = next(line for line in out.splitlines() if line.startswith("  seed 1 budget:"))
     assert "stream0 " in budget and "stream3 " in budget
     assert "conv1s and residual streams pruned" in out and "12 units x" in out
+
+
+def _flat_digits(count, value, seed):
+    """``count`` 28x28 'digits' whose ink (the central 20x20) is all ``value``."""
+    images = torch.zeros(count, 1, 28, 28)
+    images[:, :, 4:24, 4:24] = value
+    return images, torch.randint(0, 10, (count,), generator=torch.Generator().manual_seed(seed))
+
+
+def test_cluttered_task_is_deterministic_shaped_and_test_clutter_is_test_only():
+    sets = {"Learn": _flat_digits(30, 0.25, 1), "Validation": _flat_digits(10, 0.5, 2),
+            "Test": _flat_digits(20, 1.0, 3)}
+    made = digit_tasks.cluttered(sets, seed=7, canvas=36)
+    again = digit_tasks.cluttered(sets, seed=7, canvas=36)
+    other = digit_tasks.cluttered(sets, seed=8, canvas=36)
+    for name, (x, labels) in made.items():
+        assert x.shape == (len(sets[name][0]), 1, 36, 36)
+        assert torch.equal(labels, sets[name][1]) and torch.equal(x, again[name][0])
+        assert not torch.equal(x, other[name][0])
+        digit = (x == x.max(-1).values.max(-1).values[..., None, None]).flatten(1).sum(1)
+        assert (digit >= 400).all()          # the whole 20x20 digit is on every canvas
+    # pixel values tell the sources apart: Learn 0.25, Validation 0.5, Test 1.0
+    assert set(made["Test"][0].unique().tolist()) == {0.0, 1.0}
+    assert set(made["Validation"][0].unique().tolist()) == {0.0, 0.25, 0.5}
+    assert set(made["Learn"][0].unique().tolist()) == {0.0, 0.25}
+    learn = made["Learn"][0].flatten(1)
+    assert ((learn == 0.25).sum(1) > 400).all()    # clutter outside the digit on every canvas
+
+
+def test_cluttered_images_never_carry_pieces_of_themselves():
+    images = torch.zeros(4, 1, 28, 28)
+    for i in range(4):
+        images[i, :, 4:24, 4:24] = i + 1.0
+    x = digit_tasks.clutter(images, images, torch.Generator().manual_seed(0), canvas=40,
+                                pieces=8, piece=6, skip_self=True)
+    for i in range(4):
+        rows, cols = (x[i, 0] == i + 1.0).nonzero().unbind(1)
+        # its own value only inside its 20x20 digit (others' pieces may cover part of it)
+        assert rows.max() - rows.min() < 20 and cols.max() - cols.min() < 20
+        assert int((x[i] > 0).sum()) > 400      # clutter of the others outside it
+    assert int((x[3] == 4.0).sum()) == 400      # the brightest digit whole
+    # the same draw without skip_self does put pieces of an image on itself (the test bites)
+    same = digit_tasks.clutter(images, images, torch.Generator().manual_seed(0),
+                                   canvas=40, pieces=8, piece=6)
+    spans = [(same[i, 0] == i + 1.0).nonzero() for i in range(4)]
+    assert any(int((s.max(0).values - s.min(0).values).max()) >= 20 for s in spans)
+
+
+def test_cluttered_run_trains_on_the_canvas(tmp_path, monkeypatch, capsys):
+    (tmp_path / "train-images-idx3-ubyte").touch()
+    seen = []
+
+    def tiny_mnist(environ, seed, scratch):
+        generator = torch.Generator().manual_seed(seed)
+        return {name: (torch.rand(count, 1, 28, 28, generator=generator),
+                       torch.randint(0, 10, (count,), generator=generator))
+                for name, count in (("Learn", 128), ("Validation", 32), ("Test", 40))}
+
+    original = bench.run
+
+    def spy(method, keep, uniform, seed, epochs, width, sets, *args):
+        seen.append(tuple(sets["Test"][0].shape))
+        return original(method, keep, uniform, seed, epochs, width, sets, *args)
+
+    monkeypatch.setattr(digit_tasks, "mnist", tiny_mnist)
+    monkeypatch.setattr(bench, "run", spy)
+    assert bench.main(["--task", "cluttered", "--canvas", "32", "--epochs", "2", "--seeds", "1",
+                       "--width", "4", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert seen == [(40, 1, 32, 32)] * 2
+    assert "cluttered MNIST 32x32, 6 pieces of 6x6" in out

@@ -69,8 +69,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import n2prune  # noqa: E402
-from bench_prune_accuracy import (BATCH, DEFAULT_DATA, ROOT, _environ,  # noqa: E402
+from bench_prune_accuracy import (BATCH, DEFAULT_DATA, _environ,  # noqa: E402
                                   learn_epoch, paired_difference)
+from digit_tasks import (CANVAS, PIECE, PIECES, SIZE, cluttered_digits,  # noqa: E402
+                         digits)
 from n2prune.compact.compaction import compact  # noqa: E402
 from n2prune.compact.costs import macs  # noqa: E402
 from n2prune.prune.coupled import coupled_units  # noqa: E402
@@ -78,7 +80,6 @@ from n2prune.prune.recalibration import recalibrate  # noqa: E402
 from n2prune.prune.schedules import HORIZON_FRACTION  # noqa: E402
 from n2prune.sensitivity import DEFAULT_SPARSITIES, allocate, measure_latency  # noqa: E402
 
-SIZE = 16
 EXAMPLE = torch.zeros(1, 1, SIZE, SIZE)
 PRUNE = dict(prune_filler="L1Norm", pattern="Channel")
 
@@ -153,27 +154,37 @@ def attach_units(model: nn.Module, units: Units, thresholds: Dict[str, float],
     return cells
 
 
-def compacted_macs(model: nn.Module) -> float:
-    return float(macs(compact(model, EXAMPLE, strict=False), (1, SIZE, SIZE))["dense"])
+def example(size: int) -> torch.Tensor:
+    """One ``size`` x ``size`` image: compaction folds constants for that size."""
+    return torch.zeros(1, 1, size, size)
 
 
-def macs_clock(nets) -> Dict[str, float]:
-    """The 'latency' of each (compacted) network: its MACs, exact and noise-free."""
-    return {name: float(macs(net, (1, SIZE, SIZE))["dense"]) for name, net in nets.items()}
+def compacted_macs(model: nn.Module, size: int = SIZE) -> float:
+    """The MACs of ``model`` compacted for ``size`` x ``size`` images."""
+    return float(macs(compact(model, example(size), strict=False), (1, size, size))["dense"])
 
 
-def uniform_sparsity(width: int, keep: float, units: Units = None) -> Tuple[float, float]:
+def macs_clock(size: int = SIZE):
+    """The 'latency' of each (compacted) network: its MACs on ``size`` x ``size`` images,
+    exact and noise-free."""
+    def clock(nets) -> Dict[str, float]:
+        return {name: float(macs(net, (1, size, size))["dense"]) for name, net in nets.items()}
+    return clock
+
+
+def uniform_sparsity(width: int, keep: float, units: Units = None,
+                     size: int = SIZE) -> Tuple[float, float]:
     """The least uniform channel sparsity of ``units`` (default: the conv1s) whose compacted
-    network keeps <= ``keep`` MACs, and the fraction of the MACs it keeps."""
+    network keeps <= ``keep`` MACs on ``size`` x ``size`` images, and the fraction it keeps."""
     units = units or pruned_units(width)
     model = ResNet18(width)
-    dense = compacted_macs(model)
+    dense = compacted_macs(model, size)
     low, high = 0.0, 0.99
 
     def kept(sparsity: float) -> float:
         attach_units(model, units, {name: sparsity for name in units}, prune_mode="Static",
                      **PRUNE)
-        fraction = compacted_macs(model) / dense
+        fraction = compacted_macs(model, size) / dense
         n2prune.detach(model, bake=False)
         return fraction
 
@@ -181,24 +192,6 @@ def uniform_sparsity(width: int, keep: float, units: Units = None) -> Tuple[floa
         mid = (low + high) / 2
         low, high = (mid, high) if kept(mid) > keep else (low, mid)
     return high, kept(high)
-
-
-def digits(environ, seed: int, scratch: Path) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
-    """mnist-10k's Learn, Validation and Test sets (lenet.ini's split), resized to 16x16."""
-    from n2prune.train.trainer import Trainer, TrainOptions
-    trainer = Trainer(str(ROOT / "networks" / "lenet.ini"), TrainOptions(
-        learn_epoch=1, seed=seed, threads=1, quiet=True, output=str(scratch / "v"),
-        overwrite=True, environ=environ))
-    provider = trainer.provider
-    sets = {}
-    for name in ("Learn", "Validation", "Test"):
-        x, labels = provider.batch(name, torch.arange(provider.size(name)))
-        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True,
-                          align_corners=False)
-        sets[name] = (x, labels.reshape(-1).long() if labels.dim() == 1
-                      else labels.argmax(1).long())
-    trainer.close()
-    return sets
 
 
 def minus_loss(model: nn.Module, data) -> float:
@@ -245,12 +238,14 @@ def sensitivity_budget(model: nn.Module, units: Units, keep: float, sets, metric
     statistics re-estimated on ``batches`` first, when given) and the budget keeping at most
     ``keep`` of the MACs (the seconds it took go to ``timings``)."""
     started = time.perf_counter()
+    size = sets["Validation"][0].shape[-1]
     score = recalibrated(METRICS[metric], list(batches)) if batches else METRICS[metric]
     result = n2prune.sensitivity(model, lambda m: score(m, sets["Validation"]),
                                  cells=CELLS, units=streams_of(units),
-                                 example=EXAMPLE, sparsities=DEFAULT_SPARSITIES,
-                                 input_shape=(1, SIZE, SIZE), **_how())
-    result.latency = measure_latency(model, result, example=EXAMPLE, timer=macs_clock)
+                                 example=example(size), sparsities=DEFAULT_SPARSITIES,
+                                 input_shape=(1, size, size), **_how())
+    result.latency = measure_latency(model, result, example=example(size),
+                                     timer=macs_clock(size))
     budget = allocate(result, 1.0 - keep, "Latency", ceiling=0.95)
     timings.append(time.perf_counter() - started)
     print(f"  seed {seed} budget: " + ", ".join(
@@ -271,8 +266,8 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
     units = units or pruned_units(width)
     torch.manual_seed(seed)
     model = ResNet18(width)
-    dense_macs = compacted_macs(model)
     x, labels = sets["Learn"]
+    dense_macs = compacted_macs(model, x.shape[-1])
     size = len(x)
     end = HORIZON_FRACTION * epochs * size
     common = dict(prune_mode="Gradual", schedule="Cubic", start=0.0,
@@ -305,7 +300,7 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
         attach_units(model, units, sparsities, prune_mode="Static", seed=seed, **PRUNE)
         if batches:
             recalibrate(model, batches)
-    return accuracy(model, sets["Test"]), compacted_macs(model) / dense_macs
+    return accuracy(model, sets["Test"]), compacted_macs(model, x.shape[-1]) / dense_macs
 
 
 def _how() -> Dict[str, str]:
@@ -343,6 +338,12 @@ def main(argv=None) -> int:
     parser.add_argument("--recalibrate", type=int, default=0, metavar="N",
                         help="with --one-shot: re-estimate BatchNorm statistics on N Learn "
                              "batches after pruning (and at each analysis point)")
+    parser.add_argument("--task", choices=("digits", "cluttered"), default="digits",
+                        help="digits: mnist-10k resized to 16x16 (default); cluttered: "
+                             "cluttered MNIST, each 28x28 digit at a random place on a "
+                             "--canvas square with 6 crops of 6x6 of other digits")
+    parser.add_argument("--canvas", type=int, default=CANVAS,
+                        help=f"with --task cluttered: the canvas side (default {CANVAS})")
     parser.add_argument("--dense", action="store_true",
                         help="also train the unpruned network on each seed (a reference row)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -357,7 +358,10 @@ def main(argv=None) -> int:
         return 2
     torch.set_num_threads(1)
     units = pruned_units(args.width, args.coupled)
-    uniform, keep = uniform_sparsity(args.width, args.macs, units)
+    size = args.canvas if args.task == "cluttered" else SIZE
+    task = (f"cluttered MNIST {size}x{size}, {PIECES} pieces of {PIECE}x{PIECE}"
+            if args.task == "cluttered" else f"digits {SIZE}x{SIZE}")
+    uniform, keep = uniform_sparsity(args.width, args.macs, units, size)
     print(f"uniform channel sparsity for at most {100 * args.macs:g} % of the MACs: "
           f"{uniform:.4f}, keeping {100 * keep:.2f} %")
     methods = (["dense"] if args.dense else []) + ["uniform", "sensitivity"]
@@ -367,7 +371,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         environ = _environ(args.data, Path(tmp))
         for seed in args.seeds:
-            sets = digits(environ, seed, Path(tmp) / "run")
+            sets = (cluttered_digits(environ, seed, Path(tmp) / "run", size)
+                    if args.task == "cluttered" else digits(environ, seed, Path(tmp) / "run"))
             for method in results:
                 acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
                                     sets, timings, args.metric, args.analyse, units,
@@ -377,7 +382,7 @@ def main(argv=None) -> int:
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
                       f"{100 * fraction:.2f} %", flush=True)
     pruned = "conv1s and residual streams" if args.coupled else "conv1s"
-    print(f"\n| method (ResNet-18 width {args.width}, {pruned} pruned, digits 16x16, "
+    print(f"\n| method (ResNet-18 width {args.width}, {pruned} pruned, {task}, "
           f"{args.epochs} epochs, " + ("pruned at once after them, no retraining"
                                        + (f", BatchNorm re-estimated on {args.recalibrate} "
                                           f"batches, " if args.recalibrate else ", ")

@@ -1,6 +1,9 @@
-"""Cluttered MNIST made in memory from 28x28 digits, as in Mnih et al. 2014 ("Recurrent Models
-of Visual Attention") and Jaderberg et al. 2015 ("Spatial Transformer Networks"): each digit at
-a random place on a larger black canvas, under a few small crops of *other* digits as clutter.
+"""The channel benchmark's digit tasks, made in memory from mnist-10k (lenet.ini's split:
+Learn 7,200, Validation 800, Test 2,000): ``digits``, resized to 16x16, and ``cluttered_digits``.
+
+Cluttered MNIST, as in Mnih et al. 2014 ("Recurrent Models of Visual Attention") and Jaderberg
+et al. 2015 ("Spatial Transformer Networks"): each digit at a random place on a larger black
+canvas, under a few small crops of *other* digits as clutter.
 
 Scaled to a 2-core machine: a 40x40 canvas (theirs: 60x60) and 6 crops of 6x6 (the Spatial
 Transformer paper's 6 pieces of 6x6; Mnih et al. use 4 of 8x8), each crop taken from the
@@ -13,10 +16,16 @@ gives the same sets every time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 
+from bench_prune_accuracy import ROOT
+from n2prune.train.trainer import Trainer, TrainOptions
+
+SIZE = 16
 CANVAS = 40
 PIECES = 6
 PIECE = 6
@@ -76,3 +85,31 @@ def cluttered(sets: Sets, seed: int, canvas: int = CANVAS, pieces: int = PIECES,
                            sets["Validation"][1]),
             "Test": (clutter(sets["Test"][0], sets["Test"][0], generator, skip_self=True,
                              **args), sets["Test"][1])}
+
+
+def mnist(environ, seed: int, scratch: Path) -> Sets:
+    """mnist-10k's Learn, Validation and Test sets (lenet.ini's split), 28x28."""
+    trainer = Trainer(str(ROOT / "networks" / "lenet.ini"), TrainOptions(
+        learn_epoch=1, seed=seed, threads=1, quiet=True, output=str(scratch / "v"),
+        overwrite=True, environ=environ))
+    provider = trainer.provider
+    sets = {}
+    for name in ("Learn", "Validation", "Test"):
+        x, labels = provider.batch(name, torch.arange(provider.size(name)))
+        sets[name] = (x, labels.reshape(-1).long() if labels.dim() == 1
+                      else labels.argmax(1).long())
+    trainer.close()
+    return sets
+
+
+def digits(environ, seed: int, scratch: Path) -> Sets:
+    """mnist-10k's sets resized to 16x16 (``--task digits``)."""
+    return {name: (F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True,
+                                 align_corners=False), labels)
+            for name, (x, labels) in mnist(environ, seed, scratch).items()}
+
+
+def cluttered_digits(environ, seed: int, scratch: Path, canvas: int = CANVAS) -> Sets:
+    """mnist-10k's 28x28 sets as cluttered MNIST on a ``canvas`` x ``canvas`` canvas, drawn
+    from ``seed`` (``--task cluttered``)."""
+    return cluttered(mnist(environ, seed, scratch), seed, canvas)
