@@ -181,3 +181,29 @@ def test_cluttered_run_trains_on_the_canvas(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert seen == [(40, 1, 32, 32)] * 2
     assert "cluttered MNIST 32x32, 6 pieces of 6x6" in out
+
+
+def test_recalibrate_while_retraining_scores_the_analysis_after_batchnorm(tmp_path, monkeypatch,
+                                                                           capsys):
+    (tmp_path / "train-images-idx3-ubyte").touch()
+    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    calls = []
+    original = bench.recalibrate
+
+    def spy(model, batches):
+        calls.append(len(batches))
+        return original(model, batches)
+
+    monkeypatch.setattr(bench, "recalibrate", spy)
+    assert bench.main(["--epochs", "2", "--seeds", "1", "--width", "4", "--data", str(tmp_path)
+                       ]) == 0
+    assert calls == []
+    plain = capsys.readouterr().out
+    assert bench.main(["--recalibrate", "2", "--epochs", "2", "--seeds", "1", "--width", "4",
+                       "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # every analysis point (8 cells x 10 sparsities, and the dense score) after re-estimation
+    assert len(calls) >= 8 * len(bench.DEFAULT_SPARSITIES) and set(calls) == {2}
+    assert "analysis points after BatchNorm re-estimated on 2 batches" in out
+    uniform = [line for line in out.splitlines() if line.startswith("seed 1 uniform")]
+    assert uniform == [line for line in plain.splitlines() if line.startswith("seed 1 uniform")]

@@ -3,8 +3,9 @@ sensitivity budget, same loop, same schedule, paired over seeds (issue 20's seco
 
     python tools/bench_budgets_channels.py [--epochs 3] [--seeds 1 2 3 4 5] [--macs 0.5]
                                            [--width 16] [--metric loss] [--dense]
-                                           [--analyse 1] [--coupled]
-                                           [--one-shot [--recalibrate N]]
+                                           [--analyse 1] [--coupled] [--recalibrate N]
+                                           [--one-shot]
+                                           [--task cluttered [--canvas 40]]
                                            [--data ../shared/data/mnist-10k]
 
 Reduced to fit a 2-core machine (said in every table): the CIFAR ResNet-18 layout (3x3 stem,
@@ -14,6 +15,8 @@ measurement, where channel steps of 12.5 % leave uniform and budgeted allocation
 same; ``--width 32``: 34.7 M), on mnist-10k's digits resized to
 16x16 (Learn 7,200, Validation 800, Test 2,000 images, as networks/lenet.ini splits them), 3
 epochs of SGD (momentum 0.9, weight decay 5e-4, lr 0.05 with cosine decay, batch 64).
+``--task cluttered``: a harder task from the same images, cluttered MNIST (``digit_tasks``:
+each 28x28 digit at a random place on a 40x40 canvas under 6 crops of 6x6 of other digits).
 
 The pruned cells are each BasicBlock's first convolution (``blocks.i.conv1``): its output
 channels feed only the block's second convolution, so compaction (``n2prune.compact``) removes
@@ -43,7 +46,9 @@ of the run, a mask step every quarter epoch, each cell in its own (Layer) scope
 
 ``--one-shot``: the dense network learns every epoch, then each method prunes it at once
 (Static) and it is tested without retraining (``--recalibrate N``: after BatchNorm statistics
-are re-estimated on N Learn batches, the analysis scoring every point so too).
+are re-estimated on N Learn batches, the analysis scoring every point so too). Retrained (no
+``--one-shot``), ``--recalibrate N`` changes only the analysis: each point scored after its
+BatchNorm statistics are re-estimated, as the training that follows the masks re-estimates them.
 
 Global Magnitude and LAMP rank weights, not MACs: they do not apply to this row. ``--dense``
 also trains the unpruned network on each seed (same loop, no pruner): the room there is, i.e.
@@ -261,8 +266,9 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
     """Train once, pruning ``units`` (default: the conv1s) from the end of epoch ``analyse``;
     ``one_shot``: train dense (the same network for every method of a seed), then prune at
     once (Static) and test without retraining, or after re-estimating BatchNorm statistics on
-    ``recalibration`` Learn batches (the analysis then scores each point so too). Returns
-    (test accuracy, compacted MACs / dense MACs)."""
+    ``recalibration`` Learn batches (the analysis then scores each point so too; retrained,
+    ``recalibration`` changes only the analysis' scores). Returns (test accuracy, compacted
+    MACs / dense MACs)."""
     units = units or pruned_units(width)
     torch.manual_seed(seed)
     model = ResNet18(width)
@@ -283,17 +289,18 @@ def run(method: str, keep: float, uniform: float, seed: int, epochs: int, width:
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
                                                            epochs * math.ceil(size / BATCH))
     generator = torch.Generator().manual_seed(seed)
+    draw = torch.Generator().manual_seed(seed + 7)
+    batches = [x[torch.randint(size, (BATCH,), generator=draw)] for _ in range(recalibration)]
     model.train()
     for epoch in range(epochs):
         if epoch == analyse and method == "sensitivity" and not one_shot:
-            sparsities = sensitivity_budget(model, units, keep, sets, metric, seed, timings)
+            sparsities = sensitivity_budget(model, units, keep, sets, metric, seed, timings,
+                                            batches)
             pruner = attach(sparsities, 0, end - analyse * size)
         learn_epoch(epoch, lambda index: F.cross_entropy(model(x.index_select(0, index)),
                                                          labels[index]),
                     size, optimizer, scheduler, generator, pruner)
     if one_shot and method != "dense":
-        draw = torch.Generator().manual_seed(seed + 7)
-        batches = [x[torch.randint(size, (BATCH,), generator=draw)] for _ in range(recalibration)]
         sparsities = ({name: uniform for name in units} if method == "uniform" else
                       sensitivity_budget(model, units, keep, sets, metric, seed, timings,
                                          batches))
@@ -336,8 +343,9 @@ def main(argv=None) -> int:
                         help="train dense for --epochs, then prune at once and test without "
                              "retraining (the analysis on the trained weights)")
     parser.add_argument("--recalibrate", type=int, default=0, metavar="N",
-                        help="with --one-shot: re-estimate BatchNorm statistics on N Learn "
-                             "batches after pruning (and at each analysis point)")
+                        help="re-estimate BatchNorm statistics on N Learn batches before "
+                             "scoring each analysis point (and, with --one-shot, after "
+                             "pruning)")
     parser.add_argument("--task", choices=("digits", "cluttered"), default="digits",
                         help="digits: mnist-10k resized to 16x16 (default); cluttered: "
                              "cluttered MNIST, each 28x28 digit at a random place on a "
@@ -387,7 +395,10 @@ def main(argv=None) -> int:
                                        + (f", BatchNorm re-estimated on {args.recalibrate} "
                                           f"batches, " if args.recalibrate else ", ")
                                        if args.one_shot else
-                                       f"pruning from epoch {args.analyse}, ") +
+                                       f"pruning from epoch {args.analyse}, " +
+                                       (f"analysis points after BatchNorm re-estimated on "
+                                        f"{args.recalibrate} batches, " if args.recalibrate
+                                        else "")) +
           f"{len(args.seeds)} seeds, analysis by {args.metric}) | MACs kept | mean test "
           f"accuracy | sensitivity − method, paired |")
     print("|---|---|---|---|")
