@@ -25,7 +25,7 @@ def _tiny_digits(environ, seed, scratch):
 
 def test_dense_row_keeps_all_macs_and_is_paired(tmp_path, monkeypatch, capsys):
     (tmp_path / "train-images-idx3-ubyte").touch()
-    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    monkeypatch.setattr(digit_tasks, "digits", _tiny_digits)
     assert bench.main(["--dense", "--epochs", "2", "--seeds", "1", "2", "--width", "4",
                        "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -40,7 +40,7 @@ def test_dense_row_keeps_all_macs_and_is_paired(tmp_path, monkeypatch, capsys):
 
 def test_without_dense_there_is_no_dense_row(tmp_path, monkeypatch, capsys):
     (tmp_path / "train-images-idx3-ubyte").touch()
-    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    monkeypatch.setattr(digit_tasks, "digits", _tiny_digits)
     assert bench.main(["--epochs", "2", "--seeds", "1", "--width", "4",
                        "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -50,7 +50,7 @@ def test_without_dense_there_is_no_dense_row(tmp_path, monkeypatch, capsys):
 
 def test_analyse_later_prunes_from_that_epoch(tmp_path, monkeypatch, capsys):
     (tmp_path / "train-images-idx3-ubyte").touch()
-    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    monkeypatch.setattr(digit_tasks, "digits", _tiny_digits)
     batches_seen = []      # training batches before the analysis: 2 per epoch of 128 images
     original = bench.n2prune.sensitivity
 
@@ -94,7 +94,7 @@ def test_coupled_prunes_the_residual_streams_too():
 
 def test_coupled_run_analyses_and_budgets_the_streams(tmp_path, monkeypatch, capsys):
     (tmp_path / "train-images-idx3-ubyte").touch()
-    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    monkeypatch.setattr(digit_tasks, "digits", _tiny_digits)
     analysed = []
     original = bench.n2prune.sensitivity
 
@@ -186,7 +186,7 @@ def test_cluttered_run_trains_on_the_canvas(tmp_path, monkeypatch, capsys):
 def test_recalibrate_while_retraining_scores_the_analysis_after_batchnorm(tmp_path, monkeypatch,
                                                                            capsys):
     (tmp_path / "train-images-idx3-ubyte").touch()
-    monkeypatch.setattr(bench, "digits", _tiny_digits)
+    monkeypatch.setattr(digit_tasks, "digits", _tiny_digits)
     calls = []
     original = bench.recalibrate
 

@@ -76,8 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import n2prune  # noqa: E402
 from bench_prune_accuracy import (BATCH, DEFAULT_DATA, _environ,  # noqa: E402
                                   learn_epoch, paired_difference)
-from digit_tasks import (CANVAS, PIECE, PIECES, SIZE, cluttered_digits,  # noqa: E402
-                         digits)
+from digit_tasks import SIZE, TASKS, add_arguments  # noqa: E402
 from n2prune.compact.compaction import compact  # noqa: E402
 from n2prune.compact.costs import macs  # noqa: E402
 from n2prune.prune.coupled import coupled_units  # noqa: E402
@@ -346,12 +345,7 @@ def main(argv=None) -> int:
                         help="re-estimate BatchNorm statistics on N Learn batches before "
                              "scoring each analysis point (and, with --one-shot, after "
                              "pruning)")
-    parser.add_argument("--task", choices=("digits", "cluttered"), default="digits",
-                        help="digits: mnist-10k resized to 16x16 (default); cluttered: "
-                             "cluttered MNIST, each 28x28 digit at a random place on a "
-                             "--canvas square with 6 crops of 6x6 of other digits")
-    parser.add_argument("--canvas", type=int, default=CANVAS,
-                        help=f"with --task cluttered: the canvas side (default {CANVAS})")
+    add_arguments(parser)
     parser.add_argument("--dense", action="store_true",
                         help="also train the unpruned network on each seed (a reference row)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -366,9 +360,8 @@ def main(argv=None) -> int:
         return 2
     torch.set_num_threads(1)
     units = pruned_units(args.width, args.coupled)
-    size = args.canvas if args.task == "cluttered" else SIZE
-    task = (f"cluttered MNIST {size}x{size}, {PIECES} pieces of {PIECE}x{PIECE}"
-            if args.task == "cluttered" else f"digits {SIZE}x{SIZE}")
+    task = TASKS[args.task]
+    size = task.size(args.canvas)
     uniform, keep = uniform_sparsity(args.width, args.macs, units, size)
     print(f"uniform channel sparsity for at most {100 * args.macs:g} % of the MACs: "
           f"{uniform:.4f}, keeping {100 * keep:.2f} %")
@@ -379,8 +372,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         environ = _environ(args.data, Path(tmp))
         for seed in args.seeds:
-            sets = (cluttered_digits(environ, seed, Path(tmp) / "run", size)
-                    if args.task == "cluttered" else digits(environ, seed, Path(tmp) / "run"))
+            sets = task.load(environ, seed, Path(tmp) / "run", args.canvas)
             for method in results:
                 acc, fraction = run(method, keep, uniform, seed, args.epochs, args.width,
                                     sets, timings, args.metric, args.analyse, units,
@@ -390,7 +382,7 @@ def main(argv=None) -> int:
                 print(f"seed {seed} {method:12} {100 * acc:.2f}  MACs kept "
                       f"{100 * fraction:.2f} %", flush=True)
     pruned = "conv1s and residual streams" if args.coupled else "conv1s"
-    print(f"\n| method (ResNet-18 width {args.width}, {pruned} pruned, {task}, "
+    print(f"\n| method (ResNet-18 width {args.width}, {pruned} pruned, {task.title(args.canvas)}, "
           f"{args.epochs} epochs, " + ("pruned at once after them, no retraining"
                                        + (f", BatchNorm re-estimated on {args.recalibrate} "
                                           f"batches, " if args.recalibrate else ", ")

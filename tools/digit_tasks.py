@@ -16,8 +16,10 @@ gives the same sets every time.
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -113,3 +115,34 @@ def cluttered_digits(environ, seed: int, scratch: Path, canvas: int = CANVAS) ->
     """mnist-10k's 28x28 sets as cluttered MNIST on a ``canvas`` x ``canvas`` canvas, drawn
     from ``seed`` (``--task cluttered``)."""
     return cluttered(mnist(environ, seed, scratch), seed, canvas)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A ``--task``: the side of its images for a ``--canvas``, its name in the tables, and
+    ``load(environ, seed, scratch, canvas)``, its sets."""
+
+    size: Callable[[int], int]
+    title: Callable[[int], str]
+    load: Callable[[Dict[str, str], int, Path, int], Sets]
+
+
+TASKS: Dict[str, Task] = {
+    "digits": Task(lambda canvas: SIZE, lambda canvas: f"digits {SIZE}x{SIZE}",
+                   lambda environ, seed, scratch, canvas: digits(environ, seed, scratch)),
+    "cluttered": Task(lambda canvas: canvas,
+                      lambda canvas: f"cluttered MNIST {canvas}x{canvas}, {PIECES} pieces of "
+                                     f"{PIECE}x{PIECE}",
+                      lambda environ, seed, scratch, canvas: cluttered_digits(
+                          environ, seed, scratch, canvas))}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--task`` and ``--canvas``."""
+    parser.add_argument("--task", choices=sorted(TASKS), default="digits",
+                        help="digits: mnist-10k resized to 16x16 (default); cluttered: "
+                             "cluttered MNIST, each 28x28 digit at a random place on a "
+                             f"--canvas square with {PIECES} crops of {PIECE}x{PIECE} of other "
+                             "digits")
+    parser.add_argument("--canvas", type=int, default=CANVAS,
+                        help=f"with --task cluttered: the canvas side (default {CANVAS})")
