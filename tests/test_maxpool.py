@@ -105,3 +105,12 @@ def test_pool_cell_learns_as_with_torchs_max_pooling(monkeypatch):
     for ours, theirs in zip(fast, plain):
         assert torch.equal(ours[0].nan_to_num(), theirs[0].nan_to_num())
         assert torch.equal(ours[1], theirs[1])
+
+
+def test_torch_func_transforms_take_torchs_operator():
+    x = _input((64, 16, 24, 24)).nan_to_num(0.0, 0.0, 0.0)
+    ours = torch.func.grad(lambda t: max_pool2d(t, (2, 2), (2, 2)).sum())(x)
+    theirs = torch.func.grad(lambda t: F.max_pool2d(t, (2, 2), (2, 2)).sum())(x)
+    assert torch.equal(ours, theirs)
+    batched = torch.func.vmap(lambda t: max_pool2d(t, (2, 2), (2, 2)))(x.view(8, 8, 16, 24, 24))
+    assert torch.equal(batched.reshape(64, 16, 12, 12), F.max_pool2d(x, (2, 2), (2, 2)))

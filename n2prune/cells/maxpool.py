@@ -57,10 +57,17 @@ class _ChannelsLastMaxPool(torch.autograd.Function):
 
 
 def fast_path(x: torch.Tensor) -> bool:
-    """Whether :func:`max_pool2d` runs ``x`` through the channels-last kernel."""
+    """Whether :func:`max_pool2d` runs ``x`` through the channels-last kernel (not under
+    ``torch.func`` transforms: grad, vmap and jvp take torch's own operator, as an
+    autograd.Function without ``setup_context`` and layout queries fail there)."""
     return (not torch.jit.is_tracing() and isinstance(x, torch.Tensor) and x.dim() == 4
             and x.dtype in _FAST_DTYPES and x.device.type == "cpu"
-            and x.numel() >= FAST_MIN_ELEMENTS and x.is_contiguous())
+            and x.numel() >= FAST_MIN_ELEMENTS and not _functorch_wrapped(x)
+            and x.is_contiguous())
+
+
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor",
+                             lambda x: False)
 
 
 def max_pool2d(x: torch.Tensor, kernel: Pair, stride: Pair, padding: Pair = (0, 0)
