@@ -124,7 +124,6 @@ def test_solver_registered_after_import_is_accepted_from_ini(tmp_path):
 class OnesFiller(Initializer):
     """A plug-in weight filler: every value = scale."""
 
-    NAME: ClassVar[str] = "OnesFiller"
     KEYS: ClassVar[Tuple[Key, ...]] = (Key("Scale", "scale", read_float, 1.0),)
     scale: float = 1.0
 
@@ -135,13 +134,14 @@ class OnesFiller(Initializer):
 def test_weight_filler_registered_after_import_fills_from_ini(tmp_path):
     with WEIGHT_INITIALIZERS.registered("OnesFiller", OnesFiller):
         net = net_with(tmp_path, "WeightsFiller=OnesFiller\nWeightsFiller.Scale=0.5")
+        # the name is written once, in the registration; written back the same
+        assert OnesFiller(0.5).ini_lines("WeightsFiller") == \
+            ["WeightsFiller=OnesFiller", "WeightsFiller.Scale=0.5"]
     assert torch.equal(net.cells["conv"].weight, torch.full((2, 1, 3, 3), 0.5))
 
 
 class Negate(Activation):
     """A plug-in activation: y = -x."""
-
-    NAME = "Negate"
 
     def forward(self, x):
         return -x

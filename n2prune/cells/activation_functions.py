@@ -34,7 +34,7 @@ _REMOVED = ("Quantization", "MovingAverage", "MA_Window", "EMA_Alpha", "Log2Roun
 class Activation(nn.Module):
     """Base of the activation modules: an INI name and a parameter table."""
 
-    NAME: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # the registered name (set by the registry)
     KEYS: ClassVar[Tuple[Key, ...]] = ()
     # True for *WithLoss: N2D2 passes the target error through unchanged (the loss owns it).
     with_loss: ClassVar[bool] = False
@@ -54,7 +54,6 @@ def _non_negative(cls: str, name: str, value: float) -> float:
 class Linear(Activation):
     """y = x, clamped to [-clipping, clipping] when clipping is not 0."""
 
-    NAME = "Linear"
     KEYS = (Key("Clipping", "clipping", read_float, 0.0, "clamp to [-C, C]; 0 = none"),)
 
     def __init__(self, clipping: float = 0.0):
@@ -69,7 +68,6 @@ class Linear(Activation):
 class Rectifier(Activation):
     """y = x if x > 0 else leak_slope·x; positives capped at clipping when clipping > 0."""
 
-    NAME = "Rectifier"
     KEYS = (Key("LeakSlope", "leak_slope", read_float, 0.0, "slope for x <= 0"),
             Key("Clipping", "clipping", read_float, 0.0, "cap for x > 0; 0 = none"))
 
@@ -94,7 +92,6 @@ class Rectifier(Activation):
 class Tanh(Activation):
     """y = tanh(alpha·x)."""
 
-    NAME = "Tanh"
     KEYS = (Key("Alpha", "alpha", read_float, 1.0, "input scale"),)
 
     def __init__(self, alpha: float = 1.0):
@@ -112,7 +109,6 @@ LECUN_ALPHA = 1.7159 * 2.0 / 3.0
 class TanhLeCun(Tanh):
     """y = tanh(1.7159·2/3·x) ≈ tanh(1.1439·x): N2D2's reading, not 1.7159·tanh(2x/3)."""
 
-    NAME = "TanhLeCun"
     KEYS = (Key("Alpha", "alpha", read_float, LECUN_ALPHA, "input scale"),)
 
     def __init__(self, alpha: float = LECUN_ALPHA):
@@ -123,8 +119,6 @@ class TanhLeCun(Tanh):
 class Logistic(Activation):
     """y = 1 / (1 + exp(-x))."""
 
-    NAME = "Logistic"
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
 
@@ -133,7 +127,6 @@ class Logistic(Activation):
 class LogisticWithLoss(Logistic):
     """Sigmoid whose backward N2D2 skips: train with BCE-with-logits on its input."""
 
-    NAME = "LogisticWithLoss"
     with_loss = True
 
 
@@ -141,7 +134,6 @@ class LogisticWithLoss(Logistic):
 class Saturation(Activation):
     """y = clamp(x, -threshold, threshold)."""
 
-    NAME = "Saturation"
     KEYS = (Key("Threshold", "threshold", read_float, 1.0, "saturation level"),)
 
     def __init__(self, threshold: float = 1.0):
@@ -156,8 +148,6 @@ class Saturation(Activation):
 class Softplus(Activation):
     """y = log(1 + exp(x))."""
 
-    NAME = "Softplus"
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.softplus(x)
 
@@ -165,8 +155,6 @@ class Softplus(Activation):
 @ACTIVATIONS.register("Swish")
 class Swish(Activation):
     """y = x·sigmoid(x)."""
-
-    NAME = "Swish"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(x)
@@ -253,9 +241,9 @@ def build_activation(section: Any, default: Optional[str] = None,
 def _unknown_parameter(full: str, suffix: str, cls: type, prefix: str) -> str:
     if cls.KEYS:
         message = unknown_key_message(full, cls.KEYS, prefix).replace(
-            "unknown parameter", f"unknown {cls.NAME} parameter", 1)
+            "unknown parameter", f"unknown {cls.name} parameter", 1)
     else:
-        message = f"unknown parameter {full!r}: {cls.NAME} has no parameters"
+        message = f"unknown parameter {full!r}: {cls.name} has no parameters"
     if suffix.startswith(_REMOVED):
         message += ("; activation quantization parameters no longer exist in N2D2 "
                     "(use QAct=... instead)")

@@ -110,7 +110,7 @@ class Initializer:
     outputs-first one (a transposed convolution) or for a grouped or masked weight.
     """
 
-    NAME: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # the registered name (set by the registry)
     KEYS: ClassVar[Tuple[Key, ...]] = ()
 
     def __call__(self, tensor: torch.Tensor, generator: Generator = None,
@@ -126,7 +126,7 @@ class Initializer:
 
     def ini_lines(self, prefix: str) -> list:
         """``Prefix=Name`` and ``Prefix.P=value`` lines reproducing this filler."""
-        lines = [f"{prefix}={self.NAME}"]
+        lines = [f"{prefix}={self.name}"]
         lines += [f"{prefix}.{key.ini}={getattr(self, key.arg)}" for key in self.KEYS]
         return lines
 
@@ -136,7 +136,6 @@ class Initializer:
 class NormalFiller(Initializer):
     """N(mean, std_dev)."""
 
-    NAME: ClassVar[str] = "NormalFiller"
     KEYS: ClassVar[Tuple[Key, ...]] = (Key("Mean", "mean", read_float, 0.0),
                                        Key("StdDev", "std_dev", read_float, 1.0))
     mean: float = 0.0
@@ -151,7 +150,6 @@ class NormalFiller(Initializer):
 class UniformFiller(Initializer):
     """U[min, max]."""
 
-    NAME: ClassVar[str] = "UniformFiller"
     KEYS: ClassVar[Tuple[Key, ...]] = (Key("Min", "min", read_float, 0.0),
                                        Key("Max", "max", read_float, 1.0))
     min: float = 0.0
@@ -166,7 +164,6 @@ class UniformFiller(Initializer):
 class ConstantFiller(Initializer):
     """Every value = value (``Value`` is required in INI files)."""
 
-    NAME: ClassVar[str] = "ConstantFiller"
     KEYS: ClassVar[Tuple[Key, ...]] = (Key("Value", "value", read_float, REQUIRED),)
     value: float = 0.0
 
@@ -179,7 +176,6 @@ class ConstantFiller(Initializer):
 class HeFiller(Initializer):
     """scaling·N(mean_norm/n, sqrt(2/n)), n = fan_in, (fan_in+fan_out)/2 or fan_out."""
 
-    NAME: ClassVar[str] = "HeFiller"
     KEYS: ClassVar[Tuple[Key, ...]] = (
         Key("VarianceNorm", "variance_norm", read_enum(VARIANCE_NORMS), "FanIn"),
         Key("MeanNorm", "mean_norm", read_float, 0.0),
@@ -198,7 +194,6 @@ class HeFiller(Initializer):
 class XavierFiller(Initializer):
     """scaling·U[-sqrt(3/n), sqrt(3/n)] (or scaling·N(0, sqrt(1/n)) with Normal)."""
 
-    NAME: ClassVar[str] = "XavierFiller"
     KEYS: ClassVar[Tuple[Key, ...]] = (
         Key("VarianceNorm", "variance_norm", read_enum(VARIANCE_NORMS), "FanIn"),
         Key("Distribution", "distribution", read_enum(DISTRIBUTIONS), "Uniform"),
