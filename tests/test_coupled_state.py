@@ -10,7 +10,7 @@ import torch
 
 import n2prune
 from test_prune_coupled import STREAMS, Residual
-from test_sensitivity_train import RESIDUAL
+from nets import RESIDUAL
 
 X = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
 

@@ -11,6 +11,7 @@ from torch import nn
 
 import n2prune
 from n2prune.prune.coupled import coupled_units
+from nets import RESIDUAL_NET  # a stem and a residual block summed, an Fc head
 
 STREAMS = ["stem", "conv2", "down", "skip"]
 
@@ -175,66 +176,18 @@ def test_one_unit_one_threshold():
         n2prune.Pruner(cells)
 
 
-INI = """[sp]
-SizeX=8
-SizeY=8
-NbChannels=3
-
-[stem]
-Input=sp
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=8
-ActivationFunction=Rectifier
-ConfigSection=prune.config
-QWeight=Prune
-
-[a]
-Input=stem
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=8
-ActivationFunction=Rectifier
-
-[b]
-Input=a
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=8
-ActivationFunction=Linear
-{b_prune}
-
-[sum]
-Input=b,stem
-Type=ElemWise
-NbOutputs=8
-Operation=Sum
-ActivationFunction=Rectifier
-
-[fc]
-Input=sum
-Type=Fc
-NbOutputs=4
-ActivationFunction=Linear
-
-[softmax]
-Input=fc
-Type=Softmax
-NbOutputs=4
-WithLoss=1
-
-[softmax.Target]
-
+# stem and b summed, b's pruning lines left to each test ({b_prune}), Static 0.5 Coupled
+INI = RESIDUAL_NET.format(
+    input="[sp]\nSizeX=8\nSizeY=8\nNbChannels=3", a_outputs=8, classes=4,
+    stem="ConfigSection=prune.config\nQWeight=Prune", a="", b="{b_prune}",
+    configs="""
 [prune.config]
 QWeight.PruningMode=Static
 QWeight.PruningFiller=L1Norm
 QWeight.PruningPattern=Channel
 QWeight.PruningScope=Coupled
 QWeight.Threshold=0.5
-"""
+""")
 
 
 def test_an_ini_network_couples_its_residual_sum(tmp_path):

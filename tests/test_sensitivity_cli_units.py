@@ -3,7 +3,8 @@ budgeted and written back as one, as ``n2prune-train --budget sensitivity`` does
 
 import n2prune
 from n2prune.cli import sensitivity_main
-from test_sensitivity_train import RESIDUAL, _curves
+from nets import RESIDUAL
+from test_sensitivity_train import _curves
 
 
 def _run(tmp_path, *extra):

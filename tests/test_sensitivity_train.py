@@ -10,6 +10,7 @@ import n2prune
 from n2prune.cli import sensitivity_main, train_main
 from n2prune.compact.costs import macs
 from n2prune.sensitivity import allocate, measure_latency, sensitivity
+from nets import RESIDUAL  # stem + b summed (Coupled), a alone, on the embedded digits
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "networks" / "digits.ini")
@@ -157,88 +158,6 @@ def test_the_command_scores_by_loss_as_the_training_budget_does(tmp_path):
     assert command == pytest.approx({k: trained[k] for k in command}, abs=1e-6)
     assert sensitivity_main([DIGITS, "--quiet", "-valid-metric", "Lost", "--output",
                              str(tmp_path / "bad")]) == 2
-
-
-RESIDUAL = """
-[database]
-Type=Digits_Database
-Learn=0.7
-Validation=0.1
-
-[sp]
-SizeX=8
-SizeY=8
-NbChannels=1
-BatchSize=32
-
-[stem]
-Input=sp
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=8
-ActivationFunction=Rectifier
-ConfigSection=stream.config
-QWeight=Prune
-
-[a]
-Input=stem
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=16
-ActivationFunction=Rectifier
-ConfigSection=single.config
-QWeight=Prune
-
-[b]
-Input=a
-Type=Conv
-KernelDims=3 3
-Padding=1
-NbOutputs=8
-ActivationFunction=Linear
-ConfigSection=stream.config
-QWeight=Prune
-
-[sum]
-Input=b,stem
-Type=ElemWise
-NbOutputs=8
-Operation=Sum
-ActivationFunction=Rectifier
-
-[fc]
-Input=sum
-Type=Fc
-NbOutputs=10
-ActivationFunction=Linear
-
-[softmax]
-Input=fc
-Type=Softmax
-NbOutputs=10
-WithLoss=1
-
-[softmax.Target]
-
-[single.config]
-Solvers.LearningRate=0.05
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=L1Norm
-QWeight.PruningPattern=Channel
-QWeight.Threshold=0.5
-QWeight.StartThreshold=0.1
-
-[stream.config]
-Solvers.LearningRate=0.05
-QWeight.PruningMode=Gradual
-QWeight.PruningFiller=L1Norm
-QWeight.PruningPattern=Channel
-QWeight.PruningScope=Coupled
-QWeight.Threshold=0.5
-QWeight.StartThreshold=0.1
-"""
 
 
 def test_coupled_cells_are_one_unit_of_the_budget(tmp_path):
