@@ -30,6 +30,9 @@ Pair = Tuple[int, int]
 FAST_MIN_ELEMENTS = 32768
 _FAST_DTYPES = (torch.float32, torch.float64)
 _DILATION = (1, 1)
+# torch.func's wrapped tensors (grad, vmap, jvp); a torch without the query has none
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor",
+                             lambda x: False)
 
 
 class _ChannelsLastMaxPool(torch.autograd.Function):
@@ -64,10 +67,6 @@ def fast_path(x: torch.Tensor) -> bool:
             and x.dtype in _FAST_DTYPES and x.device.type == "cpu"
             and x.numel() >= FAST_MIN_ELEMENTS and not _functorch_wrapped(x)
             and x.is_contiguous())
-
-
-_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor",
-                             lambda x: False)
 
 
 def max_pool2d(x: torch.Tensor, kernel: Pair, stride: Pair, padding: Pair = (0, 0)
